@@ -1,0 +1,9 @@
+"""Market-scenario generator built as a Dagster asset graph.
+
+The computational core lives in :mod:`scenarios_assets.core` (no Dagster import); the Dagster layer in
+:mod:`scenarios_assets.defs`; downstream users load the written catalog with :func:`load_scenarios`.
+"""
+
+from scenarios_assets.core.storage import load_scenarios
+
+__all__ = ["load_scenarios"]

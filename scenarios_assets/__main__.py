@@ -1,0 +1,3 @@
+from scenarios_assets.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,307 @@
+"""The seed-compatible command line: generates the scenario library through Dagster.
+
+Every invocation runs the same jobs as the UI and the daemon against the instance in DAGSTER_HOME
+(default: the project's .dagster_home), so CLI runs appear in the Dagster UI. Bad flags or bad input
+exit with status 2 and one line naming the problem, before anything is generated or written.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+import time
+import warnings
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+
+from scenarios_assets.core.config import config_hash, default_config, load_config
+from scenarios_assets.core.errors import ScenarioInputError
+from scenarios_assets.core.families import CLI_TYPES, FAMILY_SPECS, enabled, families_for_type
+from scenarios_assets.core.paths import DEFAULT_DAGSTER_HOME, DEFAULT_OUTPUT_DIR, PROJECT_ROOT
+from scenarios_assets.core.severity import parse_severities
+from scenarios_assets.core.storage import SUMMARY_FILE
+
+EXIT_OK, EXIT_RUN_FAILED, EXIT_BAD_INPUT = 0, 1, 2
+# Config keys that --num-scenarios sets: the scenario count of every family that has one.
+NUM_SCENARIOS_KEYS = (("stochastic", "monte_carlo", "num_scenarios"), ("stochastic", "bootstrap", "num_scenarios"))
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):  # one line, exit 2, like every other bad input
+        raise ScenarioInputError(f"{self.prog}: {message}")
+
+
+def _iso_date(text: str) -> str:
+    try:
+        return date.fromisoformat(text).isoformat()
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a date (use YYYY-MM-DD)") from None
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="scenarios", description="Generate the market-scenario library through Dagster.")
+    p.add_argument("--type", default="all", choices=CLI_TYPES, help="which scenario families to generate")
+    p.add_argument("--include-full-cycles", action="store_true", help="also replay full market cycles")
+    p.add_argument("--num-scenarios", type=_positive_int, help="scenarios per severity for stochastic families")
+    p.add_argument("--severity", default="all", choices=("moderate", "severe", "extreme", "all"))
+    p.add_argument("--save-timeseries", action="store_true", default=None, help="write scenario_timeseries.parquet")
+    p.add_argument("--no-save-timeseries", dest="save_timeseries", action="store_false", help="metadata and summary only")
+    p.add_argument("--parallel", action="store_true", help="run the families of a severity as parallel processes")
+    p.add_argument("--workers", type=_positive_int, help="processes for --parallel (default: config, 2)")
+    p.add_argument("--symbols", help="comma-separated universe, e.g. SPX,AAPL,MSFT (default: all)")
+    p.add_argument("--start-date", type=_iso_date, help="first date of market data to use (YYYY-MM-DD)")
+    p.add_argument("--end-date", type=_iso_date, help="last date of market data to use (YYYY-MM-DD)")
+    p.add_argument("--dry-run", action="store_true", help="generate and validate, write no catalog files")
+    p.add_argument("--market-data", help="OHLCV Parquet/CSV file or directory, or a postgresql:// URL")
+    p.add_argument("--output-dir", help=f"where the catalog files go (default: {DEFAULT_OUTPUT_DIR})")
+    p.add_argument("--config", help="YAML config overriding the shipped defaults")
+    p.add_argument("--seed", type=int, help="base seed of every random draw")
+    p.add_argument("--verbose", action="store_true", help="show Dagster's logs")
+    return p
+
+
+@dataclass
+class Plan:
+    """What one CLI invocation runs, resolved and validated before any Dagster run starts."""
+
+    families: list[str]
+    severities: list[str]
+    settings: dict
+    config: dict
+    output_dir: Path
+    parallel: bool
+    workers: int
+    verbose: bool
+
+
+def plan_from_args(args: argparse.Namespace) -> Plan:
+    if args.start_date and args.end_date and args.end_date < args.start_date:
+        raise ScenarioInputError(f"--end-date {args.end_date} is before --start-date {args.start_date}")
+    overrides: dict = {}
+    if args.seed is not None:
+        overrides["seed"] = args.seed
+    data = {}
+    if args.symbols is not None:
+        symbols = [s.strip() for s in args.symbols.split(",") if s.strip()]
+        if not symbols:
+            raise ScenarioInputError("--symbols is empty (give e.g. --symbols SPX,AAPL)")
+        data["symbols_universe"] = symbols
+    if args.start_date:
+        data["start_date"] = args.start_date
+    if args.end_date:
+        data["end_date"] = args.end_date
+    if data:
+        overrides["data"] = data
+    generation: dict = {}
+    if args.include_full_cycles:
+        generation["historical"] = {"include_full_cycles": True}
+    if args.num_scenarios is not None:
+        defaults = default_config()["generation"]
+        present = [keys for keys in NUM_SCENARIOS_KEYS if _has_path(defaults, keys)]
+        if not present:
+            raise ScenarioInputError("--num-scenarios: no stochastic family is available in this version")
+        for keys in present:
+            _set_path(generation, keys, args.num_scenarios)
+    if generation:
+        overrides["generation"] = generation
+    performance: dict = {}
+    if args.save_timeseries is not None:
+        performance["save_timeseries"] = args.save_timeseries
+    if performance:
+        overrides["performance"] = performance
+
+    config = load_config(args.config, overrides)
+    families = [f for f in families_for_type(args.type) if enabled(FAMILY_SPECS[f], config)]
+    if not families:
+        raise ScenarioInputError(f"--type {args.type}: no enabled scenario family of that type in this version")
+    severities = parse_severities(args.severity)
+    parallel = bool(args.parallel or config["performance"]["parallel"])
+    workers = int(args.workers or config["performance"]["workers"])
+    output_dir = Path(args.output_dir or os.environ.get("SCENARIOS_OUTPUT_DIR") or DEFAULT_OUTPUT_DIR).resolve()
+    settings = {
+        "config_file": str(Path(args.config).resolve()) if args.config else "",
+        "overrides_json": json.dumps(overrides, sort_keys=True),
+        "output_dir": str(output_dir),
+        "families": families,
+        "severities": severities,
+        "dry_run": bool(args.dry_run),
+    }
+    if args.market_data:
+        source = args.market_data
+        settings["market_data"] = source if "://" in source else str(Path(source).resolve())
+    return Plan(families, severities, settings, config, output_dir, parallel, workers, args.verbose)
+
+
+def _has_path(mapping: dict, keys: tuple[str, ...]) -> bool:
+    for key in keys:
+        if not isinstance(mapping, dict) or key not in mapping:
+            return False
+        mapping = mapping[key]
+    return True
+
+
+def _set_path(mapping: dict, keys: tuple[str, ...], value) -> None:
+    for key in keys[:-1]:
+        mapping = mapping.setdefault(key, {})
+    mapping[keys[-1]] = value
+
+
+def preflight(plan: Plan) -> str:
+    """Load and validate the market data exactly as the asset will, so bad input fails here, cleanly."""
+    from scenarios_assets.core.market import load_market_data
+    from scenarios_assets.core.paths import BUNDLED_OHLCV
+
+    data = plan.config["data"]
+    market = load_market_data(
+        plan.settings.get("market_data") or os.environ.get("SCENARIOS_MARKET_DATA") or BUNDLED_OHLCV,
+        symbols=data["symbols_universe"] or None,
+        start_date=data["start_date"],
+        end_date=data["end_date"],
+        lookback_years=data["lookback_years"],
+        reference_symbol=data["reference_symbol"],
+    )
+    return (
+        f"market data {market.source}: {len(market.symbols)} symbols, {market.dates[0].date()}..{market.dates[-1].date()}, "
+        f"version {market.data_version}"
+    )
+
+
+def ensure_dagster_home() -> Path:
+    """DAGSTER_HOME, defaulting to the project's .dagster_home with the project's dagster.yaml in it."""
+    home = Path(os.environ.get("DAGSTER_HOME") or DEFAULT_DAGSTER_HOME).resolve()
+    home.mkdir(parents=True, exist_ok=True)
+    os.environ["DAGSTER_HOME"] = str(home)
+    target, template = home / "dagster.yaml", PROJECT_ROOT / "dagster.yaml"
+    # A home without instance config gets the project's; the project's own home always tracks it.
+    stale = home == DEFAULT_DAGSTER_HOME.resolve() and target.exists() and target.read_bytes() != template.read_bytes()
+    if template.exists() and (not target.exists() or stale):
+        shutil.copyfile(template, target)
+    return home
+
+
+class RunFailed(RuntimeError):
+    pass
+
+
+def run_plan(plan: Plan, out=sys.stdout) -> int:
+    """Run market data, each severity's families, then the catalog, as Dagster runs on the instance."""
+    if not plan.verbose:
+        warnings.filterwarnings("ignore")
+    from dagster import DagsterInstance, execute_job, reconstructable
+
+    from scenarios_assets import definitions
+
+    home = ensure_dagster_home()
+    instance = DagsterInstance.get()
+    executor = {"multiprocess": {"max_concurrent": plan.workers}} if plan.parallel else {"in_process": {}}
+    base_config = {
+        "resources": {"settings": {"config": plan.settings}},
+        "execution": {"config": executor},
+    }
+    if not plan.verbose:
+        base_config["loggers"] = {"console": {"config": {"log_level": "CRITICAL"}}}
+    print(f"dagster instance: {home}", file=out)
+
+    def run(job_fn, label: str, partition: str | None = None, assets=None):
+        started = time.perf_counter()
+        tags = {"scenarios/cli": "1"} | ({"dagster/partition": partition} if partition else {})
+        result = execute_job(
+            reconstructable(job_fn), instance=instance, run_config=base_config, tags=tags, asset_selection=assets
+        )
+        seconds = time.perf_counter() - started
+        if not result.success:
+            raise RunFailed(f"{label} failed (run {result.run_id}): {_failure_message(result)}")
+        return result, seconds
+
+    from dagster import AssetKey
+
+    try:
+        _, secs = run(definitions.market_data_job_def, "market data")
+        print(f"  market data loaded and validated ({secs:.1f} s)", file=out)
+        family_keys = [AssetKey(["scenarios", FAMILY_SPECS[f].asset_name]) for f in plan.families]
+        for severity in plan.severities:
+            result, secs = run(definitions.scenarios_job_def, f"scenarios [{severity}]", severity, family_keys)
+            for line in _family_lines(result, severity):
+                print(line, file=out)
+            print(f"  {severity}: done in {secs:.1f} s", file=out)
+        result, secs = run(definitions.catalog_job_def, "catalog")
+    except RunFailed as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        print("previous catalog files were left untouched", file=sys.stderr)
+        return EXIT_RUN_FAILED
+    if plan.settings["dry_run"]:
+        print(f"  dry run: catalog validated, nothing written ({secs:.1f} s)", file=out)
+    else:
+        print(f"  catalog written to {plan.output_dir} ({secs:.1f} s)", file=out)
+        summary = plan.output_dir / SUMMARY_FILE
+        if summary.exists():
+            print("", file=out)
+            print(summary.read_text(), file=out, end="")
+    return EXIT_OK
+
+
+def _family_lines(result, severity: str) -> list[str]:
+    checks: dict[str, list] = {}
+    for evaluation in result.get_asset_check_evaluations():
+        checks.setdefault(evaluation.asset_key.path[-1], []).append(evaluation)
+    lines = []
+    for event in result.get_asset_materialization_events():
+        mat = event.materialization
+        name = mat.asset_key.path[-1]
+        md = mat.metadata
+        count = md["scenario_count"].value if "scenario_count" in md else "?"
+        skipped = md["skipped_count"].value if "skipped_count" in md else 0
+        evaluations = checks.get(name, [])
+        failed = [e.check_name for e in evaluations if not e.passed]
+        status = f"checks {len(evaluations) - len(failed)}/{len(evaluations)} passed" + (
+            f" (failed: {', '.join(failed)})" if failed else ""
+        )
+        seconds = md["generation_seconds"].value if "generation_seconds" in md else 0.0
+        lines.append(f"  {severity:<9}{name:<13}{count:>5} scenarios, {skipped} skipped, {status}, {seconds:.2f} s")
+    return lines
+
+
+def _failure_message(result) -> str:
+    """The innermost error message of the first failed step, without Dagster's wrapping."""
+    for event in result.all_events:
+        if event.is_step_failure:
+            error = event.step_failure_data.error
+            while error.cause is not None:
+                error = error.cause
+            message = error.message.strip()
+            for prefix in ("scenarios_assets.core.errors.ScenarioInputError: ", "dagster._core.definitions.events.Failure: "):
+                message = message.removeprefix(prefix)
+            return message.splitlines()[0] if message else error.cls_name or "unknown error"
+    return "a step failed; run with --verbose or open the run in the Dagster UI"
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        args = build_parser().parse_args(argv)
+        plan = plan_from_args(args)
+        print(f"scenarios: families {', '.join(plan.families)}; severities {', '.join(plan.severities)}; "
+              f"config {config_hash(plan.config)}")
+        print(f"  {preflight(plan)}")
+    except ScenarioInputError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    return run_plan(plan)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

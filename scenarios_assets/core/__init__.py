@@ -1,0 +1,1 @@
+"""Pure computational core: market data, scenario families, validation, storage. No Dagster imports."""

@@ -1,0 +1,80 @@
+"""The registry of scenario families: one entry per family, the only place a new family plugs in.
+
+The Dagster layer builds one severity-partitioned asset per entry and the CLI maps ``--type`` onto
+entries, so adding a family here adds it everywhere.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import pandas as pd
+
+from scenarios_assets.core.market import MarketData
+from scenarios_assets.core.scenario import ScenarioSet
+from scenarios_assets.core.validation import validate_set
+
+
+@dataclass(frozen=True)
+class GenerationContext:
+    """Everything a family generator may read; generators are pure functions of it."""
+
+    market: MarketData
+    economic: pd.DataFrame
+    config: dict
+    config_hash: str
+    severity: str
+
+    @property
+    def seed(self) -> int:
+        return int(self.config["seed"])
+
+
+@dataclass(frozen=True)
+class FamilySpec:
+    family: str  # the `family` field of each scenario
+    asset_name: str  # asset key scenarios/<asset_name>
+    config_section: str  # scenarios_pipeline.generation.<section>
+    cli_types: tuple[str, ...]  # --type values that select it (besides `all`)
+    generate: Callable[[GenerationContext], ScenarioSet]
+    description: str
+
+
+def _historical(ctx: GenerationContext) -> ScenarioSet:
+    from scenarios_assets.core.historical import generate_historical
+
+    return generate_historical(ctx)
+
+
+FAMILY_SPECS: dict[str, FamilySpec] = {
+    spec.family: spec
+    for spec in [
+        FamilySpec(
+            "historical", "historical", "historical", ("historical",), _historical,
+            "Named historical events and (optionally) full cycles, replayed at three severities.",
+        ),
+    ]
+}
+
+CLI_TYPES = ("all", "historical", "regime", "stochastic", "monte_carlo", "bootstrap", "stress")
+
+
+def families_for_type(type_: str) -> list[str]:
+    """Registered families selected by a ``--type`` value (may be empty for a type not yet built)."""
+    return [f for f, spec in FAMILY_SPECS.items() if type_ == "all" or type_ in spec.cli_types]
+
+
+def enabled(spec: FamilySpec, config: dict) -> bool:
+    return bool(config["generation"][spec.config_section].get("enabled", True))
+
+
+def generate_family(family: str, ctx: GenerationContext) -> ScenarioSet:
+    """Generate and validate one family at one severity, timing it."""
+    spec = FAMILY_SPECS[family]
+    started = time.perf_counter()
+    scenario_set = spec.generate(ctx)
+    validate_set(scenario_set)
+    scenario_set.generation_seconds = time.perf_counter() - started
+    return scenario_set

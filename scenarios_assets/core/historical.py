@@ -1,0 +1,209 @@
+"""Historical replays: named events and full cycles replayed on every symbol that covers them.
+
+Severity scales each symbol's excess daily log-returns around its long-run drift mu:
+    r' = mu + k (r - mu),   k = 0.5 (moderate), 1.0 (severe: as it happened), 1.5 (extreme)
+so a severe replay reproduces recorded closes exactly, and moderate/extreme halve/amplify the moves.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from scenarios_assets.catalog import load_catalog
+from scenarios_assets.core.scenario import Scenario, ScenarioSet, portfolio_returns, scenario_id, ANNUALISATION
+from scenarios_assets.core.severity import Severity
+
+FAMILY = "historical"
+
+
+@dataclass(frozen=True)
+class Event:
+    key: str
+    name: str
+    kind: str  # event | full_cycle
+    scenario_type: str
+    start: pd.Timestamp
+    end: pd.Timestamp
+    description: str
+    source: str
+    symbols: tuple[str, ...] | None = None
+    volatility_multiplier: float | None = None
+    key_events: dict | None = None
+    projected: bool = False
+
+    @classmethod
+    def from_record(cls, rec: dict) -> "Event":
+        return cls(
+            key=rec["key"],
+            name=rec["name"],
+            kind=rec["kind"],
+            scenario_type=rec["scenario_type"],
+            start=pd.Timestamp(rec["start"]),
+            end=pd.Timestamp(rec["end"]),
+            description=rec["description"],
+            source=rec["source"],
+            symbols=tuple(rec["symbols"]) if rec.get("symbols") else None,
+            volatility_multiplier=rec.get("volatility_multiplier"),
+            key_events={str(k): v for k, v in (rec.get("key_events") or {}).items()},
+            projected=bool(rec.get("projected", False)),
+        )
+
+
+def load_events(include_full_cycles: bool) -> list[Event]:
+    events = [Event.from_record(r) for r in load_catalog("historical_events")["events"]]
+    return [e for e in events if e.kind == "event" or include_full_cycles]
+
+
+@dataclass(frozen=True)
+class Replay:
+    """A replayed window: dates, symbols, scaled returns and prices, per-symbol coverage."""
+
+    dates: np.ndarray
+    symbols: list[str]
+    returns: np.ndarray
+    prices: np.ndarray
+    coverage: dict[str, float]
+
+
+def replay_window(
+    close: pd.DataFrame,
+    start: pd.Timestamp,
+    end: pd.Timestamp,
+    scale: float,
+    drift: pd.Series,
+    *,
+    context_days: int = 0,
+    min_coverage: float = 0.95,
+    symbols: list[str] | None = None,
+) -> Replay | str:
+    """Replay [start, end] (plus context sessions each side) of ``close``; a string says why it cannot be."""
+    calendar = close.index
+    first, last = calendar[0], calendar[-1]
+    if end < first or start > last:
+        return f"window {start.date()}..{end.date()} lies outside the market data ({first.date()}..{last.date()})"
+    i0 = max(int(calendar.searchsorted(start, "left")) - context_days, 0)
+    i1 = min(int(calendar.searchsorted(end, "right")) - 1 + context_days, len(calendar) - 1)
+    if i1 <= i0:
+        return f"window {start.date()}..{end.date()} holds fewer than two trading days of the market data"
+    candidates = [s for s in (symbols or close.columns) if s in close.columns]
+    if not candidates:
+        return f"none of its symbols ({', '.join(symbols or [])}) is in the market data"
+    # Coverage counts the event's business days beyond either end of the data as missing, so an event
+    # that runs past the data is not mistaken for a covered one.
+    window = close.iloc[i0 : i1 + 1][candidates]
+    known = window.index[(window.index >= start) & (window.index <= end)]
+    one_day = pd.Timedelta(days=1)
+    outside = len(pd.bdate_range(start, min(end, first - one_day))) + len(pd.bdate_range(max(start, last + one_day), end))
+    expected = max(len(known) + outside, 1)
+    coverage = window.loc[known].notna().sum() / expected
+    chosen = [s for s in candidates if coverage[s] >= min_coverage]
+    if not chosen:
+        best = coverage.idxmax()
+        return (
+            f"no symbol covers at least {min_coverage:.0%} of the window {start.date()}..{end.date()} "
+            f"(best: {best} with {coverage[best]:.0%}; data {first.date()}..{last.date()})"
+        )
+    # Context sessions extend the window only as far as every chosen symbol has data.
+    seen = close[chosen].notna().to_numpy()
+    first_rows = np.argmax(seen, axis=0)
+    last_rows = len(seen) - 1 - np.argmax(seen[::-1], axis=0)
+    e0 = int(calendar.searchsorted(start, "left"))
+    e1 = int(calendar.searchsorted(end, "right")) - 1
+    i0 = max(i0, min(int(first_rows.max()), e0))
+    i1 = min(i1, max(int(last_rows.min()), e1))
+    window = close.iloc[i0 : i1 + 1][candidates]
+    block = close.iloc[max(i0 - 1, 0) : i1 + 1][chosen].to_numpy(np.float64)
+    has_anchor_row = i0 > 0
+    log_p = np.log(block)
+    steps = np.arange(len(block), dtype=np.float64)[:, None]
+    valid = np.isfinite(log_p)
+    anchor = np.argmax(valid, axis=0)  # first row with data, per symbol
+    cols = np.arange(len(chosen))
+    log_anchor = log_p[anchor, cols]
+    mu = drift.reindex(chosen).fillna(0.0).to_numpy()
+    trend = log_anchor + mu * (steps - anchor)
+    scaled = trend + scale * (log_p - trend)
+    prices = np.exp(scaled)
+    returns = np.full_like(prices, np.nan)
+    returns[1:] = prices[1:] / prices[:-1] - 1.0
+    returns[anchor, cols] = 0.0
+    returns[~valid] = np.nan
+    if has_anchor_row:  # the session before the window only anchors the first day's return
+        prices, returns = prices[1:], returns[1:]
+    dates = window.index.to_numpy().astype("datetime64[D]")
+    return Replay(dates, chosen, returns, prices, {s: round(float(coverage[s]), 4) for s in chosen})
+
+
+def generate_historical(ctx) -> ScenarioSet:
+    """One scenario per catalog event at ``ctx.severity``; events that cannot be replayed are reported."""
+    cfg = ctx.config["generation"]["historical"]
+    severity = Severity(ctx.severity)
+    market = ctx.market
+    drift = market.long_run_drift()
+    history = market.close.pct_change(fill_method=None)
+    scenarios, skipped = [], []
+    events = load_events(cfg["include_full_cycles"])
+    for event in events:
+        replay = replay_window(
+            market.close,
+            event.start,
+            event.end,
+            severity.replay_scale,
+            drift,
+            context_days=int(cfg["include_context_days"]),
+            min_coverage=float(cfg["min_coverage"]),
+            symbols=list(event.symbols) if event.symbols else None,
+        )
+        if isinstance(replay, str):
+            reason = replay
+            if event.projected:
+                reason = f"projected beyond the market data: {reason}"
+            skipped.append({"name": event.name, "key": event.key, "reason": reason, "projected": event.projected})
+            continue
+        scenario = Scenario(
+            id=scenario_id(FAMILY, event.key, severity.value),
+            name=event.name,
+            family=FAMILY,
+            scenario_type=event.scenario_type,
+            severity=severity.value,
+            dates=replay.dates,
+            symbols=replay.symbols,
+            returns=replay.returns,
+            prices=replay.prices,
+            metadata={
+                "event_key": event.key,
+                "kind": event.kind,
+                "description": event.description,
+                "event_start": str(event.start.date()),
+                "event_end": str(event.end.date()),
+                "context_days": int(cfg["include_context_days"]),
+                "replay_scale": severity.replay_scale,
+                "nominal_volatility_multiplier": event.volatility_multiplier,
+                "key_events": event.key_events,
+                "coverage": replay.coverage,
+                "excluded_symbols": sorted(set(event.symbols or market.symbols) - set(replay.symbols)),
+                "projected": event.projected,
+                "source": event.source,
+                "calibration_source": f"replay of market data {market.data_version} ({market.source})",
+            },
+        )
+        scenario.set_volatility_multiplier(_portfolio_vol(history, replay.symbols))
+        scenarios.append(scenario)
+    return ScenarioSet(
+        family=FAMILY,
+        severity=severity.value,
+        scenarios=scenarios,
+        data_version=market.data_version,
+        config_hash=ctx.config_hash,
+        skipped=skipped,
+        metadata={"events_in_catalog": len(events), "replay_scale": severity.replay_scale},
+    )
+
+
+def _portfolio_vol(history_returns: pd.DataFrame, symbols: list[str]) -> float:
+    """Long-run annualised volatility of the equal-weight portfolio of ``symbols``."""
+    port = portfolio_returns(history_returns[symbols].to_numpy(np.float64)[1:])
+    return float(np.std(port, ddof=1) * np.sqrt(ANNUALISATION))

@@ -1,0 +1,326 @@
+"""Market data: read the OHLCV contract, validate it, and hold it as an aligned close/volume panel.
+
+Validation raises :class:`ScenarioInputError` with one message naming the source and the problem, so a
+bad file stops the run before anything is generated or written.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow.dataset as pads
+
+from scenarios_assets.core.errors import ScenarioInputError
+
+OHLCV_COLUMNS = ("symbol", "date", "open", "high", "low", "close", "volume")
+PRICE_COLUMNS = ("open", "high", "low", "close")
+# A close that moves by more than this factor in one session is a data error (unadjusted split, typo).
+MAX_DAILY_FACTOR = 10.0
+# Up to this many missing sessions inside a symbol's history are forward-filled (holiday calendars of
+# different sources); a longer hole is a gap the user must fix.
+MAX_FILLED_SESSIONS = 5
+ANNUALISATION = 252
+
+
+def read_ohlcv(source: str | Path) -> pd.DataFrame:
+    """Read long OHLCV rows from a Parquet/CSV file or a directory of them."""
+    text = str(source)
+    if text.startswith(("postgresql://", "postgres://")):
+        from scenarios_assets.core.database import read_ohlcv_postgres  # optional driver, imported on use
+
+        return read_ohlcv_postgres(text)
+    path = Path(source)
+    if not path.exists():
+        raise ScenarioInputError(f"market data '{source}' does not exist (expected a Parquet/CSV file or directory)")
+    files = sorted(p for p in path.rglob("*") if p.suffix in (".parquet", ".csv")) if path.is_dir() else [path]
+    if not files:
+        raise ScenarioInputError(f"market data '{source}': the directory holds no .parquet or .csv file")
+    frames = []
+    for file in files:
+        try:
+            if file.suffix == ".parquet":
+                frames.append(pads.dataset(file).to_table().to_pandas())
+            elif file.suffix == ".csv":
+                frames.append(pd.read_csv(file))
+            else:
+                raise ScenarioInputError(f"market data '{file}': unsupported file type (use .parquet or .csv)")
+        except (OSError, ValueError, pd.errors.ParserError) as exc:
+            if isinstance(exc, ScenarioInputError):
+                raise
+            raise ScenarioInputError(f"market data '{file}' could not be read: {exc}") from None
+    return pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+
+
+def validate_ohlcv(raw: pd.DataFrame, source: str) -> tuple[pd.DataFrame, dict]:
+    """Check the OHLCV contract; return the rows typed and sorted by (symbol, date), and a report."""
+    missing = [c for c in OHLCV_COLUMNS if c not in raw.columns]
+    if missing:
+        raise ScenarioInputError(
+            f"market data '{source}': missing required column(s) {', '.join(missing)} "
+            f"(expected {', '.join(OHLCV_COLUMNS)})"
+        )
+    if raw.empty:
+        raise ScenarioInputError(f"market data '{source}' has no rows")
+    df = raw.loc[:, list(OHLCV_COLUMNS)].copy()
+    if df["symbol"].isna().any():
+        raise ScenarioInputError(f"market data '{source}': {int(df['symbol'].isna().sum())} row(s) have no symbol")
+    df["symbol"] = df["symbol"].astype(str)
+    try:
+        df["date"] = pd.to_datetime(df["date"]).dt.tz_localize(None).dt.normalize()
+    except (ValueError, TypeError) as exc:
+        raise ScenarioInputError(f"market data '{source}': column 'date' is not a date: {exc}") from None
+    if df["date"].isna().any():
+        raise ScenarioInputError(f"market data '{source}': {int(df['date'].isna().sum())} row(s) have no date")
+    for col in (*PRICE_COLUMNS, "volume"):
+        try:
+            df[col] = pd.to_numeric(df[col]).astype("float64")
+        except (ValueError, TypeError):
+            raise ScenarioInputError(f"market data '{source}': column '{col}' is not numeric") from None
+
+    def first_row(mask: pd.Series) -> str:
+        row = df.loc[mask].iloc[0]
+        return f"{row['symbol']} on {row['date'].date()}"
+
+    close = df["close"]
+    bad_close = close.isna() | ~np.isfinite(close) | (close <= 0)
+    if bad_close.any():
+        raise ScenarioInputError(
+            f"market data '{source}': {int(bad_close.sum())} row(s) with a missing, zero, negative or non-finite "
+            f"close (first: {first_row(bad_close)}, close={df.loc[bad_close, 'close'].iloc[0]}); prices must be > 0"
+        )
+    for col in ("open", "high", "low"):
+        bad = df[col].notna() & (~np.isfinite(df[col]) | (df[col] <= 0))
+        if bad.any():
+            raise ScenarioInputError(
+                f"market data '{source}': {int(bad.sum())} row(s) with a zero, negative or non-finite {col} "
+                f"(first: {first_row(bad)}); prices must be > 0"
+            )
+    hl = df["high"].notna() & df["low"].notna()
+    bad_range = hl & (
+        (df["high"] < df["low"])
+        | (df["close"] > df["high"] * (1 + 1e-6))
+        | (df["close"] < df["low"] * (1 - 1e-6))
+    )
+    if bad_range.any():
+        raise ScenarioInputError(
+            f"market data '{source}': {int(bad_range.sum())} row(s) where the close lies outside [low, high] "
+            f"or high < low (first: {first_row(bad_range)})"
+        )
+    bad_volume = df["volume"].notna() & (~np.isfinite(df["volume"]) | (df["volume"] < 0))
+    if bad_volume.any():
+        raise ScenarioInputError(
+            f"market data '{source}': {int(bad_volume.sum())} row(s) with a negative or non-finite volume "
+            f"(first: {first_row(bad_volume)})"
+        )
+    dup = df.duplicated(["symbol", "date"], keep=False)
+    if dup.any():
+        raise ScenarioInputError(
+            f"market data '{source}': {int(dup.sum())} duplicate (symbol, date) row(s) (first: {first_row(dup)}); "
+            "keep one row per symbol and trading day"
+        )
+    reordered = not (
+        df["symbol"].is_monotonic_increasing
+        and df.groupby("symbol", sort=False)["date"].apply(lambda d: d.is_monotonic_increasing).all()
+    )
+    df = df.sort_values(["symbol", "date"], kind="stable").reset_index(drop=True)
+    same_symbol = df["symbol"].eq(df["symbol"].shift())
+    factor = (df["close"] / df["close"].shift()).where(same_symbol)
+    jump = (factor > MAX_DAILY_FACTOR) | (factor < 1 / MAX_DAILY_FACTOR)
+    if jump.any():
+        row = df.loc[jump].iloc[0]
+        raise ScenarioInputError(
+            f"market data '{source}': {int(jump.sum())} close-to-close move(s) beyond x{MAX_DAILY_FACTOR:g} in one "
+            f"session (first: {row['symbol']} on {row['date'].date()}, factor {factor[jump].iloc[0]:.3g}); "
+            "likely an unadjusted split or a bad value"
+        )
+    report = {"rows": len(df), "rows_reordered": bool(reordered)}
+    return df, report
+
+
+def data_version(df: pd.DataFrame) -> str:
+    """Content hash of validated OHLCV rows: equal data gives an equal version, whatever the file layout."""
+    hashed = pd.util.hash_pandas_object(df.loc[:, list(OHLCV_COLUMNS)], index=False).to_numpy()
+    return hashlib.sha256(hashed.tobytes()).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class MarketData:
+    """Aligned daily panel of the universe (dates x symbols) plus the reference index used for calibration.
+
+    ``close`` and ``volume`` share one trading calendar (the union of all sources' sessions); a cell is NaN
+    before a symbol's first and after its last session. ``reference`` is the market index (``SPX`` by
+    default) over the full history, kept even when the scenario universe is a subset of symbols.
+    """
+
+    close: pd.DataFrame
+    volume: pd.DataFrame
+    reference: pd.Series
+    data_version: str
+    source: str
+    report: dict = field(default_factory=dict)
+
+    @property
+    def symbols(self) -> list[str]:
+        return list(self.close.columns)
+
+    @property
+    def dates(self) -> pd.DatetimeIndex:
+        return self.close.index
+
+    def log_returns(self) -> pd.DataFrame:
+        """Daily log returns of every symbol (NaN outside a symbol's history)."""
+        return np.log(self.close).diff()
+
+    def long_run_drift(self) -> pd.Series:
+        """Mean daily log return of each symbol over its whole history in the panel."""
+        return self.log_returns().mean()
+
+    def summary(self) -> dict:
+        first = self.close.apply(pd.Series.first_valid_index)
+        last = self.close.apply(pd.Series.last_valid_index)
+        return {
+            "symbols": self.symbols,
+            "start_date": str(self.dates[0].date()),
+            "end_date": str(self.dates[-1].date()),
+            "trading_days": len(self.dates),
+            "observations": int(self.close.notna().sum().sum()),
+            "reference": self.reference.name,
+            "data_version": self.data_version,
+            "first_date_by_symbol": {s: str(d.date()) for s, d in first.items()},
+            "last_date_by_symbol": {s: str(d.date()) for s, d in last.items()},
+            **self.report,
+        }
+
+
+def build_market_data(
+    ohlcv: pd.DataFrame,
+    source: str,
+    *,
+    symbols: list[str] | None = None,
+    start_date: str | None = None,
+    end_date: str | None = None,
+    lookback_years: float | None = None,
+    reference_symbol: str = "SPX",
+    report: dict | None = None,
+) -> MarketData:
+    """Panel of validated OHLCV rows, restricted to the requested symbols and dates."""
+    version = data_version(ohlcv)
+    available = sorted(ohlcv["symbol"].unique())
+    if symbols:
+        unknown = [s for s in symbols if s not in available]
+        if unknown:
+            raise ScenarioInputError(
+                f"unknown symbol(s) {', '.join(unknown)} in market data '{source}' "
+                f"(available: {', '.join(available)})"
+            )
+    start = _parse_date(start_date, "start date")
+    end = _parse_date(end_date, "end date")
+    if start is not None and end is not None and end < start:
+        raise ScenarioInputError(f"end date {end.date()} is before start date {start.date()}")
+
+    close = ohlcv.pivot(index="date", columns="symbol", values="close").sort_index()
+    volume = ohlcv.pivot(index="date", columns="symbol", values="volume").reindex(close.index)
+    close.columns.name = volume.columns.name = None
+    close.index.name = volume.index.name = "date"
+    close, filled = _fill_short_gaps(close, source)
+
+    if reference_symbol in close.columns:
+        reference = close[reference_symbol].dropna().rename(reference_symbol)
+    else:  # no index in the data: an equal-weight index of the universe stands in, and says so
+        ew = np.exp(np.log(close).diff().mean(axis=1).fillna(0).cumsum()) * 100.0
+        reference = ew.rename("EQUAL_WEIGHT")
+
+    keep = symbols or available
+    close, volume = close.loc[:, keep], volume.loc[:, keep]
+    lo = close.index[0] if start is None else start
+    hi = close.index[-1] if end is None else end
+    if lookback_years:
+        lo = max(lo, hi - pd.DateOffset(years=float(lookback_years)))
+    window = (close.index >= lo) & (close.index <= hi)
+    if not window.any():
+        raise ScenarioInputError(
+            f"date range {lo.date()}..{hi.date()} holds no trading day of market data '{source}' "
+            f"({close.index[0].date()}..{close.index[-1].date()})"
+        )
+    close, volume = close.loc[window], volume.loc[window]
+    empty = [s for s in close.columns if close[s].isna().all()]
+    close, volume = close.drop(columns=empty), volume.drop(columns=empty)
+    if close.empty or close.shape[1] == 0:
+        raise ScenarioInputError(f"no symbol of market data '{source}' has data in {lo.date()}..{hi.date()}")
+    close = close.loc[close.notna().any(axis=1)]
+    volume = volume.reindex(close.index)
+    full_report = {**(report or {}), "filled_sessions": filled, "dropped_without_data": empty}
+    return MarketData(close, volume, reference, version, source, full_report)
+
+
+def _parse_date(value: str | None, what: str) -> pd.Timestamp | None:
+    if value in (None, ""):
+        return None
+    try:
+        return pd.Timestamp(value).normalize()
+    except (ValueError, TypeError):
+        raise ScenarioInputError(f"{what} '{value}' is not a date (use YYYY-MM-DD)") from None
+
+
+def _fill_short_gaps(close: pd.DataFrame, source: str) -> tuple[pd.DataFrame, int]:
+    """Forward-fill up to MAX_FILLED_SESSIONS missing sessions inside each symbol's history; longer holes fail."""
+    seen = close.notna()
+    inside = seen.cummax() & seen[::-1].cummax()[::-1]
+    filled = close.ffill(limit=MAX_FILLED_SESSIONS).where(inside)
+    hole = filled.isna() & inside
+    if hole.to_numpy().any():
+        symbol = hole.any()[lambda s: s].index[0]
+        days = hole.index[hole[symbol].to_numpy()]
+        before = close[symbol].loc[: days[0]].dropna().index[-1]
+        after = close[symbol].loc[days[0]:].dropna().index[0]
+        gap = int(((close.index > before) & (close.index < after)).sum())
+        raise ScenarioInputError(
+            f"market data '{source}': symbol {symbol} has a gap of {gap} trading days between "
+            f"{before.date()} and {after.date()} (at most {MAX_FILLED_SESSIONS} missing sessions are filled); "
+            "supply the missing rows or remove the symbol"
+        )
+    return filled, int((inside & ~seen).to_numpy().sum())
+
+
+def load_market_data(source: str | Path, **selection) -> MarketData:
+    """Read, validate and select: the one call from a source to the panel."""
+    raw = read_ohlcv(source)
+    ohlcv, report = validate_ohlcv(raw, str(source))
+    return build_market_data(ohlcv, str(source), report=report, **selection)
+
+
+def read_economic(source: str | Path) -> pd.DataFrame:
+    """Daily VIX and Treasury yields (wide, indexed by date); any column may be partial."""
+    path = Path(source)
+    if not path.exists():
+        raise ScenarioInputError(f"economic data '{source}' does not exist")
+    frame = pads.dataset(path).to_table().to_pandas() if path.suffix != ".csv" else pd.read_csv(path)
+    if "date" not in frame.columns:
+        raise ScenarioInputError(f"economic data '{source}': missing column 'date'")
+    frame["date"] = pd.to_datetime(frame["date"]).dt.normalize()
+    return frame.set_index("date").sort_index()
+
+
+def build_economic(market: MarketData, raw: pd.DataFrame | None) -> pd.DataFrame:
+    """VIX and rates on the market calendar; VIX gaps filled with the reference index's realised volatility.
+
+    The proxy is the 21-session realised volatility of the reference index's daily log returns,
+    annualised (x sqrt(252)) and in VIX points (x100). ``vix_source`` says per date which one was used.
+    """
+    calendar = market.dates
+    ref_returns = np.log(market.reference).diff()
+    realised = (ref_returns.rolling(21, min_periods=10).std() * np.sqrt(ANNUALISATION) * 100).reindex(calendar)
+    out = pd.DataFrame(index=calendar)
+    out["realised_vol_21d"] = realised
+    raw = raw if raw is not None else pd.DataFrame(index=pd.DatetimeIndex([], name="date"))
+    vix = raw["vix"].reindex(calendar) if "vix" in raw.columns else pd.Series(np.nan, index=calendar)
+    out["vix"] = vix.fillna(realised)
+    out["vix_source"] = np.where(vix.notna(), "vix", np.where(realised.notna(), "realised_vol_proxy", "none"))
+    for col in sorted(c for c in raw.columns if c.startswith("ust_")):
+        out[col] = raw[col].reindex(calendar, method=None).ffill(limit=MAX_FILLED_SESSIONS)
+    out.index.name = "date"
+    return out

@@ -1,0 +1,169 @@
+"""The one data model every family produces and every consumer reads: Scenario and ScenarioSet.
+
+A scenario's path is a (days x symbols) block of simple daily returns and prices (float32). The
+equal-weight portfolio of its symbols (daily rebalanced) gives the scenario-level statistics.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+FAMILIES = ("historical", "regime", "monte_carlo", "bootstrap", "stress")
+ANNUALISATION = 252
+
+
+@dataclass
+class Scenario:
+    id: str
+    name: str
+    family: str
+    scenario_type: str
+    severity: str
+    dates: np.ndarray  # datetime64[D], (T,)
+    symbols: list[str]
+    returns: np.ndarray  # float32 (T, N) simple returns; NaN where a symbol has no data
+    prices: np.ndarray  # float32 (T, N)
+    seed: int | None = None
+    metadata: dict = field(default_factory=dict)
+    validation: dict = field(default_factory=dict)
+    # Optional extra per-cell series written as Parquet columns (e.g. volume_multiplier, spread_multiplier).
+    extra: dict[str, np.ndarray] = field(default_factory=dict)
+    # Optional per-date flag for dates beyond the data (projected scenarios).
+    projected: np.ndarray | None = None
+    expected_return: float = field(init=False)
+    volatility_multiplier: float = field(init=False, default=1.0)
+    max_drawdown: float = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.dates = np.asarray(self.dates, dtype="datetime64[D]")
+        self.returns = np.asarray(self.returns, dtype=np.float32)
+        self.prices = np.asarray(self.prices, dtype=np.float32)
+        stats = path_statistics(self.returns, self.prices)
+        self.expected_return = stats["total_return"]
+        self.max_drawdown = stats["max_drawdown"]
+        self.metadata.setdefault("annualised_volatility", stats["annualised_volatility"])
+        self.metadata.setdefault("max_drawdown_by_symbol", stats["max_drawdown_by_symbol_list"])
+
+    @property
+    def start_date(self) -> str:
+        return str(self.dates[0])
+
+    @property
+    def end_date(self) -> str:
+        return str(self.dates[-1])
+
+    def set_volatility_multiplier(self, baseline_vol: float) -> None:
+        """Scenario volatility relative to the long-run volatility of the same portfolio."""
+        vol = self.metadata["annualised_volatility"]
+        self.volatility_multiplier = float(vol / baseline_vol) if baseline_vol > 0 else float("nan")
+
+    def record(self) -> dict:
+        """The JSON record of DESIGN.md section 4 (no arrays)."""
+        mdd = self.metadata.get("max_drawdown_by_symbol")
+        metadata = {k: v for k, v in self.metadata.items() if k != "max_drawdown_by_symbol"}
+        if isinstance(mdd, list):
+            metadata["max_drawdown_by_symbol"] = dict(zip(self.symbols, mdd))
+        return {
+            "id": self.id,
+            "name": self.name,
+            "family": self.family,
+            "scenario_type": self.scenario_type,
+            "severity": self.severity,
+            "start_date": self.start_date,
+            "end_date": self.end_date,
+            "symbols": list(self.symbols),
+            "num_days": int(len(self.dates)),
+            "expected_return": _round(self.expected_return),
+            "volatility_multiplier": _round(self.volatility_multiplier),
+            "max_drawdown": _round(self.max_drawdown),
+            "seed": self.seed,
+            "validation": self.validation,
+            "metadata": _jsonable(metadata),
+        }
+
+
+@dataclass
+class ScenarioSet:
+    """All scenarios of one family at one severity, with what was skipped and why."""
+
+    family: str
+    severity: str
+    scenarios: list[Scenario]
+    data_version: str
+    config_hash: str
+    skipped: list[dict] = field(default_factory=list)  # {"name": ..., "reason": ...}
+    metadata: dict = field(default_factory=dict)
+    validation: dict = field(default_factory=dict)  # check name -> {"passed", "value", "threshold", "blocking"}
+    generation_seconds: float = 0.0
+
+    def __len__(self) -> int:
+        return len(self.scenarios)
+
+    @property
+    def failed_checks(self) -> list[str]:
+        return [name for name, res in self.validation.items() if not res["passed"]]
+
+
+def slug(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "_", text.lower()).strip("_")
+
+
+def scenario_id(family: str, key: str, severity: str) -> str:
+    """Stable id: the same family, definition key and severity give the same id on every rerun."""
+    return f"{family}.{slug(key)}.{severity}"
+
+
+def max_drawdown(prices: np.ndarray) -> np.ndarray:
+    """Worst peak-to-trough fall along axis 0 (negative fraction), NaN-aware; works on (T, ...) arrays."""
+    peak = np.fmax.accumulate(prices, axis=0)
+    with np.errstate(invalid="ignore"):
+        dd = prices / peak - 1.0
+    return np.nanmin(np.where(np.isfinite(dd), dd, np.nan), axis=0)
+
+
+def portfolio_returns(returns: np.ndarray) -> np.ndarray:
+    """Equal-weight, daily rebalanced portfolio of the symbols present on each day."""
+    with np.errstate(invalid="ignore"):
+        present = np.isfinite(returns)
+        counts = present.sum(axis=-1)
+        total = np.where(present, returns, 0.0).sum(axis=-1, dtype=np.float64)
+        return np.where(counts > 0, total / np.maximum(counts, 1), 0.0)
+
+
+def path_statistics(returns: np.ndarray, prices: np.ndarray) -> dict:
+    port = portfolio_returns(returns)
+    wealth = np.cumprod(1.0 + port)
+    ann_vol = float(np.std(port, ddof=1) * np.sqrt(ANNUALISATION)) if len(port) > 1 else 0.0
+    return {
+        "total_return": float(wealth[-1] - 1.0),
+        "max_drawdown": float(min(0.0, max_drawdown(np.concatenate([[1.0], wealth])))),
+        "annualised_volatility": ann_vol,
+        "max_drawdown_by_symbol_list": [_round(v) for v in max_drawdown(prices.astype(np.float64))],
+    }
+
+
+def _round(value: float | None, digits: int = 6) -> float | None:
+    if value is None:
+        return None
+    value = float(value)
+    return round(value, digits) if np.isfinite(value) else None
+
+
+def _jsonable(value):
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, (np.floating, float)):
+        return _round(value)
+    if isinstance(value, np.integer):
+        return int(value)
+    if isinstance(value, (np.bool_,)):
+        return bool(value)
+    if isinstance(value, (pd.Timestamp, np.datetime64)):
+        return str(pd.Timestamp(value).date())
+    return value

@@ -1,0 +1,1 @@
+"""The thin Dagster layer: assets, checks, partitions, jobs, schedules, sensors and resources."""

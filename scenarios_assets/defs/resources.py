@@ -1,0 +1,51 @@
+"""Run settings shared by every asset: where the data is, where the catalog goes, which config."""
+
+
+import json
+import os
+from pathlib import Path
+
+from dagster import ConfigurableResource
+
+from scenarios_assets.core.config import config_hash, load_config
+from scenarios_assets.core.families import FAMILY_SPECS
+from scenarios_assets.core.paths import BUNDLED_ECONOMIC, BUNDLED_OHLCV, DEFAULT_OUTPUT_DIR
+from scenarios_assets.core.severity import SEVERITIES
+
+
+class ScenarioSettings(ConfigurableResource):
+    """Empty fields fall back to the environment (SCENARIOS_MARKET_DATA, SCENARIOS_OUTPUT_DIR,
+    SCENARIOS_CONFIG), then to the bundled data, ``data/scenarios`` and the shipped config."""
+
+    market_data: str = ""
+    economic_data: str = ""
+    output_dir: str = ""
+    config_file: str = ""
+    # Overrides of config keys (JSON of a partial `scenarios_pipeline` mapping), set by the CLI flags.
+    overrides_json: str = "{}"
+    # What the catalog holds: empty means every registered family and all severities.
+    families: list[str] = []
+    severities: list[str] = []
+    dry_run: bool = False
+
+    def market_data_source(self) -> str:
+        return self.market_data or os.environ.get("SCENARIOS_MARKET_DATA") or str(BUNDLED_OHLCV)
+
+    def economic_data_source(self) -> str:
+        return self.economic_data or os.environ.get("SCENARIOS_ECONOMIC_DATA") or str(BUNDLED_ECONOMIC)
+
+    def output_path(self) -> Path:
+        return Path(self.output_dir or os.environ.get("SCENARIOS_OUTPUT_DIR") or DEFAULT_OUTPUT_DIR)
+
+    def pipeline_config(self) -> dict:
+        path = self.config_file or os.environ.get("SCENARIOS_CONFIG") or None
+        return load_config(path, json.loads(self.overrides_json))
+
+    def config_hash(self) -> str:
+        return config_hash(self.pipeline_config())
+
+    def catalog_families(self) -> list[str]:
+        return self.families or list(FAMILY_SPECS)
+
+    def catalog_severities(self) -> list[str]:
+        return self.severities or list(SEVERITIES)

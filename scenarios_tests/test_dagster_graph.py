@@ -1,0 +1,86 @@
+"""The real Dagster graph on the bundled data: structure, checks, files, reproducibility."""
+
+import json
+
+import pyarrow.parquet as pq
+import pytest
+from dagster import AssetKey, instance_for_test
+
+from scenarios_assets.definitions import defs
+from scenarios_tests.dagster_helpers import materialize_graph
+
+
+def test_graph_structure():
+    graph = defs.resolve_asset_graph()
+    keys = {k.to_user_string() for k in graph.get_all_asset_keys()}
+    assert {"market_data/ohlcv", "market_data/economic", "scenarios/historical", "scenarios/catalog"} <= keys
+    historical = graph.get(AssetKey(["scenarios", "historical"]))
+    assert historical.partitions_def.get_partition_keys() == ["moderate", "severe", "extreme"]
+    assert graph.get(AssetKey(["scenarios", "catalog"])).partitions_def is None
+    assert graph.get(AssetKey(["market_data", "ohlcv"])).group_name == "market_data"
+    assert historical.group_name == "scenarios"
+    for name in ("market_data_job", "scenarios_job", "catalog_job"):
+        assert defs.resolve_job_def(name) is not None
+
+
+@pytest.fixture(scope="module")
+def two_builds(tmp_path_factory):
+    outs = []
+    for k in range(2):
+        out = tmp_path_factory.mktemp(f"out{k}")
+        with instance_for_test() as instance:
+            results = materialize_graph(instance, out, tmp_path_factory.mktemp(f"storage{k}"))
+        outs.append((out, results))
+    return outs
+
+
+def test_whole_graph_materialises_with_all_checks_passing(two_builds):
+    out, results = two_builds[0]
+    assert all(r.success for r in results)
+    evaluations = [e for r in results for e in r.get_asset_check_evaluations()]
+    assert evaluations and all(e.passed for e in evaluations), [e.check_name for e in evaluations if not e.passed]
+    assert {e.check_name for e in evaluations} >= {"finite_values", "positive_prices", "coverage", "complete_and_current"}
+    assert {p.name for p in out.iterdir()} == {
+        "scenario_metadata.json", "scenario_timeseries.parquet", "scenario_summary.txt"
+    }
+    doc = json.loads((out / "scenario_metadata.json").read_text())
+    severities = {s["severity"] for s in doc["scenarios"]}
+    assert severities == {"moderate", "severe", "extreme"}
+    assert {s["family"] for s in doc["scenarios"]} >= {"historical"}
+
+
+def test_same_data_config_seed_give_identical_outputs(two_builds):
+    (a, _), (b, _) = two_builds
+    doc_a = json.loads((a / "scenario_metadata.json").read_text())
+    doc_b = json.loads((b / "scenario_metadata.json").read_text())
+    for doc in (doc_a, doc_b):
+        doc.pop("generated_at")
+        for fam in doc["families"].values():
+            fam.pop("generation_seconds")
+    assert doc_a == doc_b
+    assert pq.read_table(a / "scenario_timeseries.parquet").equals(pq.read_table(b / "scenario_timeseries.parquet"))
+
+
+def test_catalog_refuses_half_finished_or_stale_sets_and_keeps_files(tmp_path):
+    """Missing partitions or sets built with another config fail the catalog visibly; files stay as they were."""
+    out, storage = tmp_path / "out", tmp_path / "storage"
+    with instance_for_test() as instance:
+        ok = materialize_graph(instance, out, storage, severities=["severe"], severities_setting=["severe"])
+        assert ok[-1].success
+        before = {p.name: p.read_bytes() for p in out.iterdir()}
+
+        # Only `severe` exists, but the catalog is asked for all three severities.
+        half = materialize_graph(instance, out, storage, severities=[], severities_setting=[])
+        assert not half[-1].success
+        failed = [e for e in half[-1].get_asset_check_evaluations() if not e.passed]
+        assert failed and "historical[moderate] has not been materialised" in failed[0].metadata["detail"].value
+
+        # Market data re-selected (another config) while the scenario sets are from the old one.
+        stale = materialize_graph(
+            instance, out, storage, severities=[], severities_setting=["severe"],
+            overrides_json='{"data": {"symbols_universe": ["SPX", "AAPL"]}}',
+        )
+        assert not stale[-1].success
+        detail = [e for e in stale[-1].get_asset_check_evaluations() if not e.passed][0].metadata["detail"].value
+        assert "historical[severe] was built with config" in detail
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
