@@ -289,8 +289,17 @@ def _failure_message(result) -> str:
     return "a step failed; run with --verbose or open the run in the Dagster UI"
 
 
+# Subcommands besides generation: name -> "module:function" taking argv and returning an exit code.
+SUBCOMMANDS: dict[str, str] = {}
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] in SUBCOMMANDS:
+        import importlib
+
+        module, function = SUBCOMMANDS[argv[0]].split(":")
+        return getattr(importlib.import_module(module), function)(argv[1:])
     try:
         args = build_parser().parse_args(argv)
         plan = plan_from_args(args)

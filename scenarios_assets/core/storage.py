@@ -188,6 +188,7 @@ def _stage(out: Path, name: str, write) -> Path:
     tmp = Path(tmp_name)
     try:
         write(tmp)
+        os.chmod(tmp, 0o644)  # mkstemp creates 0600; the catalog is meant to be read by other users
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
