@@ -201,6 +201,7 @@ def run_plan(plan: Plan, out=sys.stdout) -> int:
     """Run market data, each severity's families, then the catalog, as Dagster runs on the instance."""
     if not plan.verbose:
         warnings.filterwarnings("ignore")
+        os.environ.setdefault("PYTHONWARNINGS", "ignore")  # step subprocesses of --parallel inherit it
     from dagster import DagsterInstance, execute_job, reconstructable
 
     from scenarios_assets import definitions
