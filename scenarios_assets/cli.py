@@ -62,6 +62,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-save-timeseries", dest="save_timeseries", action="store_false", help="metadata and summary only")
     p.add_argument("--parallel", action="store_true", help="run the families of a severity as parallel processes")
     p.add_argument("--workers", type=_positive_int, help="processes for --parallel (default: config, 2)")
+    p.add_argument("--executor", choices=("in_process", "multiprocess", "dask"),
+                   help="how steps run (default: in_process, multiprocess with --parallel); dask: one task per "
+                        "family step on a dask.distributed cluster")
+    p.add_argument("--dask-scheduler", metavar="ADDRESS",
+                   help="scheduler of a running dask cluster, e.g. tcp://127.0.0.1:8786 (implies --executor dask; "
+                        "without it --executor dask starts a local cluster of --workers processes)")
     p.add_argument("--symbols", help="comma-separated universe, e.g. SPX,AAPL,MSFT (default: all)")
     p.add_argument("--start-date", type=_iso_date, help="first date of market data to use (YYYY-MM-DD)")
     p.add_argument("--end-date", type=_iso_date, help="last date of market data to use (YYYY-MM-DD)")
@@ -86,6 +92,8 @@ class Plan:
     parallel: bool
     workers: int
     verbose: bool
+    executor: str = "in_process"
+    dask_scheduler: str | None = None
 
 
 def plan_from_args(args: argparse.Namespace) -> Plan:
@@ -143,7 +151,11 @@ def plan_from_args(args: argparse.Namespace) -> Plan:
     if args.market_data:
         source = args.market_data
         settings["market_data"] = source if "://" in source else str(Path(source).resolve())
-    return Plan(families, severities, settings, config, output_dir, parallel, workers, args.verbose)
+    executor = args.executor or ("dask" if args.dask_scheduler else "multiprocess" if parallel else "in_process")
+    if args.dask_scheduler and executor != "dask":
+        raise ScenarioInputError(f"--dask-scheduler needs --executor dask, not --executor {executor}")
+    return Plan(families, severities, settings, config, output_dir, executor != "in_process", workers, args.verbose,
+                executor, args.dask_scheduler)
 
 
 def _has_path(mapping: dict, keys: tuple[str, ...]) -> bool:
@@ -197,8 +209,9 @@ class RunFailed(RuntimeError):
     pass
 
 
-def run_plan(plan: Plan, out=sys.stdout) -> int:
-    """Run market data, each severity's families, then the catalog, as Dagster runs on the instance."""
+def run_plan(plan: Plan, out=sys.stdout, tags: dict | None = None) -> int:
+    """Run market data, each severity's families, then the catalog, as Dagster runs on the instance
+    (``tags``: extra tags on every run, e.g. the REST API's request id)."""
     if not plan.verbose:
         warnings.filterwarnings("ignore")
         os.environ.setdefault("PYTHONWARNINGS", "ignore")  # step subprocesses of --parallel inherit it
@@ -208,7 +221,9 @@ def run_plan(plan: Plan, out=sys.stdout) -> int:
 
     home = ensure_dagster_home()
     instance = DagsterInstance.get()
-    executor = {"multiprocess": {"max_concurrent": plan.workers}} if plan.parallel else {"in_process": {}}
+    from scenarios_assets.defs.executors import execution_config
+
+    executor = execution_config(plan.executor, plan.workers, plan.dask_scheduler)
     base_config = {
         "resources": {"settings": {"config": plan.settings}},
         "execution": {"config": executor},
@@ -219,9 +234,9 @@ def run_plan(plan: Plan, out=sys.stdout) -> int:
 
     def run(job_fn, label: str, partition: str | None = None, assets=None):
         started = time.perf_counter()
-        tags = {"scenarios/cli": "1"} | ({"dagster/partition": partition} if partition else {})
+        run_tags = {"scenarios/cli": "1"} | (tags or {}) | ({"dagster/partition": partition} if partition else {})
         result = execute_job(
-            reconstructable(job_fn), instance=instance, run_config=base_config, tags=tags, asset_selection=assets
+            reconstructable(job_fn), instance=instance, run_config=base_config, tags=run_tags, asset_selection=assets
         )
         seconds = time.perf_counter() - started
         if not result.success:
@@ -291,7 +306,10 @@ def _failure_message(result) -> str:
 
 
 # Subcommands besides generation: name -> "module:function" taking argv and returning an exit code.
-SUBCOMMANDS: dict[str, str] = {}
+SUBCOMMANDS: dict[str, str] = {
+    "load-market-data": "scenarios_assets.db_cli:load_market_data_main",
+    "serve": "scenarios_assets.api:serve",
+}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -310,6 +328,13 @@ def main(argv: list[str] | None = None) -> int:
     except ScenarioInputError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    if plan.executor == "dask" and not plan.dask_scheduler:
+        from scenarios_assets.defs.executors import local_dask_cluster
+
+        ensure_dagster_home()  # before the workers start: they inherit DAGSTER_HOME, which the instance config reads
+        with local_dask_cluster(plan.workers, quiet=not plan.verbose) as address:
+            plan.dask_scheduler = address
+            return run_plan(plan)
     return run_plan(plan)
 
 

@@ -48,12 +48,55 @@ def _historical(ctx: GenerationContext) -> ScenarioSet:
     return generate_historical(ctx)
 
 
+def _regimes(ctx: GenerationContext) -> ScenarioSet:
+    from scenarios_assets.core.regimes import generate_regimes
+
+    return generate_regimes(ctx)
+
+
+def _stress(ctx: GenerationContext) -> ScenarioSet:
+    from scenarios_assets.core.stress import generate_stress
+
+    return generate_stress(ctx)
+
+
+def _monte_carlo(ctx: GenerationContext) -> ScenarioSet:
+    from scenarios_assets.core.monte_carlo import generate_monte_carlo
+
+    return generate_monte_carlo(ctx)
+
+
+def _bootstrap(ctx: GenerationContext) -> ScenarioSet:
+    from scenarios_assets.core.bootstrap import generate_bootstrap
+
+    return generate_bootstrap(ctx)
+
+
 FAMILY_SPECS: dict[str, FamilySpec] = {
     spec.family: spec
     for spec in [
         FamilySpec(
             "historical", "historical", "historical", ("historical",), _historical,
             "Named historical events and (optionally) full cycles, replayed at three severities.",
+        ),
+        FamilySpec(
+            "regime", "regimes", "regime", ("regime",), _regimes,
+            "Bull, bear, high-volatility and ranging segments of the S&P 500 (and configured indices), replayed "
+            "at three severities.",
+        ),
+        FamilySpec(
+            "monte_carlo", "monte_carlo", "stochastic", ("stochastic", "monte_carlo"), _monte_carlo,
+            "Monte Carlo paths: GARCH(1,1)-t (default), GBM or filtered historical simulation with correlated "
+            "innovations, calibrated per severity.",
+        ),
+        FamilySpec(
+            "bootstrap", "bootstrap", "stochastic", ("stochastic", "bootstrap"), _bootstrap,
+            "Circular or stationary block bootstrap of whole historical dates; severe/extreme draw high-volatility "
+            "blocks.",
+        ),
+        FamilySpec(
+            "stress", "stress", "stress", ("stress",), _stress,
+            "Four parametric and twelve named stress tests from the last market state, at three calibrated severities.",
         ),
     ]
 }

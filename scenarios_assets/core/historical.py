@@ -157,6 +157,8 @@ def generate_historical(ctx) -> ScenarioSet:
             min_coverage=float(cfg["min_coverage"]),
             symbols=list(event.symbols) if event.symbols else None,
         )
+        if isinstance(replay, str) and event.projected:  # runs past the data: replay its start, simulate the rest
+            replay = _projected_replay(ctx, event, severity, drift, cfg, replay)
         if isinstance(replay, str):
             reason = replay
             if event.projected:
@@ -173,6 +175,7 @@ def generate_historical(ctx) -> ScenarioSet:
             symbols=replay.symbols,
             returns=replay.returns,
             prices=replay.prices,
+            projected=getattr(replay, "projected", None),
             metadata={
                 "event_key": event.key,
                 "kind": event.kind,
@@ -188,6 +191,7 @@ def generate_historical(ctx) -> ScenarioSet:
                 "projected": event.projected,
                 "source": event.source,
                 "calibration_source": f"replay of market data {market.data_version} ({market.source})",
+                **getattr(replay, "metadata", {}),
             },
         )
         scenario.set_volatility_multiplier(_portfolio_vol(history, replay.symbols))
@@ -207,3 +211,26 @@ def _portfolio_vol(history_returns: pd.DataFrame, symbols: list[str]) -> float:
     """Long-run annualised volatility of the equal-weight portfolio of ``symbols``."""
     port = portfolio_returns(history_returns[symbols].to_numpy(np.float64)[1:])
     return float(np.std(port, ddof=1) * np.sqrt(ANNUALISATION))
+
+
+def _projected_replay(ctx, event: Event, severity: Severity, drift: pd.Series, cfg: dict, reason: str):
+    """A projected event: its observed start replayed, the rest simulated with the GARCH engine
+    (:func:`scenarios_assets.core.monte_carlo.project_event`); a string says why it cannot be."""
+    from scenarios_assets.core.monte_carlo import project_event, workers_of
+
+    projection = project_event(
+        ctx.market,
+        key=event.key,
+        start=event.start,
+        end=event.end,
+        severity=severity.value,
+        base_seed=ctx.seed,
+        scale=severity.replay_scale,
+        drift=drift,
+        context_days=int(cfg["include_context_days"]),
+        min_coverage=float(cfg["min_coverage"]),
+        mc_cfg=ctx.config["generation"]["stochastic"]["monte_carlo"],
+        symbols=list(event.symbols) if event.symbols else None,
+        workers=workers_of(ctx),
+    )
+    return f"{reason}; projection failed: {projection}" if isinstance(projection, str) else projection

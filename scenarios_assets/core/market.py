@@ -70,7 +70,9 @@ def validate_ohlcv(raw: pd.DataFrame, source: str) -> tuple[pd.DataFrame, dict]:
         raise ScenarioInputError(f"market data '{source}': {int(df['symbol'].isna().sum())} row(s) have no symbol")
     df["symbol"] = df["symbol"].astype(str)
     try:
-        df["date"] = pd.to_datetime(df["date"]).dt.tz_localize(None).dt.normalize()
+        # One unit whatever the source (Parquet date32/timestamps, CSV text, PostgreSQL date), so equal rows
+        # give an equal data version.
+        df["date"] = pd.to_datetime(df["date"]).dt.tz_localize(None).dt.normalize().astype("datetime64[s]")
     except (ValueError, TypeError) as exc:
         raise ScenarioInputError(f"market data '{source}': column 'date' is not a date: {exc}") from None
     if df["date"].isna().any():
@@ -206,24 +208,24 @@ def build_market_data(
     lookback_years: float | None = None,
     reference_symbol: str = "SPX",
     report: dict | None = None,
+    available_symbols: list[str] | None = None,
 ) -> MarketData:
-    """Panel of validated OHLCV rows, restricted to the requested symbols and dates."""
+    """Panel of validated OHLCV rows, restricted to the requested symbols and dates.
+
+    ``available_symbols``: every symbol the source holds when ``ohlcv`` is a selection of it (see
+    ``load_market_data``); a requested one without rows here is then reported as without data, not unknown."""
     version = data_version(ohlcv)
-    available = sorted(ohlcv["symbol"].unique())
+    available = sorted(ohlcv["symbol"].unique() if available_symbols is None else available_symbols)
     if symbols:
         unknown = [s for s in symbols if s not in available]
         if unknown:
-            raise ScenarioInputError(
-                f"unknown symbol(s) {', '.join(unknown)} in market data '{source}' "
-                f"(available: {', '.join(available)})"
-            )
+            raise unknown_symbols_error(unknown, available, source)
     start = _parse_date(start_date, "start date")
     end = _parse_date(end_date, "end date")
     if start is not None and end is not None and end < start:
         raise ScenarioInputError(f"end date {end.date()} is before start date {start.date()}")
 
-    close = ohlcv.pivot(index="date", columns="symbol", values="close").sort_index()
-    volume = ohlcv.pivot(index="date", columns="symbol", values="volume").reindex(close.index)
+    close, volume = _wide(ohlcv, ("close", "volume"))
     close.columns.name = volume.columns.name = None
     close.index.name = volume.index.name = "date"
     close, filled = _fill_short_gaps(close, source)
@@ -235,7 +237,7 @@ def build_market_data(
         reference = ew.rename("EQUAL_WEIGHT")
 
     keep = symbols or available
-    close, volume = close.loc[:, keep], volume.loc[:, keep]
+    close, volume = close.reindex(columns=keep), volume.reindex(columns=keep)
     lo = close.index[0] if start is None else start
     hi = close.index[-1] if end is None else end
     if lookback_years:
@@ -255,6 +257,20 @@ def build_market_data(
     volume = volume.reindex(close.index)
     full_report = {**(report or {}), "filled_sessions": filled, "dropped_without_data": empty}
     return MarketData(close, volume, reference, version, source, full_report)
+
+
+def _wide(ohlcv: pd.DataFrame, columns: tuple[str, ...]) -> list[pd.DataFrame]:
+    """Dates x symbols panels of ``columns`` (sorted both ways; NaN where a symbol has no row), as
+    ``DataFrame.pivot`` gives them for validated rows (unique per symbol and date), without its sort-based
+    reshape: one scatter per column, ~10x faster on a million rows."""
+    date_codes, dates = pd.factorize(ohlcv["date"], sort=True)
+    symbol_codes, symbols = pd.factorize(ohlcv["symbol"], sort=True)
+    panels = []
+    for column in columns:
+        values = np.full((len(dates), len(symbols)), np.nan)
+        values[date_codes, symbol_codes] = ohlcv[column].to_numpy(dtype="float64", na_value=np.nan)
+        panels.append(pd.DataFrame(values, index=pd.DatetimeIndex(dates, name="date"), columns=pd.Index(symbols)))
+    return panels
 
 
 def _parse_date(value: str | None, what: str) -> pd.Timestamp | None:
@@ -286,11 +302,70 @@ def _fill_short_gaps(close: pd.DataFrame, source: str) -> tuple[pd.DataFrame, in
     return filled, int((inside & ~seen).to_numpy().sum())
 
 
+def unknown_symbols_error(unknown: list[str], available: list[str], source: str) -> ScenarioInputError:
+    return ScenarioInputError(
+        f"unknown symbol(s) {', '.join(unknown)} in market data '{source}' (available: {', '.join(available)})"
+    )
+
+
+def select_rows(
+    ohlcv: pd.DataFrame,
+    symbols: list[str] | None = None,
+    start: pd.Timestamp | None = None,
+    end: pd.Timestamp | None = None,
+    reference_symbol: str | None = None,
+) -> pd.DataFrame:
+    """The rows a selection needs: the requested symbols plus the reference index, on the requested dates,
+    except the reference, kept over its whole history for calibration. ``core.database.select_query`` is the
+    same predicate in SQL."""
+    mask = pd.Series(True, index=ohlcv.index)
+    if symbols:
+        mask &= ohlcv["symbol"].isin([*symbols, *([reference_symbol] if reference_symbol else [])])
+    if start is not None or end is not None:
+        window = pd.Series(True, index=ohlcv.index)
+        if start is not None:
+            window &= ohlcv["date"] >= start
+        if end is not None:
+            window &= ohlcv["date"] <= end
+        if reference_symbol:
+            window |= ohlcv["symbol"] == reference_symbol
+        mask &= window
+    return ohlcv if mask.all() else ohlcv.loc[mask].reset_index(drop=True)
+
+
 def load_market_data(source: str | Path, **selection) -> MarketData:
-    """Read, validate and select: the one call from a source to the panel."""
-    raw = read_ohlcv(source)
-    ohlcv, report = validate_ohlcv(raw, str(source))
-    return build_market_data(ohlcv, str(source), report=report, **selection)
+    """Read, validate and select: the one call from a source to the panel.
+
+    Only the rows the selection needs (``select_rows``) enter the panel and its data version, whatever the
+    source: a ``postgresql://`` source gets the selection in its SQL query (``core.database``), a file is read
+    and validated whole, then selected. The same rows thus give the same panel and data version from either.
+    """
+    symbols = selection.get("symbols") or None
+    start = _parse_date(selection.get("start_date"), "start date")
+    end = _parse_date(selection.get("end_date"), "end date")
+    reference = selection.get("reference_symbol", "SPX")
+    if str(source).startswith(("postgresql://", "postgres://")):
+        from scenarios_assets.core.database import read_ohlcv_postgres, source_name
+
+        name = source_name(str(source))
+        raw = read_ohlcv_postgres(str(source), symbols, start, end, reference)  # checks unknown symbols
+        if raw.empty and (symbols or start is not None or end is not None):
+            raise ScenarioInputError(f"market data '{name}' has no rows for the requested symbols and dates")
+        ohlcv, report = validate_ohlcv(raw, name)
+        available = sorted({*symbols, *ohlcv["symbol"].unique()}) if symbols else None
+    else:
+        name = str(source)
+        ohlcv, report = validate_ohlcv(read_ohlcv(source), name)
+        available = sorted(ohlcv["symbol"].unique()) if symbols else None
+        if symbols:
+            unknown = [s for s in symbols if s not in available]
+            if unknown:
+                raise unknown_symbols_error(unknown, available, name)
+        ohlcv = select_rows(ohlcv, symbols, start, end, reference)
+        if ohlcv.empty:
+            raise ScenarioInputError(f"market data '{name}' has no rows for the requested symbols and dates")
+    report = {**report, "rows": len(ohlcv)}
+    return build_market_data(ohlcv, name, report=report, available_symbols=available, **selection)
 
 
 def read_economic(source: str | Path) -> pd.DataFrame:

@@ -6,6 +6,7 @@ equal-weight portfolio of its symbols (daily rebalanced) gives the scenario-leve
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass, field
 
@@ -142,7 +143,10 @@ def path_statistics(returns: np.ndarray, prices: np.ndarray) -> dict:
         "total_return": float(wealth[-1] - 1.0),
         "max_drawdown": float(min(0.0, max_drawdown(np.concatenate([[1.0], wealth])))),
         "annualised_volatility": ann_vol,
-        "max_drawdown_by_symbol_list": [_round(v) for v in max_drawdown(prices.astype(np.float64))],
+        # = [_round(v) for v in ...], without a NumPy scalar per symbol (1,000 scenarios x 500 symbols)
+        "max_drawdown_by_symbol_list": [
+            round(v, 6) if math.isfinite(v) else None for v in max_drawdown(prices.astype(np.float64)).tolist()
+        ],
     }
 
 

@@ -71,50 +71,81 @@ def metadata_document(build: CatalogBuild) -> dict:
 
 def timeseries_table(scenarios: list[Scenario]) -> pa.Table:
     """Long format, one row per scenario x symbol x date (symbol-major within a scenario), float32, no
-    rows where a symbol has no data. Built from whole arrays per scenario, never per row."""
-    ids, names, syms, dates, rets, prices = [], [], [], [], [], []
-    extras: dict[str, list] = {name: [] for name in EXTRA_COLUMNS}
-    projected = []
+    rows where a symbol has no data. Built from whole arrays per scenario, never per row: the columns are
+    allocated once and each scenario's block is written into them in place (a scenario with data in
+    every cell needs no mask), so 1,000 scenarios x 252 days x 500 symbols take about a second and no
+    more memory than the table itself."""
     id_codes = {s.id: i for i, s in enumerate(scenarios)}
     symbol_codes: dict[str, int] = {}
+    layout = []  # (present mask or None when every cell has data, row count, symbol codes) per scenario
+    written_extras = set()
     for s in scenarios:
-        t, n = s.prices.shape
-        present = ~np.isnan(s.prices.T.ravel())
         codes = np.array([symbol_codes.setdefault(sym, len(symbol_codes)) for sym in s.symbols], dtype=np.int32)
-        ids.append(np.full(present.sum(), id_codes[s.id], dtype=np.int32))
-        syms.append(np.repeat(codes, t)[present])
-        dates.append(np.tile(s.dates.astype("datetime64[D]").astype(np.int32), n)[present])
-        rets.append(s.returns.T.ravel()[present])
-        prices.append(s.prices.T.ravel()[present])
+        missing = np.isnan(s.prices)
+        present = None if not missing.any() else ~missing.T.ravel()
+        rows = s.prices.size if present is None else int(present.sum())
+        layout.append((present, rows, codes))
         for name in EXTRA_COLUMNS:
             series = s.extra.get(name)
-            extras[name].append(
-                np.full(present.sum(), np.nan, np.float32) if series is None else series.astype(np.float32).T.ravel()[present]
-            )
+            if name not in written_extras and series is not None:
+                values = series.astype(np.float32)
+                if np.isfinite(values if present is None else values.T.ravel()[present]).any():
+                    written_extras.add(name)
+    total = sum(rows for _, rows, _ in layout)
+    ids = np.empty(total, np.int32)
+    syms = np.empty(total, np.int32)
+    dates = np.empty(total, np.int32)
+    rets = np.empty(total, np.float32)
+    prices = np.empty(total, np.float32)
+    projected = np.empty(total, bool)
+    extras = {name: np.empty(total, np.float32) for name in EXTRA_COLUMNS if name in written_extras}
+    offset = 0
+    for s, (present, rows, codes) in zip(scenarios, layout):
+        t, n = s.prices.shape
+        part = slice(offset, offset + rows)
+        offset += rows
+        day_codes = s.dates.astype("datetime64[D]").astype(np.int32)
         flag = s.projected if s.projected is not None else np.zeros(t, dtype=bool)
-        projected.append(np.tile(flag, n)[present])
-
-    def cat(parts, dtype):
-        return np.concatenate(parts) if parts else np.array([], dtype=dtype)
+        ids[part] = id_codes[s.id]
+        cells = {"returns": (rets, s.returns), "prices": (prices, s.prices)}
+        for name, column in extras.items():
+            series = s.extra.get(name)
+            cells[name] = (column, None if series is None else series.astype(np.float32))
+        if present is None:  # every cell has data: write the transposed blocks straight into the columns
+            syms[part].reshape(n, t)[...] = codes[:, None]
+            dates[part].reshape(n, t)[...] = day_codes[None, :]
+            projected[part].reshape(n, t)[...] = flag[None, :]
+            for column, values in cells.values():
+                column[part].reshape(n, t)[...] = np.nan if values is None else values.T
+        else:
+            syms[part] = np.repeat(codes, t)[present]
+            dates[part] = np.tile(day_codes, n)[present]
+            projected[part] = np.tile(flag, n)[present]
+            for column, values in cells.values():
+                column[part] = np.nan if values is None else values.T.ravel()[present]
 
     id_dict = pa.array([s.id for s in scenarios], pa.string())
     name_dict = pa.array([s.name for s in scenarios], pa.string())
     sym_dict = pa.array(list(symbol_codes), pa.string())
-    id_idx = pa.array(cat(ids, np.int32))
+    id_idx = pa.array(ids)
     columns = {
         "scenario_id": pa.DictionaryArray.from_arrays(id_idx, id_dict),
         "scenario_name": pa.DictionaryArray.from_arrays(id_idx, name_dict),
-        "symbol": pa.DictionaryArray.from_arrays(pa.array(cat(syms, np.int32)), sym_dict),
-        "date": pa.array(cat(dates, np.int32)).cast(pa.date32()),
-        "returns": pa.array(cat(rets, np.float32)),
-        "prices": pa.array(cat(prices, np.float32)),
+        "symbol": pa.DictionaryArray.from_arrays(pa.array(syms), sym_dict),
+        "date": pa.array(dates).cast(pa.date32()),
+        "returns": pa.array(rets),
+        "prices": pa.array(prices),
     }
     for name in EXTRA_COLUMNS:
-        values = cat(extras[name], np.float32)
-        if np.isfinite(values).any():
-            columns[name] = pa.array(values, from_pandas=True)
-    columns["projected"] = pa.array(cat(projected, bool))
+        if name in extras:
+            columns[name] = pa.array(extras[name], from_pandas=True)
+    columns["projected"] = pa.array(projected)
     return pa.table(columns)
+
+
+# Dictionary encoding only where it pays (the float columns would fill a dictionary page and fall back to
+# plain encoding anyway, at three times the write time).
+DICTIONARY_COLUMNS = ["scenario_id", "scenario_name", "symbol", "date"]
 
 
 def summary_text(build: CatalogBuild, document: dict) -> str:
@@ -166,7 +197,9 @@ def write_catalog(build: CatalogBuild, output_dir: str | Path, save_timeseries: 
         if save_timeseries:
             table = timeseries_table(build.scenarios)
             staged[TIMESERIES_FILE] = _stage(
-                out, TIMESERIES_FILE, lambda p: pq.write_table(table, p, compression="zstd", compression_level=3)
+                out, TIMESERIES_FILE, lambda p: pq.write_table(
+                    table, p, compression="zstd", compression_level=3, use_dictionary=DICTIONARY_COLUMNS
+                )
             )
         staged[SUMMARY_FILE] = _stage(out, SUMMARY_FILE, lambda p: p.write_text(summary_text(build, document)))
     except BaseException:

@@ -24,7 +24,8 @@ from scenarios_assets.core.library import IncompleteLibraryError, assemble_build
 from scenarios_assets.core.market import MarketData
 from scenarios_assets.core.scenario import ScenarioSet
 from scenarios_assets.core.storage import utc_now, write_catalog
-from scenarios_assets.core.validation import checks_for, validate_set
+from scenarios_assets.core.validation import CATALOG_CHECKS, catalog_checks, checks_for, validate_set
+from scenarios_assets.defs.automation import catalog_condition
 from scenarios_assets.defs.monitoring import markdown_table, measured
 from scenarios_assets.defs.partitions import severity_partitions
 from scenarios_assets.defs.resources import ScenarioSettings
@@ -78,12 +79,31 @@ def family_metadata(ss: ScenarioSet, figures: dict) -> dict:
         "unique_names": len({s.name for s in ss.scenarios}),
         "symbols_covered": len(symbols),
         "min_coverage": min((s.validation["coverage"]["value"] or 0.0 for s in ss.scenarios), default=0.0),
+        **diversity_metadata(ss),
         "generation_seconds": round(ss.generation_seconds, 3),
         "data_version": ss.data_version,
         "config_hash": ss.config_hash,
         "failed_checks": MetadataValue.json(ss.failed_checks),
         "scenarios": MetadataValue.md(markdown_table(rows)),
         **{f"step_{k}": v for k, v in figures.items()},
+    }
+
+
+def diversity_metadata(ss: ScenarioSet) -> dict:
+    """How different the scenarios of a set are: windows, dates, outcomes (for monitoring in the UI)."""
+    windows = {(s.start_date, s.end_date) for s in ss.scenarios}
+    returns = [s.expected_return for s in ss.scenarios]
+    drawdowns = [s.max_drawdown for s in ss.scenarios]
+    coverage = [s.validation.get("coverage", {}).get("value") for s in ss.scenarios]
+    coverage = [c for c in coverage if c is not None]
+    return {
+        "unique_date_ranges": len(windows),
+        "date_range": f"{min(s.start_date for s in ss.scenarios)}..{max(s.end_date for s in ss.scenarios)}"
+        if ss.scenarios else "none",
+        "mean_coverage": round(sum(coverage) / len(coverage), 4) if coverage else 0.0,
+        "return_dispersion": round(float(pd.Series(returns).std(ddof=0)), 6) if returns else 0.0,
+        "return_range": MetadataValue.json([round(min(returns), 6), round(max(returns), 6)] if returns else []),
+        "max_drawdown_range": MetadataValue.json([round(min(drawdowns), 6), round(max(drawdowns), 6)] if drawdowns else []),
     }
 
 
@@ -116,6 +136,32 @@ def build_family_asset(spec: FamilySpec) -> AssetsDefinition:
 family_assets = [build_family_asset(spec) for spec in FAMILY_SPECS.values()]
 
 
+def failure_rates_by_family(sets: list[ScenarioSet]) -> dict[str, float]:
+    """Failed validation checks / checks run, per family (all severities)."""
+    run, failed = Counter(), Counter()
+    for ss in sets:
+        run[ss.family] += len(ss.validation)
+        failed[ss.family] += len(ss.failed_checks)
+    return {family: round(failed[family] / run[family], 4) if run[family] else 0.0 for family in run}
+
+
+def write_report_files(context: AssetExecutionContext, out, written: dict) -> dict:
+    """scenario_report.html and its PNG charts next to the catalog files (atomically, core/report.py); the
+    charts as asset metadata. The report is a by-product: if it fails, the catalog stands and says why."""
+    from scenarios_assets.core.report import REPORT_FILE, write_report
+
+    try:
+        report, files = write_report(out)
+    except Exception as exc:  # noqa: BLE001
+        context.log.warning(f"scenario report not written: {exc}")
+        return {"report_error": str(exc)}
+    written.update(files)
+    return {
+        "report": MetadataValue.path(str(files[REPORT_FILE])),
+        **{f"chart_{chart.key}": MetadataValue.md(chart.markdown()) for chart in report.charts},
+    }
+
+
 @asset(
     key=CATALOG_KEY,
     group_name="scenarios",
@@ -128,9 +174,14 @@ family_assets = [build_family_asset(spec) for spec in FAMILY_SPECS.values()]
             for spec in FAMILY_SPECS.values()
         },
     },
+    # Rebuilt once after every severity of every family is done, never from a half-finished set
+    # (defs/automation.py; evaluated by the `scenarios_automation` sensor).
+    automation_condition=catalog_condition(),
     check_specs=[
         AssetCheckSpec("complete_and_current", asset=CATALOG_KEY, blocking=True,
                        description="every requested family and severity is present, current and valid"),
+        *(AssetCheckSpec(name, asset=CATALOG_KEY, blocking=blocking, description=description)
+          for name, blocking, description in CATALOG_CHECKS),
     ],
     description="All families and severities, validated, written atomically as scenario_metadata.json, "
     "scenario_timeseries.parquet and scenario_summary.txt in the output directory.",
@@ -152,8 +203,14 @@ def catalog(context: AssetExecutionContext, settings: ScenarioSettings, market: 
             )
             raise Failure(description=str(exc)) from None
         build.generated_at = utc_now()
+        diversity = catalog_checks(build.sets)
+        unusable = [name for name, res in diversity.items() if res["blocking"] and not res["passed"]]
+        if unusable:  # nothing is written: yesterday's files stay
+            yield from check_results(CATALOG_KEY, diversity)
+            raise Failure(description=f"catalog check(s) failed: {', '.join(unusable)}; previous files kept")
         out = settings.output_path()
         written = {} if settings.dry_run else write_catalog(build, out, config["performance"]["save_timeseries"])
+        report_md = {} if settings.dry_run else write_report_files(context, out, written)
     counts = Counter(f"{ss.family}/{ss.severity}" for ss in build.sets for _ in ss.scenarios)
     checks_run = sum(len(ss.validation) for ss in build.sets)
     checks_failed = sum(len(ss.failed_checks) for ss in build.sets)
@@ -175,13 +232,16 @@ def catalog(context: AssetExecutionContext, settings: ScenarioSettings, market: 
             "validation_checks": checks_run,
             "validation_failures": checks_failed,
             "validation_failure_rate": round(checks_failed / checks_run, 4) if checks_run else 0.0,
+            "validation_failure_rate_by_family": MetadataValue.json(failure_rates_by_family(build.sets)),
             "output_dir": MetadataValue.path(str(out)),
             "dry_run": settings.dry_run,
             "data_version": build.data_version,
             "config_hash": build.config_hash,
             **{f"step_{k}": v for k, v in figures.items()},
+            **report_md,
         },
     )
+    yield from check_results(CATALOG_KEY, diversity)
     yield AssetCheckResult(
         asset_key=CATALOG_KEY,
         check_name="complete_and_current",

@@ -1,0 +1,337 @@
+"""Per-scenario risk metrics (the stage-3 starter): one row per scenario x symbol, computed from the catalog.
+
+Everything is vectorised over all (scenario, symbol) series at once: the long time series is sorted into
+contiguous groups, the groups are ordered by length and laid out as NaN-padded (groups x days) matrices in
+blocks of bounded size, and every metric is a numpy reduction along the day axis. There is no Python loop
+over scenarios or symbols (only over memory-bounded blocks).
+
+Conventions (daily data, simple returns):
+- ``total_return`` = prod(1 + r) - 1; ``annualised_return`` = (1 + total)^(252 / days) - 1;
+  ``annualised_volatility`` = sample std (ddof 1) x sqrt(252).
+- Drawdowns are measured on the wealth path that starts at 1 before the first return. ``max_drawdown``
+  (<= 0) is the worst peak-to-trough fall; ``max_drawdown_duration_days`` counts trading days from that
+  peak to the recovery to it, or to the end of the scenario when it never recovers
+  (``drawdown_recovered`` False); ``drawdown_peak_date`` of the starting level is the first date.
+- ``var_95``/``var_99`` are historical one-day Value at Risk, reported as a positive loss fraction:
+  minus the 5 % / 1 % quantile of daily returns (linear interpolation, as ``numpy.quantile``).
+  ``cvar_95``/``cvar_99`` (expected shortfall) are minus the mean of the daily returns at or below that
+  quantile.
+- ``skew`` and ``kurtosis`` are the moment estimators (population moments, as ``scipy.stats.skew`` and
+  ``scipy.stats.kurtosis`` with their defaults); kurtosis is excess kurtosis (normal = 0).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from scenarios_assets.core.paths import DEFAULT_OUTPUT_DIR
+
+METRICS_FILE = "scenario_metrics.parquet"
+ANNUALISATION = 252
+TAIL_LEVELS = {"95": 0.05, "99": 0.01}
+# Cells (groups x padded days) per block: bounds the working memory to roughly 100-150 MiB.
+BLOCK_CELLS = 1_500_000
+SERIES_COLUMNS = ("scenario_id", "symbol", "date", "returns")
+_NAT = np.iinfo(np.int64).min  # a day number that numpy reads as NaT
+
+METRIC_COLUMNS = (
+    "num_days",
+    "start_date",
+    "end_date",
+    "total_return",
+    "annualised_return",
+    "annualised_volatility",
+    "max_drawdown",
+    "drawdown_peak_date",
+    "drawdown_trough_date",
+    "drawdown_recovery_date",
+    "drawdown_recovered",
+    "max_drawdown_duration_days",
+    "worst_day_return",
+    "worst_day_date",
+    "var_95",
+    "cvar_95",
+    "var_99",
+    "cvar_99",
+    "skew",
+    "kurtosis",
+)
+
+
+class MetricsInputError(RuntimeError):
+    """The catalog needed for the metrics is missing or has no time series."""
+
+
+def compute_metrics(timeseries: pd.DataFrame, block_cells: int = BLOCK_CELLS) -> pd.DataFrame:
+    """Risk metrics per (scenario_id, symbol) of a long time series (columns ``scenario_id``, ``symbol``,
+    ``date``, ``returns``; any row order). Returns one row per pair, sorted by scenario_id then symbol."""
+    missing = [c for c in SERIES_COLUMNS if c not in timeseries.columns]
+    if missing:
+        raise MetricsInputError(f"time series lacks column(s) {', '.join(missing)}")
+    if timeseries.empty:
+        return _empty_frame()
+    sid_codes, sid_names = _codes(timeseries["scenario_id"])
+    sym_codes, sym_names = _codes(timeseries["symbol"])
+    days = pd.to_datetime(timeseries["date"]).to_numpy().astype("datetime64[D]").astype(np.int64)
+    returns = timeseries["returns"].to_numpy(dtype=np.float64, na_value=np.nan)
+
+    order = np.lexsort((days, sym_codes, sid_codes))
+    sid_codes, sym_codes, days, returns = sid_codes[order], sym_codes[order], days[order], returns[order]
+    pair = sid_codes.astype(np.int64) * (len(sym_names) + 1) + sym_codes
+    starts = np.flatnonzero(np.r_[True, pair[1:] != pair[:-1]])
+    lengths = np.diff(np.r_[starts, len(pair)])
+
+    # Lay the groups out by length so that each block pads only to its own longest series.
+    by_length = np.argsort(lengths, kind="stable")
+    sorted_lengths = lengths[by_length]
+    rows = _ranges(starts[by_length], sorted_lengths)
+    ret_sorted, day_sorted = returns[rows], days[rows]
+    offsets = np.r_[0, np.cumsum(sorted_lengths)]
+
+    parts = []
+    for g0, g1 in _blocks(sorted_lengths, block_cells):
+        lens = sorted_lengths[g0:g1]
+        width = int(lens[-1])
+        within = np.arange(offsets[g0], offsets[g1]) - np.repeat(offsets[g0:g1], lens)
+        row = np.repeat(np.arange(g1 - g0), lens)
+        r = np.full((g1 - g0, width), np.nan)
+        d = np.zeros((g1 - g0, width), dtype=np.int64)
+        r[row, within] = ret_sorted[offsets[g0] : offsets[g1]]
+        d[row, within] = day_sorted[offsets[g0] : offsets[g1]]
+        parts.append(_block_metrics(r, d, lens))
+    stats = {key: np.concatenate([p[key] for p in parts]) for key in parts[0]}
+
+    group_rows = starts[by_length]
+    frame = pd.DataFrame({"scenario_id": sid_names[sid_codes[group_rows]], "symbol": sym_names[sym_codes[group_rows]]})
+    for key in METRIC_COLUMNS:
+        values = stats[key]
+        frame[key] = _as_dates(values) if key.endswith("_date") else values
+    return frame.sort_values(["scenario_id", "symbol"], kind="stable").reset_index(drop=True)
+
+
+def _block_metrics(r: np.ndarray, d: np.ndarray, lens: np.ndarray) -> dict[str, np.ndarray]:
+    """All metrics of one block: ``r`` is (groups x width) daily returns, NaN-padded after each length."""
+    g, width = r.shape
+    cols = np.arange(width)
+    inside = cols[None, :] < lens[:, None]
+    valid = inside & np.isfinite(r)
+    n = valid.sum(axis=1)
+    r0 = np.where(valid, r, 0.0)
+    first, last = d[:, 0], d[np.arange(g), lens - 1]
+
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        # Wealth path with the starting level 1 in column 0 (column j + 1 is after day j).
+        log_wealth = np.cumsum(np.log1p(r0), axis=1)
+        wealth = np.concatenate([np.ones((g, 1)), np.exp(log_wealth)], axis=1)
+        total = wealth[np.arange(g), lens] - 1.0
+        ann_return = np.where(n > 0, np.power(1.0 + total, ANNUALISATION / np.maximum(n, 1)) - 1.0, np.nan)
+
+        mean = r0.sum(axis=1) / np.maximum(n, 1)
+        dev = np.where(valid, r - mean[:, None], 0.0)
+        m2 = (dev**2).sum(axis=1) / np.maximum(n, 1)
+        m3 = (dev**3).sum(axis=1) / np.maximum(n, 1)
+        m4 = (dev**4).sum(axis=1) / np.maximum(n, 1)
+        vol = np.where(n > 1, np.sqrt(m2 * n / np.maximum(n - 1, 1)) * np.sqrt(ANNUALISATION), np.nan)
+        flat = ~(m2 > 1e-30)
+        skew = np.where(flat | (n < 2), np.nan, m3 / m2**1.5)
+        kurt = np.where(flat | (n < 2), np.nan, m4 / m2**2 - 3.0)
+
+        # Drawdowns on the wealth path (width + 1 columns; column j <= length is inside the scenario).
+        wcols = np.arange(width + 1)
+        w_inside = wcols[None, :] <= lens[:, None]
+        peak = np.maximum.accumulate(np.where(w_inside, wealth, -np.inf), axis=1)
+        dd = np.where(w_inside, wealth / peak - 1.0, np.inf)
+        trough = np.argmin(dd, axis=1)
+        mdd = np.minimum(dd[np.arange(g), trough], 0.0)
+        at_peak = w_inside & (dd >= 0.0)
+        last_peak = np.maximum.accumulate(np.where(at_peak, wcols[None, :], -1), axis=1)
+        peak_at = last_peak[np.arange(g), trough]
+        after = at_peak & (wcols[None, :] > trough[:, None])
+        recovered = after.any(axis=1)
+        recovery_at = np.where(recovered, np.argmax(after, axis=1), -1)
+        end_at = np.where(recovered, recovery_at, lens)
+        duration = np.where(mdd < 0.0, end_at - peak_at, 0)
+
+    def date_at(wealth_col: np.ndarray) -> np.ndarray:
+        """Date of a wealth-path column: column j >= 1 is day j - 1; column 0 (the start) is the first day."""
+        return d[np.arange(g), np.maximum(wealth_col - 1, 0)]
+
+    # Worst day and tails: one sort per block gives quantiles and expected shortfalls for every series.
+    worst_at = np.argmin(np.where(valid, r, np.inf), axis=1)
+    worst = np.where(n > 0, r[np.arange(g), worst_at], np.nan)
+    ordered = np.sort(np.where(valid, r, np.inf), axis=1)
+    out = {
+        "num_days": lens.astype(np.int64),
+        "start_date": first,
+        "end_date": last,
+        "total_return": np.where(n > 0, total, np.nan),
+        "annualised_return": ann_return,
+        "annualised_volatility": vol,
+        "max_drawdown": np.where(n > 0, mdd, np.nan),
+        "drawdown_peak_date": date_at(peak_at),
+        "drawdown_trough_date": date_at(trough),
+        "drawdown_recovery_date": np.where(recovered & (mdd < 0.0), date_at(np.maximum(recovery_at, 0)), _NAT),
+        "drawdown_recovered": recovered | ~(mdd < 0.0),
+        "max_drawdown_duration_days": duration.astype(np.int64),
+        "worst_day_return": worst,
+        "worst_day_date": np.where(n > 0, d[np.arange(g), worst_at], _NAT),
+    }
+    with np.errstate(invalid="ignore", divide="ignore"):
+        for label, p in TAIL_LEVELS.items():
+            q = _sorted_quantile(ordered, n, p)
+            tail = valid & (r <= q[:, None])
+            es = np.where(tail, r, 0.0).sum(axis=1) / np.maximum(tail.sum(axis=1), 1)
+            out[f"var_{label}"] = np.where(n > 0, -q, np.nan)
+            out[f"cvar_{label}"] = np.where(n > 0, -es, np.nan)
+    out["skew"] = skew
+    out["kurtosis"] = kurt
+    return out
+
+
+
+def _sorted_quantile(ordered: np.ndarray, n: np.ndarray, p: float) -> np.ndarray:
+    """The p-quantile of each row's first n sorted values, interpolated linearly (numpy's default)."""
+    g = len(n)
+    h = np.maximum(n - 1, 0) * p
+    lo = np.floor(h).astype(np.int64)
+    hi = np.minimum(lo + 1, np.maximum(n - 1, 0))
+    a, b = ordered[np.arange(g), lo], ordered[np.arange(g), hi]
+    return np.where(n > 0, a + (h - lo) * (b - a), np.nan)
+
+
+def _codes(column: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """Integer codes of a (possibly categorical) column and the values they stand for."""
+    if isinstance(column.dtype, pd.CategoricalDtype):
+        cat = column.cat.remove_unused_categories()
+        return cat.cat.codes.to_numpy(np.int64), np.asarray(cat.cat.categories.astype(str), dtype=object)
+    codes, uniques = pd.factorize(column.astype(str), sort=True)
+    return codes.astype(np.int64), np.asarray(uniques, dtype=object)
+
+
+def _ranges(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """Concatenation of arange(start, start + length) for every pair, without a Python loop."""
+    total = int(lengths.sum())
+    begin = np.r_[0, np.cumsum(lengths)[:-1]]
+    return np.repeat(starts - begin, lengths) + np.arange(total)
+
+
+def _blocks(sorted_lengths: np.ndarray, block_cells: int) -> list[tuple[int, int]]:
+    """Contiguous runs of groups (ascending lengths) whose padded size stays within ``block_cells``."""
+    blocks, start, total = [], 0, len(sorted_lengths)
+    while start < total:
+        ks = np.arange(1, total - start + 1)
+        cost = ks * sorted_lengths[start:]  # non-decreasing: padding width is the last length
+        k = max(1, int(np.searchsorted(cost, block_cells, side="right")))
+        blocks.append((start, start + k))
+        start += k
+    return blocks
+
+
+def _as_dates(values: np.ndarray) -> pd.Series:
+    """Day numbers (the NaT sentinel included) as a datetime column."""
+    return pd.Series(values.astype("datetime64[D]").astype("datetime64[ns]"))
+
+
+def _empty_frame() -> pd.DataFrame:
+    return pd.DataFrame(columns=["scenario_id", "symbol", *METRIC_COLUMNS])
+
+
+# --- the catalog in, the metrics file out -------------------------------------------------------------
+
+def catalog_metrics(output_dir: str | Path) -> tuple[pd.DataFrame, dict]:
+    """Metrics of every scenario and symbol of the catalog in ``output_dir``, with its provenance.
+
+    Reads ``scenario_timeseries.parquet`` directly (only the needed columns) and the scenario records of
+    ``scenario_metadata.json`` for the family, severity and name of each scenario.
+    """
+    from scenarios_assets.core.storage import METADATA_FILE, TIMESERIES_FILE
+
+    out = Path(output_dir)
+    meta_path, ts_path = out / METADATA_FILE, out / TIMESERIES_FILE
+    if not meta_path.exists():
+        raise MetricsInputError(f"no scenario catalog in '{out}' (missing {METADATA_FILE})")
+    if not ts_path.exists():
+        raise MetricsInputError(
+            f"the catalog in '{out}' has no time series ({TIMESERIES_FILE}); rebuild it with save_timeseries on"
+        )
+    document = json.loads(meta_path.read_text())
+    series = pq.read_table(ts_path, columns=list(SERIES_COLUMNS)).to_pandas()
+    metrics = compute_metrics(series)
+    records = pd.DataFrame.from_records(
+        [{k: r[k] for k in ("id", "name", "family", "scenario_type", "severity")} for r in document["scenarios"]],
+        columns=["id", "name", "family", "scenario_type", "severity"],
+    ).rename(columns={"id": "scenario_id", "name": "scenario_name"})
+    frame = records.merge(metrics, on="scenario_id", how="inner", validate="one_to_many")
+    provenance = {
+        "catalog_generated_at": document.get("generated_at", ""),
+        "data_version": document.get("data_version", ""),
+        "config_hash": document.get("config_hash", ""),
+        "scenarios": int(frame["scenario_id"].nunique()),
+        "rows": len(frame),
+    }
+    return frame.reset_index(drop=True), provenance
+
+
+def write_metrics(frame: pd.DataFrame, output_dir: str | Path, provenance: dict) -> Path:
+    """Write ``scenario_metrics.parquet`` atomically (temporary name in the same directory, then rename).
+
+    The provenance (catalog ``generated_at``, data version, config hash) goes into the file's schema
+    metadata, so a reader can tell which catalog the metrics describe."""
+    out = Path(output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    for i, name in enumerate(table.column_names):
+        if name.endswith("_date"):
+            table = table.set_column(i, name, table.column(i).cast(pa.date32()))
+    meta = dict(table.schema.metadata or {})
+    meta[b"scenarios_metrics"] = json.dumps(provenance, sort_keys=True).encode()
+    table = table.replace_schema_metadata(meta)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{METRICS_FILE}.", suffix=".tmp", dir=out)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        pq.write_table(table, tmp, compression="zstd", compression_level=3)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, out / METRICS_FILE)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return out / METRICS_FILE
+
+
+def load_scenario_metrics(
+    output_dir: str | Path | None = None,
+    *,
+    family: str | list[str] | None = None,
+    severity: str | list[str] | None = None,
+    scenario_id: str | list[str] | None = None,
+    symbols: list[str] | None = None,
+) -> pd.DataFrame:
+    """Load ``scenario_metrics.parquet`` from ``output_dir`` (default ``data/scenarios``), optionally filtered
+    (one value or a list per filter; filtered inside pyarrow). ``frame.attrs["provenance"]`` says which
+    catalog build the metrics describe."""
+    path = Path(output_dir or DEFAULT_OUTPUT_DIR) / METRICS_FILE
+    if not path.exists():
+        raise FileNotFoundError(f"'{path}' does not exist; materialise metrics/scenario_metrics first")
+    expr = None
+    for column, wanted in (("family", family), ("severity", severity), ("scenario_id", scenario_id), ("symbol", symbols)):
+        if wanted is None:
+            continue
+        term = pc.field(column).isin([wanted] if isinstance(wanted, str) else list(wanted))
+        expr = term if expr is None else expr & term
+    table = pq.read_table(path, filters=expr)
+    frame = table.to_pandas(date_as_object=False)
+    for column in [c for c in frame.columns if c.endswith("_date")]:
+        frame[column] = frame[column].astype("datetime64[ns]")
+    raw = (table.schema.metadata or {}).get(b"scenarios_metrics")
+    frame.attrs["provenance"] = json.loads(raw) if raw else {}
+    return frame

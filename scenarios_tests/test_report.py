@@ -1,0 +1,200 @@
+"""The visual report: charts generic over the families in the catalog, atomic files, the catalog asset's
+metadata, and the page rendered by a real headless Chromium."""
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from scenarios_assets.core import report as rpt
+from scenarios_assets.core.historical import generate_historical
+from scenarios_assets.core.scenario import Scenario, ScenarioSet
+from scenarios_assets.core.storage import CatalogBuild, load_scenarios, write_catalog
+from scenarios_assets.core.validation import validate_set
+
+ROOT = Path(__file__).resolve().parents[1]
+SEVERITY_SCALE = {"moderate": 0.008, "severe": 0.016, "extreme": 0.024}
+ALL_CHARTS = {"overview", "historical_drawdowns", "regime_paths", "monte_carlo_fan", "bootstrap_bands", "stress_paths"}
+
+
+def synthetic_set(family: str, types: list[str], severity: str, n: int, days: int, names=None, seed: int = 0):
+    """Stand-ins for the families being built elsewhere (same Scenario model, same file format)."""
+    rng = np.random.default_rng(seed)
+    symbols = ["SPX", "AAPL", "MSFT"]
+    dates = np.busday_offset("2024-01-02", np.arange(days), roll="forward")
+    scenarios = []
+    for i in range(n):
+        returns = rng.normal(0.0002, SEVERITY_SCALE[severity], size=(days, len(symbols))).astype(np.float32)
+        prices = 100.0 * np.cumprod(1.0 + returns, axis=0)
+        name = names[i] if names else f"{family} path {i}"
+        scenarios.append(Scenario(f"{family}.{i:04d}.{severity}", name, family, types[i % len(types)], severity,
+                                  dates, symbols, returns, prices, seed=i, metadata={"calibration_source": "test"}))
+    return ScenarioSet(family, severity, scenarios, "dv", "ch")
+
+
+def synthetic_sets() -> list[ScenarioSet]:
+    sets = []
+    for k, sev in enumerate(("moderate", "severe", "extreme")):
+        sets += [
+            synthetic_set("regime", ["BULL", "BEAR", "HIGH_VOLATILITY", "RANGING"], sev, 8, 60, seed=10 + k),
+            synthetic_set("monte_carlo", ["MONTE_CARLO"], sev, 120, 126, seed=20 + k),
+            synthetic_set("bootstrap", ["BOOTSTRAP"], sev, 60, 63, seed=30 + k),
+            synthetic_set("stress", ["STRESS"], sev, 3, 40, names=["Rate shock", "Equity crash", "Liquidity"],
+                          seed=40 + k),
+        ]
+    return sets
+
+
+@pytest.fixture(scope="module")
+def historical_sets(make_ctx):
+    return [validate_set(generate_historical(make_ctx(sev))) for sev in ("moderate", "severe", "extreme")]
+
+
+def build_of(sets) -> CatalogBuild:
+    return CatalogBuild(sets, "dv", "ch", generated_at="2026-01-02T00:00:00+00:00")
+
+
+def img_sources(page: str) -> list[str]:
+    return re.findall(r'<img class="chart"[^>]*src="([^"]+)"', page)
+
+
+def test_report_covers_every_family_present(historical_sets, tmp_path):
+    write_catalog(build_of(historical_sets + synthetic_sets()), tmp_path)
+    report, written = rpt.write_report(tmp_path)
+    assert {c.key for c in report.charts} == ALL_CHARTS
+    assert report.notes == []
+    for chart in report.charts:
+        assert chart.png.startswith(b"\x89PNG\r\n\x1a\n") and len(chart.png) > 10_000
+        assert (tmp_path / chart.filename).read_bytes() == chart.png
+    page = (tmp_path / rpt.REPORT_FILE).read_text()
+    assert set(written) == {rpt.REPORT_FILE, *(c.filename for c in report.charts)}
+    sources = img_sources(page)
+    assert len(sources) == len(ALL_CHARTS) and all(s.startswith("data:image/png;base64,") for s in sources)
+    # Self-contained: nothing for a browser to fetch.
+    assert not re.search(r'(src|href)="(?!data:)', page) and "http://" not in page and "https://" not in page
+    assert "Monte Carlo fan charts" in page or "monte_carlo_fan" in page
+    # Atomic writes leave no temporary files behind.
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+    # Big families are summarised, small ones listed.
+    assert "monte_carlo: 360 scenarios, summarised" in page and "historical.covid_crash.severe" in page
+
+
+def test_absent_families_are_skipped_and_stale_charts_removed(historical_sets, tmp_path):
+    write_catalog(build_of(historical_sets + synthetic_sets()), tmp_path)
+    rpt.write_report(tmp_path)
+    write_catalog(build_of(historical_sets), tmp_path)  # the next day: only the historical family
+    report, _ = rpt.write_report(tmp_path)
+    assert {c.key for c in report.charts} == {"overview", "historical_drawdowns"}
+    assert report.notes == ["Not in this catalog (no chart): regime, monte_carlo, bootstrap, stress."]
+    pngs = {p.name for p in tmp_path.glob("scenario_report_*.png")}
+    assert pngs == {"scenario_report_overview.png", "scenario_report_historical_drawdowns.png"}
+    assert len(img_sources((tmp_path / rpt.REPORT_FILE).read_text())) == 2
+
+
+def test_without_time_series_only_record_charts(historical_sets, tmp_path):
+    write_catalog(build_of(historical_sets[:1]), tmp_path, save_timeseries=False)
+    report, _ = rpt.write_report(tmp_path)
+    assert [c.key for c in report.charts] == ["overview"]
+    assert any("--no-save-timeseries" in n for n in report.notes)
+
+
+def test_paths_agree_with_the_records(historical_sets, tmp_path):
+    """The charted portfolio path is the scenario's own: its end is the recorded total return, its worst
+    drawdown the recorded one, whether read from the directory or from load_scenarios()."""
+    sets = historical_sets + synthetic_sets()[:2]
+    write_catalog(build_of(sets), tmp_path)
+    from_dir = rpt.from_directory(tmp_path)
+    from_lib = rpt.from_library(load_scenarios(tmp_path, timeseries=True))
+    assert from_dir.wealth.keys() == from_lib.wealth.keys() == {r["id"] for r in from_dir.records}
+    for rec in from_dir.records:
+        path = from_dir.wealth[rec["id"]]
+        np.testing.assert_allclose(path, from_lib.wealth[rec["id"]], rtol=1e-9)
+        assert path[0] == 1.0 and len(path) == rec["num_days"] + 1
+        assert path[-1] - 1.0 == pytest.approx(rec["expected_return"], abs=2e-5)
+        drawdown = (path / np.maximum.accumulate(path) - 1.0).min()
+        assert drawdown == pytest.approx(rec["max_drawdown"], abs=2e-5)
+
+
+def test_catalog_asset_writes_report_and_shows_charts(tmp_path):
+    from dagster import AssetKey, instance_for_test
+
+    from scenarios_tests.dagster_helpers import materialize_graph
+
+    out, dry = tmp_path / "out", tmp_path / "dry"
+    with instance_for_test() as instance:
+        results = materialize_graph(instance, out, tmp_path / "storage", severities=["severe"],
+                                    severities_setting=["severe"])
+        assert results[-1].success
+        [mat] = [m for m in results[-1].asset_materializations_for_node("scenarios__catalog")
+                 if m.asset_key == AssetKey(["scenarios", "catalog"])]
+        charts = {k: v.value for k, v in mat.metadata.items() if k.startswith("chart_")}
+        families = {r["family"] for r in json.loads((out / "scenario_metadata.json").read_text())["scenarios"]}
+        assert "historical" in families  # and whichever other families are registered: one chart each
+        assert set(charts) == {"chart_overview", *(f"chart_{rpt.chart_key(f)}" for f in families)}
+        assert all("](data:image/png;base64," in md for md in charts.values())
+        assert mat.metadata["report"].value == str(out / rpt.REPORT_FILE)
+        assert (out / rpt.REPORT_FILE).exists() and (out / "scenario_report_overview.png").exists()
+
+        dry_run = materialize_graph(instance, dry, tmp_path / "storage", severities=[], severities_setting=["severe"],
+                                    dry_run=True)
+        assert dry_run[-1].success
+    assert not dry.exists() or not any(dry.iterdir())
+
+
+def chromium_or_skip() -> str:
+    sys.path.insert(0, str(ROOT / "scripts"))
+    try:
+        from screenshot_report import find_chromium
+    finally:
+        sys.path.pop(0)
+    found = find_chromium()
+    if found is None:
+        if os.environ.get("CI"):
+            pytest.fail("chromium is required in CI (.ci/run installs it)")
+        pytest.skip("chromium is not installed (apt-get install -y chromium)")
+    return found
+
+
+def test_report_renders_in_headless_chromium(historical_sets, tmp_path):
+    chromium_or_skip()
+    write_catalog(build_of(historical_sets + synthetic_sets()), tmp_path)
+    report, _ = rpt.write_report(tmp_path)
+    shot, dom = tmp_path / "shot.png", tmp_path / "dom.html"
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "screenshot_report.py"), "--report", str(tmp_path / rpt.REPORT_FILE),
+         "--output", str(shot), "--dump-dom", str(dom), "--width", "1200", "--height", "1600"],
+        capture_output=True, text=True, timeout=240,
+    )
+    assert proc.returncode == 0, proc.stderr
+    page = dom.read_text()
+    n = len(report.charts)
+    # The page loaded, its script ran, and the browser decoded every embedded chart.
+    assert f'data-charts-loaded="{n}/{n}"' in page
+    assert len(re.findall(r'<img class="chart"', page)) == n
+    from matplotlib.image import imread
+
+    pixels = imread(str(shot))
+    assert pixels.shape[:2] == (1600, 1200)
+    assert shot.stat().st_size > 50_000
+    colours = np.unique((pixels[..., :3] * 255).astype(np.uint8).reshape(-1, 3), axis=0)
+    assert len(colours) > 200 and pixels[..., :3].std() > 0.05  # charts, not a blank or error page
+
+
+def test_screenshot_script_rejects_a_missing_report(tmp_path):
+    proc = subprocess.run([sys.executable, str(ROOT / "scripts" / "screenshot_report.py"), "--report",
+                           str(tmp_path / "missing.html"), "--output", str(tmp_path / "x.png")],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2 and "does not exist" in proc.stderr
+    assert not (tmp_path / "x.png").exists()
+
+
+def test_chart_markdown_embeds_png():
+    chart = rpt.Chart("k", "Title", "Caption.", b"\x89PNG\r\n\x1a\nxyz")
+    md = chart.markdown()
+    assert md.startswith("**Title**") and "![Title](data:image/png;base64,iVBORw0KGgp4eXo=)" in md
+    assert json.dumps(md)  # plain text, storable as Dagster metadata
