@@ -174,18 +174,9 @@ def _set_path(mapping: dict, keys: tuple[str, ...], value) -> None:
 
 def preflight(plan: Plan) -> str:
     """Load and validate the market data exactly as the asset will, so bad input fails here, cleanly."""
-    from scenarios_assets.core.market import load_market_data
-    from scenarios_assets.core.paths import BUNDLED_OHLCV
+    from scenarios_assets.core.market import load_configured_market_data, market_source
 
-    data = plan.config["data"]
-    market = load_market_data(
-        plan.settings.get("market_data") or os.environ.get("SCENARIOS_MARKET_DATA") or BUNDLED_OHLCV,
-        symbols=data["symbols_universe"] or None,
-        start_date=data["start_date"],
-        end_date=data["end_date"],
-        lookback_years=data["lookback_years"],
-        reference_symbol=data["reference_symbol"],
-    )
+    market = load_configured_market_data(market_source(plan.settings.get("market_data")), plan.config["data"])
     return (
         f"market data {market.source}: {len(market.symbols)} symbols, {market.dates[0].date()}..{market.dates[-1].date()}, "
         f"version {market.data_version}"

@@ -7,6 +7,7 @@ bad file stops the run before anything is generated or written.
 from __future__ import annotations
 
 import hashlib
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -15,6 +16,7 @@ import pandas as pd
 import pyarrow.dataset as pads
 
 from scenarios_assets.core.errors import ScenarioInputError
+from scenarios_assets.core.paths import BUNDLED_OHLCV
 
 OHLCV_COLUMNS = ("symbol", "date", "open", "high", "low", "close", "volume")
 PRICE_COLUMNS = ("open", "high", "low", "close")
@@ -331,6 +333,24 @@ def select_rows(
             window |= ohlcv["symbol"] == reference_symbol
         mask &= window
     return ohlcv if mask.all() else ohlcv.loc[mask].reset_index(drop=True)
+
+
+def market_source(explicit: str | Path | None = None) -> str:
+    """The market-data source in force: the explicit one, else $SCENARIOS_MARKET_DATA, else the bundled data."""
+    return str(explicit or os.environ.get("SCENARIOS_MARKET_DATA") or BUNDLED_OHLCV)
+
+
+def load_configured_market_data(source: str | Path, data_config: dict) -> MarketData:
+    """The panel that a config's ``data`` section selects from ``source``: what ``market_data/ohlcv`` holds
+    (the asset, the schedule's freshness check and the CLI's preflight all load it through here)."""
+    return load_market_data(
+        source,
+        symbols=data_config["symbols_universe"] or None,
+        start_date=data_config["start_date"],
+        end_date=data_config["end_date"],
+        lookback_years=data_config["lookback_years"],
+        reference_symbol=data_config["reference_symbol"],
+    )
 
 
 def load_market_data(source: str | Path, **selection) -> MarketData:

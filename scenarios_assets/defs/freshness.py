@@ -12,7 +12,6 @@ from dataclasses import dataclass, field
 
 from dagster import AssetKey, AssetPartitionStatus, AssetRecordsFilter, DagsterInstance
 
-from scenarios_assets.core.market import load_market_data
 from scenarios_assets.core.severity import SEVERITIES
 from scenarios_assets.defs.automation import CLI_TAG, CONFIG_HASH_TAG, DATA_VERSION_TAG, TRIGGER_TAG
 from scenarios_assets.defs.partitions import severity_partitions
@@ -30,15 +29,7 @@ def source_market_version(settings) -> tuple[str, str]:
     The same core.market call with the same selection as the asset (a test keeps them equal), so a file,
     a directory or a PostgreSQL table give exactly the version the asset records. It reads, validates and
     hashes the source (~0.3 s on the bundled data) without storing anything."""
-    data = settings.pipeline_config()["data"]
-    market = load_market_data(
-        settings.market_data_source(),
-        symbols=data["symbols_universe"] or None,
-        start_date=data["start_date"],
-        end_date=data["end_date"],
-        lookback_years=data["lookback_years"],
-        reference_symbol=data["reference_symbol"],
-    )
+    market = settings.load_market_data()
     return market.data_version, market.source
 
 

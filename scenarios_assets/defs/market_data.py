@@ -3,7 +3,7 @@
 
 from dagster import AssetExecutionContext, AssetIn, DataVersion, MetadataValue, Output, asset
 
-from scenarios_assets.core.market import MarketData, build_economic, load_market_data, read_economic
+from scenarios_assets.core.market import MarketData, build_economic, read_economic
 from scenarios_assets.defs.resources import ScenarioSettings
 
 
@@ -14,16 +14,7 @@ from scenarios_assets.defs.resources import ScenarioSettings
     "and aligned into a close/volume panel. Its data version is a content hash of the rows.",
 )
 def ohlcv(context: AssetExecutionContext, settings: ScenarioSettings) -> Output[MarketData]:
-    config = settings.pipeline_config()
-    data = config["data"]
-    market = load_market_data(
-        settings.market_data_source(),
-        symbols=data["symbols_universe"] or None,
-        start_date=data["start_date"],
-        end_date=data["end_date"],
-        lookback_years=data["lookback_years"],
-        reference_symbol=data["reference_symbol"],
-    )
+    market = settings.load_market_data()
     summary = market.summary()
     return Output(
         market,

@@ -9,7 +9,8 @@ from dagster import ConfigurableResource
 
 from scenarios_assets.core.config import config_hash, load_config
 from scenarios_assets.core.families import FAMILY_SPECS
-from scenarios_assets.core.paths import BUNDLED_ECONOMIC, BUNDLED_OHLCV, DEFAULT_OUTPUT_DIR
+from scenarios_assets.core.market import MarketData, load_configured_market_data, market_source
+from scenarios_assets.core.paths import BUNDLED_ECONOMIC, DEFAULT_OUTPUT_DIR
 from scenarios_assets.core.severity import SEVERITIES
 
 
@@ -29,7 +30,11 @@ class ScenarioSettings(ConfigurableResource):
     dry_run: bool = False
 
     def market_data_source(self) -> str:
-        return self.market_data or os.environ.get("SCENARIOS_MARKET_DATA") or str(BUNDLED_OHLCV)
+        return market_source(self.market_data)
+
+    def load_market_data(self) -> MarketData:
+        """The validated panel the configured source and selection give (what market_data/ohlcv holds)."""
+        return load_configured_market_data(self.market_data_source(), self.pipeline_config()["data"])
 
     def economic_data_source(self) -> str:
         return self.economic_data or os.environ.get("SCENARIOS_ECONOMIC_DATA") or str(BUNDLED_ECONOMIC)
