@@ -84,3 +84,32 @@ def test_catalog_refuses_half_finished_or_stale_sets_and_keeps_files(tmp_path):
         detail = [e for e in stale[-1].get_asset_check_evaluations() if not e.passed][0].metadata["detail"].value
         assert "historical[severe] was built from data version" in detail or "historical[severe] was built with config" in detail
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+
+
+def test_severity_is_monotone_for_every_family(two_builds):
+    """DESIGN.md §7: median annualised volatility rises moderate → severe → extreme for every family; so does
+    the median loss for crisis replays, the stochastic families and stress tests."""
+    import statistics
+
+    out, _ = two_builds[0]
+    records = json.loads((out / "scenario_metadata.json").read_text())["scenarios"]
+    order = ("moderate", "severe", "extreme")
+
+    def medians(family, field, scenario_type=None):
+        return [
+            statistics.median(
+                (r["metadata"]["annualised_volatility"] if field == "vol" else r["max_drawdown"])
+                for r in records
+                if r["family"] == family and r["severity"] == sev and scenario_type in (None, r["scenario_type"])
+            )
+            for sev in order
+        ]
+
+    families = {r["family"] for r in records}
+    assert families == {"historical", "regime", "monte_carlo", "bootstrap", "stress"}
+    for family in families:
+        vol = medians(family, "vol")
+        assert vol[0] < vol[1] < vol[2], (family, vol)
+    for family, scenario_type in [("historical", "CRISIS"), ("monte_carlo", None), ("bootstrap", None), ("stress", None)]:
+        loss = medians(family, "drawdown", scenario_type)
+        assert loss[0] > loss[1] > loss[2], (family, loss)  # drawdowns are negative: deeper is smaller
