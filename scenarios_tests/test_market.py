@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 
 from scenarios_assets.core.errors import ScenarioInputError
-from scenarios_assets.core.market import build_economic, build_market_data, data_version, validate_ohlcv
+from scenarios_assets.core.market import build_market_data, data_version, validate_ohlcv
 
 
 def ohlcv_frame(days: int = 30, symbols=("AAA", "BBB")) -> pd.DataFrame:

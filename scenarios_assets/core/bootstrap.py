@@ -62,10 +62,11 @@ from scenarios_assets.core.monte_carlo import (
     risk_metadata,
     scenario_indices,
     stability_metadata,
+    stochastic_settings,
     _years_offset,
 )
 from scenarios_assets.core.scenario import ANNUALISATION, ScenarioSet, portfolio_returns
-from scenarios_assets.core.severity import SEVERITIES, scenario_rng, scenario_seed
+from scenarios_assets.core.severity import scenario_rng, scenario_seed
 from scenarios_assets.core.validation import tail_reference
 
 FAMILY = "bootstrap"
@@ -270,13 +271,10 @@ def resolve_block_size(cfg: dict, method: str, window) -> tuple[int, str]:
 
 def generate_bootstrap(ctx, indices: list[int] | None = None) -> ScenarioSet:
     """Block-bootstrap paths of ``ctx.severity``: scenarios ``indices`` (default 0..num_scenarios-1)."""
-    stochastic = ctx.config["generation"]["stochastic"]
-    cfg = stochastic["bootstrap"]
+    cfg, disabled = stochastic_settings(ctx, FAMILY)
+    if disabled is not None:
+        return disabled
     severity = ctx.severity
-    if severity not in SEVERITIES:
-        raise ScenarioInputError(f"unknown severity '{severity}'")
-    if not (stochastic.get("enabled", True) and cfg.get("enabled", True)):
-        return ScenarioSet(FAMILY, severity, [], ctx.market.data_version, ctx.config_hash, metadata={"disabled": True})
     method = cfg["sampling_method"]
     if method not in METHODS:
         raise ScenarioInputError(f"bootstrap.sampling_method '{method}' is not supported (use {', '.join(METHODS)})")

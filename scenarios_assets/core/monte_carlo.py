@@ -890,6 +890,18 @@ def workers_of(ctx) -> int:
     return max(1, int(perf.get("workers", 1) or 1))
 
 
+def stochastic_settings(ctx, family: str) -> tuple[dict, ScenarioSet | None]:
+    """The family's config section, and the empty disabled set when the family (or `stochastic`) is off."""
+    stochastic = ctx.config["generation"]["stochastic"]
+    cfg = stochastic[family]
+    if ctx.severity not in SEVERITIES:
+        raise ScenarioInputError(f"unknown severity '{ctx.severity}'")
+    if not (stochastic.get("enabled", True) and cfg.get("enabled", True)):
+        disabled = ScenarioSet(family, ctx.severity, [], ctx.market.data_version, ctx.config_hash, metadata={"disabled": True})
+        return cfg, disabled
+    return cfg, None
+
+
 def scenario_indices(cfg: dict, indices) -> list[int]:
     if indices is None:
         n = int(cfg["num_scenarios"])
@@ -901,13 +913,10 @@ def scenario_indices(cfg: dict, indices) -> list[int]:
 
 def generate_monte_carlo(ctx, indices: list[int] | None = None) -> ScenarioSet:
     """Monte Carlo paths of ``ctx.severity``: scenarios ``indices`` (default 0..num_scenarios-1)."""
-    stochastic = ctx.config["generation"]["stochastic"]
-    cfg = stochastic["monte_carlo"]
+    cfg, disabled = stochastic_settings(ctx, FAMILY)
+    if disabled is not None:
+        return disabled
     severity = ctx.severity
-    if severity not in SEVERITIES:
-        raise ScenarioInputError(f"unknown severity '{severity}'")
-    if not (stochastic.get("enabled", True) and cfg.get("enabled", True)):
-        return ScenarioSet(FAMILY, severity, [], ctx.market.data_version, ctx.config_hash, metadata={"disabled": True})
     idx = scenario_indices(cfg, indices)
     horizon = int(cfg["time_horizon_days"])
     if horizon < 2:

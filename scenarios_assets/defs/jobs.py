@@ -1,6 +1,6 @@
 """Jobs: market data, the severity-partitioned scenario families, and the catalog with what follows it."""
 
-from dagster import AssetSelection, define_asset_job, in_process_executor
+from dagster import AssetSelection, define_asset_job
 
 from scenarios_assets.defs.scenarios import CATALOG_KEY, ECONOMIC_KEY, MARKET_KEY, family_assets
 
