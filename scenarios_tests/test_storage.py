@@ -68,3 +68,11 @@ def test_load_scenarios_filters(build, tmp_path):
     assert len(load_scenarios(tmp_path, family="historical")) == len(build.scenarios)
     with pytest.raises(FileNotFoundError, match="no scenario catalog"):
         load_scenarios(tmp_path / "nowhere")
+
+
+def test_timeseries_records_its_build(build, tmp_path):
+    write_catalog(build, tmp_path)
+    doc = json.loads((tmp_path / "scenario_metadata.json").read_text())
+    meta = pq.read_schema(tmp_path / "scenario_timeseries.parquet").metadata
+    assert meta[b"generated_at"].decode() == doc["generated_at"] == "2026-01-01T00:00:00+00:00"
+    assert meta[b"data_version"].decode() == doc["data_version"]

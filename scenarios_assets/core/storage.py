@@ -195,7 +195,12 @@ def write_catalog(build: CatalogBuild, output_dir: str | Path, save_timeseries: 
     try:
         staged[METADATA_FILE] = _stage(out, METADATA_FILE, lambda p: p.write_text(json.dumps(document, indent=2, allow_nan=False)))
         if save_timeseries:
-            table = timeseries_table(build.scenarios)
+            # The build it belongs to, so readers (the REST API) can tell a matching file from a stale one.
+            table = timeseries_table(build.scenarios).replace_schema_metadata({
+                "generated_at": document["generated_at"],
+                "data_version": build.data_version,
+                "config_hash": build.config_hash,
+            })
             staged[TIMESERIES_FILE] = _stage(
                 out, TIMESERIES_FILE, lambda p: pq.write_table(
                     table, p, compression="zstd", compression_level=3, use_dictionary=DICTIONARY_COLUMNS
