@@ -7,7 +7,7 @@ so a severe replay reproduces recorded closes exactly, and moderate/extreme halv
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -59,13 +59,16 @@ def load_events(include_full_cycles: bool) -> list[Event]:
 
 @dataclass(frozen=True)
 class Replay:
-    """A replayed window: dates, symbols, scaled returns and prices, per-symbol coverage."""
+    """A replayed window: dates, symbols, scaled returns and prices, per-symbol coverage; for a projected
+    event also the per-date flag of simulated dates and the projection's metadata."""
 
     dates: np.ndarray
     symbols: list[str]
     returns: np.ndarray
     prices: np.ndarray
     coverage: dict[str, float]
+    projected: np.ndarray | None = None
+    metadata: dict = field(default_factory=dict)
 
 
 def replay_window(
@@ -175,7 +178,7 @@ def generate_historical(ctx) -> ScenarioSet:
             symbols=replay.symbols,
             returns=replay.returns,
             prices=replay.prices,
-            projected=getattr(replay, "projected", None),
+            projected=replay.projected,
             metadata={
                 "event_key": event.key,
                 "kind": event.kind,
@@ -191,7 +194,7 @@ def generate_historical(ctx) -> ScenarioSet:
                 "projected": event.projected,
                 "source": event.source,
                 "calibration_source": f"replay of market data {market.data_version} ({market.source})",
-                **getattr(replay, "metadata", {}),
+                **replay.metadata,
             },
         )
         scenario.set_volatility_multiplier(_portfolio_vol(history, replay.symbols))

@@ -77,6 +77,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 import pandas as pd
 
@@ -91,6 +93,9 @@ from scenarios_assets.core.scenario import (
 )
 from scenarios_assets.core.severity import SEVERITIES, scenario_rng, scenario_seed
 from scenarios_assets.core.validation import tail_reference
+
+if TYPE_CHECKING:  # historical imports this module lazily; only the annotation needs it here
+    from scenarios_assets.core.historical import Replay
 
 FAMILY = "monte_carlo"
 SCENARIO_TYPE = "MONTE_CARLO"
@@ -988,20 +993,6 @@ def generate_monte_carlo(ctx, indices: list[int] | None = None) -> ScenarioSet:
 
 # --- projection of events beyond the data (historical full cycles) -------------------------------------------
 
-@dataclass(frozen=True)
-class ProjectedReplay:
-    """A replay whose window runs past the data: observed part replayed, the rest simulated."""
-
-    dates: np.ndarray
-    symbols: list[str]
-    returns: np.ndarray
-    prices: np.ndarray
-    coverage: dict[str, float]
-    projected: np.ndarray  # bool per date: True after ``observed_until``
-    observed_until: str
-    metadata: dict
-
-
 def project_event(
     market,
     *,
@@ -1017,7 +1008,7 @@ def project_event(
     mc_cfg: dict,
     symbols: list[str] | None = None,
     workers: int = 1,
-) -> ProjectedReplay | str:
+) -> Replay | str:
     """Replay the observed start of an event and extend it to ``end`` with GARCH(1,1)-t paths.
 
     Symbols: those with data on the event's first session (restricted to ``symbols`` when given). The
@@ -1030,7 +1021,7 @@ def project_event(
     paths and the scenario takes the one whose equal-weight max drawdown is their median, a
     representative path rather than an arbitrary draw.
     """
-    from scenarios_assets.core.historical import replay_window  # historical imports this module lazily
+    from scenarios_assets.core.historical import Replay, replay_window  # historical imports this module lazily
 
     close = market.close
     candidates = [s for s in (symbols or close.columns) if s in close.columns]
@@ -1078,14 +1069,13 @@ def project_event(
     obs_prices = replay.prices[:, cols]
     dates = np.concatenate([replay.dates, proj_dates])
     projected = np.concatenate([np.zeros(len(replay.dates), bool), np.ones(len(proj_dates), bool)])
-    return ProjectedReplay(
+    return Replay(
         dates=dates,
         symbols=list(window.symbols),
         returns=np.concatenate([obs_returns, simple[pick]]),
         prices=np.concatenate([obs_prices, prices[pick]]),
         coverage={s: replay.coverage[s] for s in window.symbols},
         projected=projected,
-        observed_until=str(observed_until.date()),
         metadata={
             "observed_until": str(observed_until.date()),
             "projected_days": int(len(proj_dates)),
