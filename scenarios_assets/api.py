@@ -16,7 +16,6 @@ parameters, 503 while there is no catalog; never a stack trace.
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import io
 import json
@@ -1052,14 +1051,18 @@ def serve(argv: list[str]) -> int:
     """`scenarios serve [--host H] [--port N] [--output-dir DIR] [--dagster-ui URL]`: the API under uvicorn."""
     from scenarios_assets import cli
 
-    parser = argparse.ArgumentParser(prog="scenarios serve", description="Serve the scenario catalog over HTTP.")
+    parser = cli.OneLineParser(prog="scenarios serve", description="Serve the scenario catalog over HTTP.")
     parser.add_argument("--host", default="127.0.0.1", help="interface to bind (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=8000, help="TCP port (default 8000)")
     parser.add_argument("--output-dir",
                         help=f"catalog directory (default: $SCENARIOS_OUTPUT_DIR or {DEFAULT_OUTPUT_DIR})")
     parser.add_argument("--dagster-ui", help="URL of the Dagster UI for run links (default: $SCENARIOS_DAGSTER_UI_URL)")
     parser.add_argument("--log-level", default="info", choices=("critical", "error", "warning", "info", "debug"))
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except ScenarioInputError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     if not 0 < args.port < 65536:
         print(f"error: --port must be 1..65535, got {args.port}", file=sys.stderr)
         return 2

@@ -30,8 +30,10 @@ EXIT_OK, EXIT_RUN_FAILED, EXIT_BAD_INPUT = 0, 1, 2
 NUM_SCENARIOS_KEYS = (("stochastic", "monte_carlo", "num_scenarios"), ("stochastic", "bootstrap", "num_scenarios"))
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str):  # one line, exit 2, like every other bad input
+class OneLineParser(argparse.ArgumentParser):
+    """argparse whose errors are one ScenarioInputError line (exit 2), like every other bad input."""
+
+    def error(self, message: str):
         raise ScenarioInputError(f"{self.prog}: {message}")
 
 
@@ -53,7 +55,7 @@ def _positive_int(text: str) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="scenarios", description="Generate the market-scenario library through Dagster.")
+    p = OneLineParser(prog="scenarios", description="Generate the market-scenario library through Dagster.")
     p.add_argument("--type", default="all", choices=CLI_TYPES, help="which scenario families to generate")
     p.add_argument("--include-full-cycles", action="store_true", help="also replay full market cycles")
     p.add_argument("--num-scenarios", type=_positive_int, help="scenarios per severity for stochastic families")

@@ -18,15 +18,11 @@ from scenarios_assets.core.errors import ScenarioInputError
 EXIT_OK, EXIT_BAD_INPUT = 0, 2
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str):
-        raise ScenarioInputError(f"{self.prog}: {message}")
-
-
 def build_parser() -> argparse.ArgumentParser:
+    from scenarios_assets.cli import OneLineParser
     from scenarios_assets.core.paths import BUNDLED_OHLCV
 
-    p = _Parser(
+    p = OneLineParser(
         prog="scenarios load-market-data",
         description="Validate an OHLCV dataset and upsert it into PostgreSQL (table market_data.ohlcv by default).",
     )

@@ -102,3 +102,18 @@ def test_dry_run_writes_nothing(built, tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert "dry run" in proc.stdout
     assert not out.exists() or not any(out.iterdir())
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["serve", "--port", "abc"], "scenarios serve: argument --port: invalid int value: 'abc'"),
+        (["load-market-data", "--to", "mysql://x"], "--to 'mysql://x' is not a postgresql:// URL"),
+        (["load-market-data"], "the following arguments are required: --to"),
+    ],
+)
+def test_subcommands_reject_bad_flags_in_one_line(tmp_path, args, message):
+    proc = run_cli(args, tmp_path, timeout=60)
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], proc.stderr
