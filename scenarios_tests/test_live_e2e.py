@@ -23,7 +23,6 @@ import urllib.request
 from pathlib import Path
 
 import psutil
-import pytest
 
 from scenarios_assets.core.families import FAMILY_SPECS
 from scenarios_assets.core.paths import BUNDLED_OHLCV, PROJECT_ROOT
