@@ -128,11 +128,11 @@ def test_severity_is_monotone_and_extreme_uses_high_volatility_blocks(sets, mark
     assert pool["eligible_start_share"] <= 0.06  # the top 5 % of blocks
 
 
-def test_chunks_and_seeds_reproduce(make_ctx, monkeypatch):
+def test_chunks_and_seeds_reproduce(make_ctx):
     ctx = make_ctx("severe", overrides(sampling_method="stationary"))
     whole = bs.generate_bootstrap(ctx, indices=range(20))
-    monkeypatch.setattr(bs, "chunk_size", lambda horizon, n: 3)
-    parts = bs.generate_bootstrap(ctx, indices=range(10)).scenarios + bs.generate_bootstrap(ctx, indices=range(10, 20)).scenarios
+    chunked = make_ctx("severe", {**overrides(sampling_method="stationary"), "performance": {"paths_per_chunk": 3}})
+    parts = bs.generate_bootstrap(chunked, indices=range(10)).scenarios + bs.generate_bootstrap(chunked, indices=range(10, 20)).scenarios
     for a, b in zip(whole.scenarios, parts):
         assert a.id == b.id and a.seed == b.seed
         assert np.array_equal(a.returns, b.returns) and np.array_equal(a.prices, b.prices)

@@ -54,18 +54,20 @@ from scenarios_assets.core.monte_carlo import (
     baseline_volatility,
     calibration_window,
     chunk_size,
+    chunks_of,
     compound_prices,
     empty_set,
     future_business_days,
     make_scenarios,
     metadata_window,
+    paths_per_chunk_of,
     risk_metadata,
     scenario_indices,
     stability_metadata,
     stochastic_settings,
     _years_offset,
 )
-from scenarios_assets.core.scenario import ANNUALISATION, ScenarioSet, portfolio_returns
+from scenarios_assets.core.scenario import ANNUALISATION, ScenarioSet, ScenarioStream, portfolio_returns
 from scenarios_assets.core.severity import scenario_rng, scenario_seed
 from scenarios_assets.core.validation import tail_reference
 
@@ -270,10 +272,18 @@ def resolve_block_size(cfg: dict, method: str, window) -> tuple[int, str]:
 
 
 def generate_bootstrap(ctx, indices: list[int] | None = None) -> ScenarioSet:
-    """Block-bootstrap paths of ``ctx.severity``: scenarios ``indices`` (default 0..num_scenarios-1)."""
+    """Block-bootstrap paths of ``ctx.severity`` materialised and validated (see :func:`stream_bootstrap`)."""
+    from scenarios_assets.core.validation import collect
+
+    return collect(stream_bootstrap(ctx, indices))
+
+
+def stream_bootstrap(ctx, indices: list[int] | None = None) -> ScenarioStream:
+    """Block-bootstrap paths of ``ctx.severity``: scenarios ``indices`` (default 0..num_scenarios-1), drawn
+    lazily one chunk of paths at a time from a pool built once."""
     cfg, disabled = stochastic_settings(ctx, FAMILY)
     if disabled is not None:
-        return disabled
+        return disabled.stream()
     severity = ctx.severity
     method = cfg["sampling_method"]
     if method not in METHODS:
@@ -293,7 +303,7 @@ def generate_bootstrap(ctx, indices: list[int] | None = None) -> ScenarioSet:
             min_sessions=20,
         )
     except CalibrationError as exc:
-        return empty_set(FAMILY, ctx, f"no history to bootstrap from: {exc}")
+        return empty_set(FAMILY, ctx, f"no history to bootstrap from: {exc}").stream()
     block_size, block_rule = resolve_block_size(cfg, method, window)
     pool = build_pool(ctx.market.close, window, cfg, severity, block_size)
     dates = future_business_days(ctx.market.dates[-1], horizon)
@@ -312,34 +322,34 @@ def generate_bootstrap(ctx, indices: list[int] | None = None) -> ScenarioSet:
         "block_size_days": block_size,
         "sampling_method": method,
     }
-    scenarios = []
-    size = chunk_size(horizon, len(window.symbols))
     n_pool = len(pool.returns)
-    for c0 in range(0, len(idx), size):
-        part = idx[c0 : c0 + size]
-        seeds = [scenario_seed(ctx.seed, FAMILY, severity, i) for i in part]
-        rows = np.empty((len(part), horizon), dtype=np.int64)
-        meta = []
-        for j, (i, seed) in enumerate(zip(part, seeds)):
-            rows[j], chosen, lengths = draw_block_indices(scenario_rng(seed), n_pool, horizon, block_size, method, starts)
-            meta.append({
-                "model": label,
-                "scenario_index": i,
-                "calibration_source": calibration,
-                "block_starts": [str(d.date()) for d in pool.dates[chosen]],
-                **({"block_lengths": lengths.tolist()} if method == "stationary" else {}),
-            })
-        simple = pool.returns[rows]  # (S, T, N): the same rows for every symbol
-        prices = compound_prices(simple, window.last_close)
-        scenarios += make_scenarios(
-            simple, prices, family=FAMILY, scenario_type=SCENARIO_TYPE, severity=severity,
-            indices=part, seeds=seeds, key_prefix=method, name_prefix=f"Block bootstrap {method} ({severity})",
-            dates=dates, symbols=list(window.symbols), metadata=meta, baseline_vol=baseline,
-        )
+
+    def chunks():
+        for part in chunks_of(idx, chunk_size(horizon, len(window.symbols), paths_per_chunk_of(ctx))):
+            seeds = [scenario_seed(ctx.seed, FAMILY, severity, i) for i in part]
+            rows = np.empty((len(part), horizon), dtype=np.int64)
+            meta = []
+            for j, (i, seed) in enumerate(zip(part, seeds)):
+                rows[j], chosen, lengths = draw_block_indices(scenario_rng(seed), n_pool, horizon, block_size, method, starts)
+                meta.append({
+                    "model": label,
+                    "scenario_index": i,
+                    "calibration_source": calibration,
+                    "block_starts": [str(d.date()) for d in pool.dates[chosen]],
+                    **({"block_lengths": lengths.tolist()} if method == "stationary" else {}),
+                })
+            simple = pool.returns[rows]  # (S, T, N): the same rows for every symbol
+            prices = compound_prices(simple, window.last_close)
+            yield make_scenarios(
+                simple, prices, family=FAMILY, scenario_type=SCENARIO_TYPE, severity=severity,
+                indices=part, seeds=seeds, key_prefix=method, name_prefix=f"Block bootstrap {method} ({severity})",
+                dates=dates, symbols=list(window.symbols), metadata=meta, baseline_vol=baseline,
+            )
+
     profile = BOOTSTRAP_SEVERITY[severity]
     metadata = {
         "model": label,
-        "num_scenarios": len(scenarios),
+        "num_scenarios": len(idx),
         "time_horizon_days": horizon,
         "start_date": str(dates[0]),
         "confidence_levels": levels,
@@ -348,7 +358,6 @@ def generate_bootstrap(ctx, indices: list[int] | None = None) -> ScenarioSet:
         "block_size_rule": block_rule,
         "preserve_seasonality": bool(cfg["preserve_seasonality"]),
         "seasonality_tolerance_days": cfg["seasonality_tolerance_days"],
-        "seasonal_fallback_positions": seasonal.fallbacks if seasonal else 0,
         "calibration": (
             f"{label} of whole dates, blocks of {block_size} sessions ({block_rule}) from "
             f"{pool.description['pool']} {pool.description['pool_start']}..{pool.description['pool_end']} "
@@ -359,10 +368,17 @@ def generate_bootstrap(ctx, indices: list[int] | None = None) -> ScenarioSet:
         "pool": pool.description,
         "severity_profile": profile.as_dict(),
         "baseline_annualised_volatility": baseline,
-        **risk_metadata(scenarios, levels),
-        **stability_metadata(history_simple, scenarios),
         "tail_reference": tail_reference(
             history_simple, window=horizon, source=f"daily simple returns of the history window {metadata_window(window)}"
         ),
     }
-    return ScenarioSet(FAMILY, severity, scenarios, ctx.market.data_version, ctx.config_hash, metadata=metadata)
+
+    def finish(stats) -> dict:
+        return {
+            "seasonal_fallback_positions": seasonal.fallbacks if seasonal else 0,  # counted while drawing
+            **risk_metadata(stats, levels),
+            **stability_metadata(history_simple, stats),
+        }
+
+    return ScenarioStream(FAMILY, severity, ctx.market.data_version, ctx.config_hash, chunks(), metadata=metadata,
+                          finish=finish, correlation_paths=len(idx))

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 import pandas as pd
 
 from scenarios_assets.core.market import MarketData
-from scenarios_assets.core.scenario import ScenarioSet
-from scenarios_assets.core.validation import validate_set
+from scenarios_assets.core.scenario import ScenarioSet, ScenarioStream
+from scenarios_assets.core.validation import collect
 
 
 @dataclass(frozen=True)
@@ -38,7 +38,7 @@ class FamilySpec:
     asset_name: str  # asset key scenarios/<asset_name>
     config_section: str  # scenarios_pipeline.generation.<section>
     cli_types: tuple[str, ...]  # --type values that select it (besides `all`)
-    generate: Callable[[GenerationContext], ScenarioSet]
+    generate: Callable[[GenerationContext], ScenarioSet | ScenarioStream]  # a small set whole, or a stream
     description: str
 
 
@@ -60,16 +60,16 @@ def _stress(ctx: GenerationContext) -> ScenarioSet:
     return generate_stress(ctx)
 
 
-def _monte_carlo(ctx: GenerationContext) -> ScenarioSet:
-    from scenarios_assets.core.monte_carlo import generate_monte_carlo
+def _monte_carlo(ctx: GenerationContext) -> ScenarioStream:
+    from scenarios_assets.core.monte_carlo import stream_monte_carlo
 
-    return generate_monte_carlo(ctx)
+    return stream_monte_carlo(ctx)
 
 
-def _bootstrap(ctx: GenerationContext) -> ScenarioSet:
-    from scenarios_assets.core.bootstrap import generate_bootstrap
+def _bootstrap(ctx: GenerationContext) -> ScenarioStream:
+    from scenarios_assets.core.bootstrap import stream_bootstrap
 
-    return generate_bootstrap(ctx)
+    return stream_bootstrap(ctx)
 
 
 FAMILY_SPECS: dict[str, FamilySpec] = {
@@ -113,11 +113,20 @@ def enabled(spec: FamilySpec, config: dict) -> bool:
     return bool(config["generation"][spec.config_section].get("enabled", True))
 
 
-def generate_family(family: str, ctx: GenerationContext) -> ScenarioSet:
-    """Generate and validate one family at one severity, timing it."""
+def family_stream(family: str, ctx: GenerationContext) -> ScenarioStream:
+    """The scenarios of one family at ``ctx.severity`` as a stream (a disabled family: an empty one)."""
     spec = FAMILY_SPECS[family]
+    if not enabled(spec, ctx.config):
+        return ScenarioSet(family, ctx.severity, [], ctx.market.data_version, ctx.config_hash,
+                           metadata={"disabled": True}).stream()
+    produced = spec.generate(ctx)
+    return produced.stream() if isinstance(produced, ScenarioSet) else produced
+
+
+def generate_family(family: str, ctx: GenerationContext) -> ScenarioSet:
+    """Generate and validate one family at one severity, every path in memory (tests, small sets; builds
+    stream with :func:`family_stream` and ``slices.write_slice``)."""
     started = time.perf_counter()
-    scenario_set = spec.generate(ctx)
-    validate_set(scenario_set)
+    scenario_set = collect(family_stream(family, ctx))
     scenario_set.generation_seconds = time.perf_counter() - started
     return scenario_set

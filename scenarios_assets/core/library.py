@@ -1,45 +1,232 @@
-"""Assembling one catalog build from the family sets: complete, current and valid, or refused.
+"""Assembling one build of the library from its slices: complete, current and valid, or refused.
 
-A build never mixes data versions or configs and never ships a set whose blocking checks failed, so
-the catalog on disk is always one consistent library.
+A build is a set of slices (one family at one severity each). The slices a run asked for must be new
+(built by this run, from the current data version and config, with no failed blocking check); with a
+partial request every other slice of the current build is carried over, its files hard-linked (no bytes
+copied) and flagged when it was built from another data version or config. The build is written into
+its own directory and published in one atomic step (:mod:`scenarios_assets.core.builds`).
 """
 
 from __future__ import annotations
 
-from scenarios_assets.core.scenario import ScenarioSet
-from scenarios_assets.core.storage import CatalogBuild
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from scenarios_assets.core import builds
+from scenarios_assets.core.builds import (
+    METADATA_FILE,
+    METRICS_FILE,
+    PORTFOLIO_FILE,
+    SLICES_DIR,
+    SUMMARY_FILE,
+    TIMESERIES_FILE,
+)
+from scenarios_assets.core.slices import (
+    MANIFEST_FILE,
+    METRICS_PARTS,
+    PORTFOLIO_PARTS,
+    RECORDS_FILE,
+    TIMESERIES_PARTS,
+    SliceManifest,
+    read_manifest,
+)
+from scenarios_assets.core.storage import summary_text, utc_now
 
 
 class IncompleteLibraryError(RuntimeError):
-    """The requested families/severities are not all available as current, valid sets."""
+    """The requested families/severities are not all available as current, valid slices."""
 
 
-def assemble_build(
-    available: dict[str, dict[str, ScenarioSet]],
+@dataclass
+class SliceSource:
+    """One slice of a build to be, and where its files are: a staging directory (``layout`` "staging") or a
+    published build (``layout`` "build")."""
+
+    manifest: SliceManifest
+    origin: str  # "new" | "carried"
+    root: Path
+    layout: str
+    from_build: str = ""
+    stale: bool = False  # carried over from another data version or config
+
+    def files(self) -> dict[str, list[tuple[Path, str]]]:
+        """(source file, path inside the build) for the slice's records, manifest and Parquet parts."""
+        m = self.manifest
+        inside = f"{SLICES_DIR}/{m.family}/{m.severity}"
+        hive = f"family={m.family}/severity={m.severity}"
+        datasets = {TIMESERIES_PARTS: TIMESERIES_FILE, METRICS_PARTS: METRICS_FILE, PORTFOLIO_PARTS: PORTFOLIO_FILE}
+        meta_dir = self.root if self.layout == "staging" else self.root / inside
+        files = {"records": [(meta_dir / RECORDS_FILE, f"{inside}/{RECORDS_FILE}"),
+                             (meta_dir / MANIFEST_FILE, f"{inside}/{MANIFEST_FILE}")]}
+        for kind, dataset in datasets.items():
+            where = self.root / kind if self.layout == "staging" else self.root / dataset / hive
+            files[kind] = [(p, f"{dataset}/{hive}/{p.name}") for p in sorted(where.glob("part-*.parquet"))]
+        return files
+
+
+@dataclass
+class BuildPlan:
+    """The slices of the next build, in registry order (family, then severity)."""
+
+    sources: list[SliceSource]
+    data_version: str
+    config_hash: str
+    previous_build: str | None
+    save_timeseries: bool = True
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def manifests(self) -> list[SliceManifest]:
+        return [s.manifest for s in self.sources]
+
+
+def plan_build(
+    available: dict[str, dict[str, SliceManifest]],
     families: list[str],
     severities: list[str],
     data_version: str,
     config_hash: str,
-) -> CatalogBuild:
-    """Pick the set of every requested (family, severity); refuse missing, stale or invalid ones."""
-    problems, chosen = [], []
-    for family in families:
-        for severity in severities:
-            ss = available.get(family, {}).get(severity)
-            where = f"{family}[{severity}]"
-            if ss is None:
-                problems.append(f"{where} has not been materialised")
-            elif ss.data_version != data_version:
-                problems.append(f"{where} was built from data version {ss.data_version}, not the current {data_version}")
-            elif ss.config_hash != config_hash:
-                problems.append(f"{where} was built with config {ss.config_hash}, not the current {config_hash}")
-            elif blocking := [n for n, r in ss.validation.items() if r["blocking"] and not r["passed"]]:
-                problems.append(f"{where} failed blocking check(s) {', '.join(blocking)}")
-            elif not ss.metadata.get("disabled"):
-                chosen.append(ss)
+    out: Path,
+    *,
+    carry_over: bool,
+    all_families: list[str],
+    all_severities: list[str],
+    save_timeseries: bool = True,
+) -> BuildPlan:
+    """The slices of the next build: every requested (family, severity) from ``available`` (the latest
+    manifests), refused when missing, stale, failed or no longer on disk; with ``carry_over`` every other
+    slice of the current build of ``out``. Raises IncompleteLibraryError listing every problem."""
+    current = builds.current_build(out)
+    problems, sources = [], []
+    requested = {(f, s) for f in families for s in severities}
+    for family in all_families:
+        for severity in all_severities:
+            if (family, severity) in requested:
+                source = _new_slice(available.get(family, {}).get(severity), family, severity, data_version,
+                                    config_hash, current, save_timeseries, problems)
+            elif carry_over and current is not None:
+                source = _carried_slice(current, family, severity, data_version, config_hash)
+            else:
+                source = None
+            if source is not None:
+                sources.append(source)
     if problems:
         raise IncompleteLibraryError(
-            "the catalog was not rebuilt (previous files kept): " + "; ".join(problems)
+            "the library was not rebuilt (the current build stays): " + "; ".join(problems)
             + ". Materialise the listed scenario partitions, then the catalog."
         )
-    return CatalogBuild(sets=chosen, data_version=data_version, config_hash=config_hash)
+    return BuildPlan(sources, data_version, config_hash, current.name if current else None, save_timeseries)
+
+
+def _new_slice(m: SliceManifest | None, family, severity, data_version, config_hash, current, save_timeseries,
+               problems: list[str]) -> SliceSource | None:
+    where = f"{family}[{severity}]"
+    if m is None:
+        problems.append(f"{where} has not been materialised")
+    elif m.data_version != data_version:
+        problems.append(f"{where} was built from data version {m.data_version}, not the current {data_version}")
+    elif m.config_hash != config_hash:
+        problems.append(f"{where} was built with config {m.config_hash}, not the current {config_hash}")
+    elif m.blocking_failures:
+        problems.append(f"{where} failed blocking check(s) {', '.join(m.blocking_failures)}")
+    elif m.metadata.get("disabled"):
+        return None
+    elif m.path is not None and (Path(m.path) / MANIFEST_FILE).is_file():
+        if save_timeseries and not m.timeseries:
+            problems.append(f"{where} was generated without time series; materialise it again with save_timeseries on")
+            return None
+        return SliceSource(m, "new", Path(m.path), "staging")
+    elif current is not None and _slice_in(current, family, severity) == m.slice_id:
+        return SliceSource(m, "new", current, "build", current.name)
+    else:
+        why = "was a dry run" if m.path is None else f"its files ({m.slice_id}) are no longer staged"
+        problems.append(f"{where} {why}")
+    return None
+
+
+def _slice_in(build: Path, family: str, severity: str) -> str | None:
+    path = build / SLICES_DIR / family / severity / MANIFEST_FILE
+    if not path.is_file():
+        return None
+    return json.loads(path.read_text()).get("slice_id")
+
+
+def _carried_slice(current: Path, family: str, severity: str, data_version: str, config_hash: str) -> SliceSource | None:
+    directory = current / SLICES_DIR / family / severity
+    if not (directory / MANIFEST_FILE).is_file():
+        return None
+    manifest = read_manifest(directory)
+    stale = manifest.data_version != data_version or manifest.config_hash != config_hash
+    return SliceSource(manifest, "carried", current, "build", current.name, stale)
+
+
+# --- writing a build -----------------------------------------------------------------------------------------
+
+def family_entry(source: SliceSource) -> dict:
+    """The per-slice record of scenario_metadata.json's ``families`` (no timings, no ids of runs: two builds
+    of the same data, config and seed give the same entry)."""
+    m = source.manifest
+    return {
+        "count": m.count,
+        "origin": source.origin,
+        "stale": source.stale,
+        "data_version": m.data_version,
+        "config_hash": m.config_hash,
+        "rows": m.rows,
+        "skipped": m.skipped,
+        "validation": m.validation,
+        "scenario_types": m.digest.get("scenario_types", {}),
+        "date_range": m.digest.get("date_range", ""),
+        "symbols_covered": m.digest.get("symbols_covered", 0),
+        "metadata": m.metadata,
+    }
+
+
+def write_build(plan: BuildPlan, tmp: Path, run: dict) -> dict:
+    """Link every slice's files into the build directory ``tmp``, then write scenario_metadata.json (records
+    streamed from the slices, never parsed) and scenario_summary.txt. Returns the metadata document without
+    its ``scenarios`` (the header)."""
+    for source in plan.sources:
+        for kind, pairs in source.files().items():
+            if kind != "records" and not plan.save_timeseries:
+                continue
+            for src, rel in pairs:
+                builds.link_file(src, tmp / rel)
+    header = {
+        "generated_at": run["generated_at"],
+        "data_version": plan.data_version,
+        "config_hash": plan.config_hash,
+        "families": {s.manifest.key: family_entry(s) for s in plan.sources},
+        "run": run,
+    }
+    with open(tmp / METADATA_FILE, "w") as fh:
+        fh.write(json.dumps(header, indent=2, allow_nan=False, default=str)[:-2] + ',\n  "scenarios": [\n')
+        first = True
+        for source in plan.sources:
+            m = source.manifest
+            with open(tmp / SLICES_DIR / m.family / m.severity / RECORDS_FILE) as records:
+                for line in records:
+                    fh.write(("" if first else ",\n") + line.rstrip("\n"))
+                    first = False
+        fh.write("\n  ]\n}\n")
+    (tmp / SUMMARY_FILE).write_text(summary_text(header, run))
+    return header
+
+
+def build_and_publish(plan: BuildPlan, out: Path, keep: int, run: dict | None = None, report=None) -> tuple[Path, dict]:
+    """Write the planned build and make it current (under the output directory's lock); clean up what the
+    previous runs left. ``report(build_dir)`` (optional) writes the report files into the build before the
+    commit point. Returns the published directory and the metadata header."""
+    out.mkdir(parents=True, exist_ok=True)
+    with builds.build_lock(out):
+        builds.prune(out, keep)  # leftovers of killed builds first
+        build_id = builds.new_build_id()
+        tmp = builds.start_build(out, build_id)
+        run = {"build_id": build_id, "generated_at": utc_now(), "previous_build": plan.previous_build,
+               "slices": {s.manifest.key: s.manifest.slice_id for s in plan.sources}, **(run or {})}
+        header = write_build(plan, tmp, run)
+        if report is not None:
+            report(tmp)
+        final = builds.publish(out, tmp, keep)
+    return final, header

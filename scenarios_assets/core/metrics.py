@@ -23,20 +23,18 @@ Conventions (daily data, simple returns):
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
+import pyarrow.dataset as ds
 
+from scenarios_assets.core.builds import METRICS_FILE, resolve
 from scenarios_assets.core.paths import DEFAULT_OUTPUT_DIR
+from scenarios_assets.core.scenario import ANNUALISATION, Scenario
 
-METRICS_FILE = "scenario_metrics.parquet"
-ANNUALISATION = 252
 TAIL_LEVELS = {"95": 0.05, "99": 0.01}
 # Cells (groups x padded days) per block: bounds the working memory to roughly 100-150 MiB.
 BLOCK_CELLS = 1_500_000
@@ -245,68 +243,66 @@ def _empty_frame() -> pd.DataFrame:
     return pd.DataFrame(columns=["scenario_id", "symbol", *METRIC_COLUMNS])
 
 
-# --- the catalog in, the metrics file out -------------------------------------------------------------
+# --- metrics of a chunk of scenarios, straight from its arrays ------------------------------------------
 
-def catalog_metrics(output_dir: str | Path) -> tuple[pd.DataFrame, dict]:
-    """Metrics of every scenario and symbol of the catalog in ``output_dir``, with its provenance.
+def chunk_metrics(scenarios: list[Scenario], block_cells: int = BLOCK_CELLS) -> pd.DataFrame:
+    """Metrics (METRIC_COLUMNS) of every (scenario, symbol) series of a chunk, one row each in scenario
+    order then the scenario's symbol order, with ``scenario_id``, ``scenario_name`` and ``scenario_type``.
 
-    Reads ``scenario_timeseries.parquet`` directly (only the needed columns) and the scenario records of
-    ``scenario_metadata.json`` for the family, severity and name of each scenario.
-    """
-    from scenarios_assets.core.storage import METADATA_FILE, TIMESERIES_FILE
+    Scenarios with data in every cell (all stochastic paths) are stacked as (scenarios x symbols, days)
+    float64 blocks of at most ``block_cells`` cells and reduced at once; the few with missing cells (replays
+    of symbols that start inside the window) go through :func:`compute_metrics` on their long rows, so the
+    figures are those of the written time series either way."""
+    frames = []
+    full = [s for s in scenarios if not np.isnan(s.prices).any()]
+    by_length: dict[int, list[Scenario]] = {}
+    for s in full:
+        by_length.setdefault(len(s.dates), []).append(s)
+    for length, group in by_length.items():
+        r = np.concatenate([s.returns.T for s in group]).astype(np.float64)  # (sum of N, T)
+        d = np.concatenate([np.broadcast_to(s.dates.astype(np.int64), (len(s.symbols), length)) for s in group])
+        per = max(1, block_cells // max(length, 1))
+        parts = [_block_metrics(r[i : i + per], d[i : i + per], np.full(len(r[i : i + per]), length))
+                 for i in range(0, len(r), per)]
+        stats = {key: np.concatenate([p[key] for p in parts]) for key in parts[0]}
+        frame = pd.DataFrame({
+            "scenario_id": np.repeat([s.id for s in group], [len(s.symbols) for s in group]),
+            "symbol": np.concatenate([np.asarray(s.symbols, dtype=object) for s in group]),
+        })
+        for key in METRIC_COLUMNS:
+            frame[key] = _as_dates(stats[key]) if key.endswith("_date") else stats[key]
+        frames.append(frame)
+    partial = [s for s in scenarios if np.isnan(s.prices).any()]
+    if partial:
+        from scenarios_assets.core.storage import timeseries_table
 
-    out = Path(output_dir)
-    meta_path, ts_path = out / METADATA_FILE, out / TIMESERIES_FILE
-    if not meta_path.exists():
-        raise MetricsInputError(f"no scenario catalog in '{out}' (missing {METADATA_FILE})")
-    if not ts_path.exists():
-        raise MetricsInputError(
-            f"the catalog in '{out}' has no time series ({TIMESERIES_FILE}); rebuild it with save_timeseries on"
-        )
-    document = json.loads(meta_path.read_text())
-    series = pq.read_table(ts_path, columns=list(SERIES_COLUMNS)).to_pandas()
-    metrics = compute_metrics(series)
-    records = pd.DataFrame.from_records(
-        [{k: r[k] for k in ("id", "name", "family", "scenario_type", "severity")} for r in document["scenarios"]],
-        columns=["id", "name", "family", "scenario_type", "severity"],
-    ).rename(columns={"id": "scenario_id", "name": "scenario_name"})
-    frame = records.merge(metrics, on="scenario_id", how="inner", validate="one_to_many")
-    provenance = {
-        "catalog_generated_at": document.get("generated_at", ""),
-        "data_version": document.get("data_version", ""),
-        "config_hash": document.get("config_hash", ""),
-        "scenarios": int(frame["scenario_id"].nunique()),
-        "rows": len(frame),
-    }
-    return frame.reset_index(drop=True), provenance
+        long = timeseries_table(partial).select(list(SERIES_COLUMNS)).to_pandas()
+        frames.append(compute_metrics(long))
+    frame = pd.concat(frames, ignore_index=True) if frames else _empty_frame()
+    position = {s.id: i for i, s in enumerate(scenarios)}
+    names = {s.id: (s.name, s.scenario_type) for s in scenarios}
+    symbol_rank = {(s.id, sym): j for s in scenarios for j, sym in enumerate(s.symbols)}
+    frame["scenario_id"] = frame["scenario_id"].astype(str)
+    order = np.lexsort((
+        [symbol_rank[(i, sym)] for i, sym in zip(frame["scenario_id"], frame["symbol"])],
+        frame["scenario_id"].map(position).to_numpy(),
+    ))
+    frame = frame.iloc[order].reset_index(drop=True)
+    frame.insert(1, "scenario_name", frame["scenario_id"].map(lambda i: names[i][0]))
+    frame.insert(2, "scenario_type", frame["scenario_id"].map(lambda i: names[i][1]))
+    return frame
 
 
-def write_metrics(frame: pd.DataFrame, output_dir: str | Path, provenance: dict) -> Path:
-    """Write ``scenario_metrics.parquet`` atomically (temporary name in the same directory, then rename).
-
-    The provenance (catalog ``generated_at``, data version, config hash) goes into the file's schema
-    metadata, so a reader can tell which catalog the metrics describe."""
-    out = Path(output_dir)
-    out.mkdir(parents=True, exist_ok=True)
+def metrics_table(frame: pd.DataFrame) -> pa.Table:
+    """A metrics frame as Arrow, dates as date32 (the columns of one metrics part)."""
     table = pa.Table.from_pandas(frame, preserve_index=False)
     for i, name in enumerate(table.column_names):
         if name.endswith("_date"):
             table = table.set_column(i, name, table.column(i).cast(pa.date32()))
-    meta = dict(table.schema.metadata or {})
-    meta[b"scenarios_metrics"] = json.dumps(provenance, sort_keys=True).encode()
-    table = table.replace_schema_metadata(meta)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{METRICS_FILE}.", suffix=".tmp", dir=out)
-    os.close(fd)
-    tmp = Path(tmp_name)
-    try:
-        pq.write_table(table, tmp, compression="zstd", compression_level=3)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, out / METRICS_FILE)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    return out / METRICS_FILE
+    return table
 
+
+# --- reading the metrics of a build -----------------------------------------------------------------------
 
 def load_scenario_metrics(
     output_dir: str | Path | None = None,
@@ -315,23 +311,40 @@ def load_scenario_metrics(
     severity: str | list[str] | None = None,
     scenario_id: str | list[str] | None = None,
     symbols: list[str] | None = None,
+    build: str | None = None,
 ) -> pd.DataFrame:
-    """Load ``scenario_metrics.parquet`` from ``output_dir`` (default ``data/scenarios``), optionally filtered
-    (one value or a list per filter; filtered inside pyarrow). ``frame.attrs["provenance"]`` says which
-    catalog build the metrics describe."""
-    path = Path(output_dir or DEFAULT_OUTPUT_DIR) / METRICS_FILE
+    """Load the risk metrics of the current build in ``output_dir`` (default ``data/scenarios``; or of the
+    kept build ``build``), optionally filtered (one value or a list per filter; partitions pruned and rows
+    filtered inside pyarrow). ``frame.attrs["provenance"]`` says which build the metrics describe
+    (``build_id``, ``catalog_generated_at``, ``data_version``, ``config_hash``).
+
+    Raises FileNotFoundError when there is no build or it was written without time series."""
+    root = resolve(Path(output_dir or DEFAULT_OUTPUT_DIR), build)
+    path = root / METRICS_FILE
     if not path.exists():
-        raise FileNotFoundError(f"'{path}' does not exist; materialise metrics/scenario_metrics first")
+        raise FileNotFoundError(f"'{path}' does not exist; metrics are written with the time series (--save-timeseries)")
+    from scenarios_assets.core.storage import PARTITIONING
+
+    dataset = ds.dataset(path, format="parquet", partitioning=PARTITIONING if path.is_dir() else None)
     expr = None
     for column, wanted in (("family", family), ("severity", severity), ("scenario_id", scenario_id), ("symbol", symbols)):
         if wanted is None:
             continue
         term = pc.field(column).isin([wanted] if isinstance(wanted, str) else list(wanted))
         expr = term if expr is None else expr & term
-    table = pq.read_table(path, filters=expr)
+    table = dataset.to_table(filter=expr)
     frame = table.to_pandas(date_as_object=False)
+    for column in ("family", "severity"):
+        if column in frame.columns:
+            frame[column] = frame[column].astype(str)
     for column in [c for c in frame.columns if c.endswith("_date")]:
         frame[column] = frame[column].astype("datetime64[ns]")
-    raw = (table.schema.metadata or {}).get(b"scenarios_metrics")
-    frame.attrs["provenance"] = json.loads(raw) if raw else {}
+    with open(root / "scenario_metadata.json", "rb") as fh:
+        document = json.load(fh)
+    frame.attrs["provenance"] = {
+        "build_id": (document.get("run") or {}).get("build_id", ""),
+        "catalog_generated_at": document.get("generated_at", ""),
+        "data_version": document.get("data_version", ""),
+        "config_hash": document.get("config_hash", ""),
+    }
     return frame

@@ -86,6 +86,7 @@ from scenarios_assets.core.scenario import (
     ANNUALISATION,
     Scenario,
     ScenarioSet,
+    ScenarioStream,
     max_drawdown,
     portfolio_returns,
     scenario_id,
@@ -116,7 +117,6 @@ MAX_DOF = 50.0
 MAX_PERSISTENCE = 0.998  # alpha + beta of a simulated GARCH (an integrated fit is scaled down to it)
 MIN_FIT_OBSERVATIONS = 250  # a GARCH fit needs about a year of daily returns
 FIT_SYMBOLS_PER_PROCESS = 16  # a fit process is only worth starting for at least this many symbols
-MAX_CORRELATION_ROWS = 10_000  # scenario-days pooled for correlation_stability
 CHUNK_ELEMENTS = 8_000_000  # scenarios are simulated in chunks of about this many (day, symbol) cells
 PROJECTION_PATHS = 101  # paths simulated for a projected event; the median-drawdown one is kept
 
@@ -750,8 +750,19 @@ def compound_prices(simple: np.ndarray, last_close: np.ndarray) -> np.ndarray:
 
 # --- scenario sets -----------------------------------------------------------------------------------------
 
-def chunk_size(horizon: int, n_symbols: int) -> int:
+def chunk_size(horizon: int, n_symbols: int, paths_per_chunk: int | None = None) -> int:
+    """Paths simulated (and written) together: ``paths_per_chunk`` when configured
+    (``performance.paths_per_chunk``), else about CHUNK_ELEMENTS (day, symbol) cells per chunk. Results do
+    not depend on it (each path draws from its own seed)."""
+    if paths_per_chunk:
+        return max(1, int(paths_per_chunk))
     return max(1, CHUNK_ELEMENTS // max(1, horizon * n_symbols))
+
+
+def chunks_of(indices: list[int], size: int):
+    """Consecutive runs of at most ``size`` scenario indices."""
+    for c0 in range(0, len(indices), size):
+        yield indices[c0 : c0 + size]
 
 
 def make_scenarios(
@@ -818,21 +829,6 @@ def var_cvar(total_returns: np.ndarray, levels: list[float]) -> tuple[dict, dict
     return var, cvar
 
 
-def pooled_correlation(scenarios: list[Scenario], max_rows: int = MAX_CORRELATION_ROWS) -> np.ndarray:
-    """Correlation of the scenarios' daily simple returns pooled over scenarios and days (stride subsample)."""
-    total = sum(len(s.dates) for s in scenarios)
-    step = max(1, math.ceil(total / max_rows))
-    sample = np.concatenate([s.returns[::step] for s in scenarios]).astype(np.float32)
-    sample = np.nan_to_num(sample, nan=0.0)
-    sample -= sample.mean(axis=0)
-    std = np.sqrt((sample.astype(np.float64) ** 2).sum(axis=0)).astype(np.float32)
-    std[std == 0] = 1.0
-    sample /= std
-    c = (sample.T @ sample).astype(np.float64)
-    np.fill_diagonal(c, 1.0)
-    return np.clip(c, -1.0, 1.0)
-
-
 def correlation_stability(historical: np.ndarray, simulated: np.ndarray) -> float:
     """1 - mean |C_sim - C_hist| over the off-diagonal pairs (1.0 for a single symbol)."""
     n = historical.shape[0]
@@ -842,9 +838,24 @@ def correlation_stability(historical: np.ndarray, simulated: np.ndarray) -> floa
     return float(1.0 - np.abs(simulated[off] - historical[off]).mean())
 
 
-def stability_metadata(historical_simple: np.ndarray, scenarios: list[Scenario]) -> dict:
+def pooled_correlation(sample: np.ndarray) -> np.ndarray:
+    """Correlation (N, N) of a (rows, N) sample of daily simple returns pooled over scenarios and days
+    (``SetStats.correlation_sample``: a stride subsample of at most 10,000 scenario-days)."""
+    sample = np.nan_to_num(np.asarray(sample, dtype=np.float32), nan=0.0)
+    sample = sample - sample.mean(axis=0)
+    std = np.sqrt((sample.astype(np.float64) ** 2).sum(axis=0)).astype(np.float32)
+    std[std == 0] = 1.0
+    sample /= std
+    c = (sample.T @ sample).astype(np.float64)
+    np.fill_diagonal(c, 1.0)
+    return np.clip(c, -1.0, 1.0)
+
+
+def stability_metadata(historical_simple: np.ndarray, stats) -> dict:
+    """correlation_stability of the streamed set ``stats`` (validation.SetStats) against the history."""
     hist = correlation(historical_simple)
-    sim = pooled_correlation(scenarios) if scenarios else hist
+    sample = stats.correlation_sample()
+    sim = pooled_correlation(sample) if sample is not None else hist
     n = hist.shape[0]
     off = ~np.eye(n, dtype=bool)
     return {
@@ -858,18 +869,18 @@ def stability_metadata(historical_simple: np.ndarray, scenarios: list[Scenario])
     }
 
 
-def risk_metadata(scenarios: list[Scenario], levels: list[float]) -> dict:
-    totals = np.array([s.expected_return for s in scenarios])
+def risk_metadata(stats, levels: list[float]) -> dict:
+    """VaR/CVaR and medians across the paths of the streamed set ``stats`` (validation.SetStats)."""
+    totals = np.array(stats.total_returns)
     var, cvar = var_cvar(totals, levels)
     return {
+        "num_scenarios": len(stats),
         "value_at_risk": var,
         "conditional_value_at_risk": cvar,
         "risk_measure": "equal-weight portfolio total return over the horizon, across scenarios; losses positive",
         "total_return_median": float(np.median(totals)) if totals.size else None,
-        "annualised_volatility_median": (
-            float(np.median([s.metadata["annualised_volatility"] for s in scenarios])) if scenarios else None
-        ),
-        "max_drawdown_median": float(np.median([s.max_drawdown for s in scenarios])) if scenarios else None,
+        "annualised_volatility_median": float(np.median(stats.volatilities)) if totals.size else None,
+        "max_drawdown_median": float(np.median(stats.max_drawdowns)) if totals.size else None,
     }
 
 
@@ -887,6 +898,11 @@ def empty_set(family: str, ctx, reason: str, **metadata) -> ScenarioSet:
         skipped=[{"name": family, "reason": reason}],
         metadata=metadata,
     )
+
+
+def paths_per_chunk_of(ctx) -> int | None:
+    perf = ctx.config.get("performance", {}) or {}
+    return perf.get("paths_per_chunk") or None
 
 
 def workers_of(ctx) -> int:
@@ -916,10 +932,18 @@ def scenario_indices(cfg: dict, indices) -> list[int]:
 
 
 def generate_monte_carlo(ctx, indices: list[int] | None = None) -> ScenarioSet:
-    """Monte Carlo paths of ``ctx.severity``: scenarios ``indices`` (default 0..num_scenarios-1)."""
+    """Monte Carlo paths of ``ctx.severity`` materialised and validated (see :func:`stream_monte_carlo`)."""
+    from scenarios_assets.core.validation import collect
+
+    return collect(stream_monte_carlo(ctx, indices))
+
+
+def stream_monte_carlo(ctx, indices: list[int] | None = None) -> ScenarioStream:
+    """Monte Carlo paths of ``ctx.severity``: scenarios ``indices`` (default 0..num_scenarios-1), calibrated
+    once and simulated lazily, one chunk of paths at a time."""
     cfg, disabled = stochastic_settings(ctx, FAMILY)
     if disabled is not None:
-        return disabled
+        return disabled.stream()
     severity = ctx.severity
     idx = scenario_indices(cfg, indices)
     horizon = int(cfg["time_horizon_days"])
@@ -938,7 +962,7 @@ def generate_monte_carlo(ctx, indices: list[int] | None = None) -> ScenarioSet:
         )
         pm = calibrate(window, cfg, severity, workers=workers_of(ctx), cache_key=(ctx.market.data_version,))
     except CalibrationError as exc:
-        return empty_set(FAMILY, ctx, f"cannot calibrate the Monte Carlo model: {exc}")
+        return empty_set(FAMILY, ctx, f"cannot calibrate the Monte Carlo model: {exc}").stream()
 
     dates = future_business_days(ctx.market.dates[-1], horizon)
     history_simple = np.expm1(window.log_returns.to_numpy(np.float64))
@@ -952,23 +976,23 @@ def generate_monte_carlo(ctx, indices: list[int] | None = None) -> ScenarioSet:
     }
     key_prefix = MODEL_KEYS[model]
     name_prefix = f"Monte Carlo {MODEL_LABELS[model]} ({severity})"
-    scenarios: list[Scenario] = []
-    size = chunk_size(horizon, pm.n)
-    for c0 in range(0, len(idx), size):
-        part = idx[c0 : c0 + size]
-        seeds = [scenario_seed(ctx.seed, FAMILY, severity, i) for i in part]
-        log_r = simulate_log_returns(pm, seeds, horizon)
-        simple, prices = returns_and_prices(log_r, pm.last_close)
-        del log_r
-        meta = [{"model": pm.description["model"], "scenario_index": i, "calibration_source": calibration} for i in part]
-        scenarios += make_scenarios(
-            simple, prices, family=FAMILY, scenario_type=SCENARIO_TYPE, severity=severity, indices=part,
-            seeds=seeds, key_prefix=key_prefix, name_prefix=name_prefix, dates=dates, symbols=pm.symbols,
-            metadata=meta, baseline_vol=baseline,
-        )
+
+    def chunks():
+        for part in chunks_of(idx, chunk_size(horizon, pm.n, paths_per_chunk_of(ctx))):
+            seeds = [scenario_seed(ctx.seed, FAMILY, severity, i) for i in part]
+            log_r = simulate_log_returns(pm, seeds, horizon)
+            simple, prices = returns_and_prices(log_r, pm.last_close)
+            del log_r
+            meta = [{"model": pm.description["model"], "scenario_index": i, "calibration_source": calibration} for i in part]
+            yield make_scenarios(
+                simple, prices, family=FAMILY, scenario_type=SCENARIO_TYPE, severity=severity, indices=part,
+                seeds=seeds, key_prefix=key_prefix, name_prefix=name_prefix, dates=dates, symbols=pm.symbols,
+                metadata=meta, baseline_vol=baseline,
+            )
+
     metadata = {
         "model": pm.description["model"],
-        "num_scenarios": len(scenarios),
+        "num_scenarios": len(idx),
         "time_horizon_days": horizon,
         "start_date": str(dates[0]),
         "confidence_levels": levels,
@@ -981,13 +1005,15 @@ def generate_monte_carlo(ctx, indices: list[int] | None = None) -> ScenarioSet:
         "last_close_date_by_symbol": window.last_close_date,
         "model_parameters": pm.description,
         "baseline_annualised_volatility": baseline,
-        **risk_metadata(scenarios, levels),
-        **stability_metadata(history_simple, scenarios),
         "tail_reference": tail_reference(
             history_simple, window=horizon, source=f"daily simple returns of the fit window {metadata_window(window)}"
         ),
     }
-    return ScenarioSet(FAMILY, severity, scenarios, ctx.market.data_version, ctx.config_hash, metadata=metadata)
+    return ScenarioStream(
+        FAMILY, severity, ctx.market.data_version, ctx.config_hash, chunks(), metadata=metadata,
+        finish=lambda stats: {**risk_metadata(stats, levels), **stability_metadata(history_simple, stats)},
+        correlation_paths=len(idx),
+    )
 
 
 # --- projection of events beyond the data (historical full cycles) -------------------------------------------

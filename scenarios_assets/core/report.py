@@ -17,22 +17,17 @@ import base64
 import html
 import io
 import json
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from scenarios_assets.core.builds import METADATA_FILE, REPORT_FILE, TIMESERIES_FILE
 from scenarios_assets.core.scenario import FAMILIES
 from scenarios_assets.core.severity import SEVERITIES
 
-REPORT_FILE = "scenario_report.html"
 CHART_PREFIX = "scenario_report_"
-METADATA_FILE = "scenario_metadata.json"  # the catalog's (storage.METADATA_FILE)
-TIMESERIES_FILE = "scenario_timeseries.parquet"
-METRICS_FILE = "scenario_metrics.parquet"
 
 SEVERITY_COLORS = {"moderate": "#3b7dd8", "severe": "#e08a1e", "extreme": "#c0392b"}
 SEVERITY_MARKERS = {"moderate": "o", "severe": "s", "extreme": "^"}
@@ -137,31 +132,28 @@ def from_library(library, metrics: pd.DataFrame | None = None) -> ReportData:
 
 
 def from_directory(output_dir: str | Path, metrics: pd.DataFrame | None = None) -> ReportData:
-    """ReportData from a catalog directory, reading only ``scenario_id``, ``date`` and ``returns`` of the
-    time series (aggregated inside pyarrow), so big stochastic libraries stay cheap."""
-    import pyarrow as pa
-    import pyarrow.compute as pc
-    import pyarrow.parquet as pq
+    """ReportData from a build directory (or an output directory: its current build): the records of
+    ``scenario_metadata.json`` and the portfolio path of every scenario from the build's small
+    ``scenario_portfolio.parquet`` dataset (one row per scenario and date), never the whole time series."""
+    import pyarrow.dataset as ds
 
-    out = Path(output_dir)
-    with open(out / METADATA_FILE, "rb") as fh:
+    from scenarios_assets.core.builds import PORTFOLIO_FILE, resolve
+    from scenarios_assets.core.storage import PARTITIONING
+
+    root = Path(output_dir)
+    if not (root / METADATA_FILE).is_file() or (root / "current").exists():
+        root = resolve(root)
+    with open(root / METADATA_FILE, "rb") as fh:
         document = json.load(fh)
     records = document["scenarios"]
-    wealth, has_ts = {}, False
-    ts_path = out / TIMESERIES_FILE
-    if ts_path.exists():
-        has_ts = True
-        table = pq.read_table(ts_path, columns=["scenario_id", "date", "returns"])
+    wealth, has_ts = {}, (root / TIMESERIES_FILE).exists()
+    portfolio = root / PORTFOLIO_FILE
+    if portfolio.is_dir():
+        table = ds.dataset(portfolio, format="parquet", partitioning=PARTITIONING).to_table(
+            columns=["scenario_id", "date", "returns"])
         if table.num_rows:
-            returns = table["returns"]
-            finite = pc.if_else(pc.is_finite(returns), returns, pa.scalar(None, returns.type))
-            daily = (
-                pa.table({"scenario_id": table["scenario_id"].cast(pa.string()), "date": table["date"], "r": finite})
-                .group_by(["scenario_id", "date"])
-                .aggregate([("r", "mean")])
-            )
-            wealth = wealth_paths(daily["scenario_id"].to_numpy(zero_copy_only=False), daily["date"].to_numpy(),
-                                  daily["r_mean"].to_numpy(zero_copy_only=False))
+            wealth = wealth_paths(table["scenario_id"].cast("string").to_numpy(zero_copy_only=False),
+                                  table["date"].to_numpy(), table["returns"].to_numpy(zero_copy_only=False))
     return ReportData(records, document.get("generated_at", ""), document.get("data_version", ""),
                       document.get("config_hash", ""), wealth, has_ts, metrics)
 
@@ -667,40 +659,15 @@ def build_report(data: ReportData) -> Report:
     return Report(data, charts, render_html(data, charts, notes), notes)
 
 
-def write_report(output_dir: str | Path, metrics: pd.DataFrame | None = None, data: ReportData | None = None
+def write_report(build_dir: str | Path, metrics: pd.DataFrame | None = None, data: ReportData | None = None
                  ) -> tuple[Report, dict[str, Path]]:
-    """Render the report of the catalog in ``output_dir`` and write it atomically next to the catalog files.
-
-    Chart PNGs of an earlier build that this one does not produce (e.g. a family that is gone) are removed."""
-    out = Path(output_dir)
+    """Render the report of the build in ``build_dir`` and write it into that directory (before the build
+    is published: a build directory is never changed after). Returns the report and the written files."""
+    out = Path(build_dir)
     report = build_report(data if data is not None else from_directory(out, metrics))
     files = {REPORT_FILE: report.html.encode("utf-8"), **{c.filename: c.png for c in report.charts}}
-    staged: dict[str, Path] = {}
-    try:
-        for name, payload in files.items():
-            staged[name] = _stage(out, name, payload)
-    except BaseException:
-        for tmp in staged.values():
-            tmp.unlink(missing_ok=True)
-        raise
     written = {}
-    for name in sorted(staged, key=lambda n: n == REPORT_FILE):  # the page last: it names the charts
-        os.replace(staged[name], out / name)
+    for name, payload in files.items():
+        (out / name).write_bytes(payload)
         written[name] = out / name
-    for old in out.glob(f"{CHART_PREFIX}*.png"):
-        if old.name not in files:
-            old.unlink(missing_ok=True)
     return report, written
-
-
-def _stage(out: Path, name: str, payload: bytes) -> Path:
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=out)
-    tmp = Path(tmp_name)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(payload)
-        os.chmod(tmp, 0o644)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    return tmp

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -107,6 +109,41 @@ class ScenarioSet:
     @property
     def failed_checks(self) -> list[str]:
         return [name for name, res in self.validation.items() if not res["passed"]]
+
+    @property
+    def scenario_ids(self) -> list[str]:
+        return [s.id for s in self.scenarios]
+
+    @property
+    def regime_labels(self) -> set[str]:
+        return {str(s.metadata["regime"]) for s in self.scenarios if s.metadata.get("regime")}
+
+    def stream(self) -> "ScenarioStream":
+        """This set as a stream of one chunk (families whose sets are small build them whole)."""
+        return ScenarioStream(self.family, self.severity, self.data_version, self.config_hash, [self.scenarios],
+                              skipped=self.skipped, metadata=self.metadata)
+
+
+@dataclass
+class ScenarioStream:
+    """A family's scenarios at one severity as they are produced: ``chunks`` yields lists of scenarios (the
+    stochastic families one chunk of paths at a time, so memory does not grow with the path count).
+
+    ``metadata`` is what is known before generation; ``finish`` (optional) completes it from the streamed
+    statistics (:class:`~scenarios_assets.core.validation.SetStats`: total returns, volatilities, a
+    correlation sample), e.g. VaR/CVaR across paths. ``correlation_paths``: the number of scenarios the
+    stream will yield, when the family wants a pooled correlation sample of them.
+    """
+
+    family: str
+    severity: str
+    data_version: str
+    config_hash: str
+    chunks: Iterable[list[Scenario]]
+    skipped: list[dict] = field(default_factory=list)
+    metadata: dict = field(default_factory=dict)
+    finish: Callable[[Any], dict] | None = None
+    correlation_paths: int | None = None
 
 
 def slug(text: str) -> str:

@@ -1,14 +1,13 @@
-"""The catalog files of DESIGN.md section 4: written atomically, read back with one call.
+"""The library's file formats (DESIGN.md section 4): the long time-series table and its Parquet parts,
+the metadata document and summary of a build, and :func:`load_scenarios` to read a build back.
 
-All files of a build are first written under temporary names in the output directory and only then
-renamed over the previous ones, so a failed build leaves yesterday's files untouched.
+Where files live and how a build becomes current is :mod:`scenarios_assets.core.builds`; how a build is
+assembled from its slices is :mod:`scenarios_assets.core.library`.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -18,60 +17,39 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
+from scenarios_assets.core.builds import METADATA_FILE, SUMMARY_FILE, TIMESERIES_FILE, resolve
 from scenarios_assets.core.paths import DEFAULT_OUTPUT_DIR
-from scenarios_assets.core.scenario import Scenario, ScenarioSet
+from scenarios_assets.core.scenario import Scenario
 from scenarios_assets.core.severity import SEVERITIES
 
-METADATA_FILE = "scenario_metadata.json"
-TIMESERIES_FILE = "scenario_timeseries.parquet"
-SUMMARY_FILE = "scenario_summary.txt"
 CATALOG_FILES = (METADATA_FILE, TIMESERIES_FILE, SUMMARY_FILE)
 EXTRA_COLUMNS = ("volume_multiplier", "spread_multiplier")
-
-
-@dataclass
-class CatalogBuild:
-    """What one build writes: the sets of every family and severity, and their provenance."""
-
-    sets: list[ScenarioSet]
-    data_version: str
-    config_hash: str
-    generated_at: str = ""
-    notes: tuple[str, ...] = ()
-
-    @property
-    def scenarios(self) -> list[Scenario]:
-        return [s for ss in self.sets for s in ss.scenarios]
+# Every part of every family has exactly these columns (an absent extra column is all null), so a dataset
+# of parts reads with one schema; `family` and `severity` come from the hive partition directories.
+TIMESERIES_SCHEMA = pa.schema([
+    ("scenario_id", pa.dictionary(pa.int32(), pa.string())),
+    ("scenario_name", pa.dictionary(pa.int32(), pa.string())),
+    ("symbol", pa.dictionary(pa.int32(), pa.string())),
+    ("date", pa.date32()),
+    ("returns", pa.float32()),
+    ("prices", pa.float32()),
+    *((name, pa.float32()) for name in EXTRA_COLUMNS),
+    ("projected", pa.bool_()),
+])
+PARTITIONING = ds.partitioning(pa.schema([("family", pa.string()), ("severity", pa.string())]), flavor="hive")
+ROW_GROUP_ROWS = 65_536  # small enough that one scenario's symbol is read from a row group or two
 
 
 def utc_now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
-def metadata_document(build: CatalogBuild) -> dict:
-    return {
-        "generated_at": build.generated_at or utc_now(),
-        "data_version": build.data_version,
-        "config_hash": build.config_hash,
-        "families": {
-            f"{ss.family}/{ss.severity}": {
-                "count": len(ss),
-                "skipped": ss.skipped,
-                "validation": ss.validation,
-                "generation_seconds": round(ss.generation_seconds, 3),
-                "metadata": ss.metadata,
-            }
-            for ss in build.sets
-        },
-        "scenarios": [s.record() for s in build.scenarios],
-    }
-
-
 def timeseries_table(scenarios: list[Scenario]) -> pa.Table:
-    """Long format, one row per scenario x symbol x date (symbol-major within a scenario), float32, no
-    rows where a symbol has no data. Built from whole arrays per scenario, never per row: the columns are
+    """Long format (TIMESERIES_SCHEMA), one row per scenario x symbol x date (symbol-major within a
+    scenario), float32, no rows where a symbol has no data. Built from whole arrays per scenario, never per row: the columns are
     allocated once and each scenario's block is written into them in place (a scenario with data in
     every cell needs no mask), so 1,000 scenarios x 252 days x 500 symbols take about a second and no
     more memory than the table itself."""
@@ -137,10 +115,9 @@ def timeseries_table(scenarios: list[Scenario]) -> pa.Table:
         "prices": pa.array(prices),
     }
     for name in EXTRA_COLUMNS:
-        if name in extras:
-            columns[name] = pa.array(extras[name], from_pandas=True)
+        columns[name] = pa.array(extras[name], from_pandas=True) if name in extras else pa.nulls(total, pa.float32())
     columns["projected"] = pa.array(projected)
-    return pa.table(columns)
+    return pa.table(columns, schema=TIMESERIES_SCHEMA)
 
 
 # Dictionary encoding only where it pays (the float columns would fill a dictionary page and fall back to
@@ -148,89 +125,56 @@ def timeseries_table(scenarios: list[Scenario]) -> pa.Table:
 DICTIONARY_COLUMNS = ["scenario_id", "scenario_name", "symbol", "date"]
 
 
-def summary_text(build: CatalogBuild, document: dict) -> str:
+def write_timeseries_part(table: pa.Table, path: Path) -> None:
+    """One Parquet part of the time-series dataset: zstd, dictionaries for the repeated strings, row groups
+    of ROW_GROUP_ROWS with statistics (readers prune by scenario and symbol)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pq.write_table(table, path, compression="zstd", compression_level=3, use_dictionary=DICTIONARY_COLUMNS,
+                   row_group_size=ROW_GROUP_ROWS, write_statistics=True)
+
+
+def summary_text(document: dict, run: dict) -> str:
+    """scenario_summary.txt of a build: counts by family and severity, new and carried-over slices, coverage,
+    validation failures, skips, and the run's wall time and where it went."""
+    slices = document["families"]
     lines = [
         "Scenario library summary",
-        f"generated at: {document['generated_at']}",
-        f"data version: {build.data_version}    config hash: {build.config_hash}",
-        f"scenarios: {len(build.scenarios)}",
+        f"build: {run.get('build_id', '')}    generated at: {document['generated_at']}",
+        f"data version: {document['data_version']}    config hash: {document['config_hash']}",
+        f"scenarios: {sum(sl['count'] for sl in slices.values())}",
         "",
-        f"{'family':<14}" + "".join(f"{sev:>10}" for sev in SEVERITIES) + f"{'seconds':>10}",
+        f"{'family':<14}" + "".join(f"{sev:>10}" for sev in SEVERITIES),
     ]
-    counts = Counter((ss.family, ss.severity) for ss in build.sets for _ in ss.scenarios)
-    seconds = Counter()
-    for ss in build.sets:
-        seconds[ss.family] += ss.generation_seconds
-    for family in dict.fromkeys(ss.family for ss in build.sets):
-        lines.append(
-            f"{family:<14}" + "".join(f"{counts[(family, sev)]:>10}" for sev in SEVERITIES) + f"{seconds[family]:>10.2f}"
-        )
-    by_type = Counter(s.scenario_type for s in build.scenarios)
+    families = dict.fromkeys(key.split("/")[0] for key in slices)
+    for family in families:
+        lines.append(f"{family:<14}" + "".join(
+            f"{slices[f'{family}/{sev}']['count'] if f'{family}/{sev}' in slices else '-':>10}" for sev in SEVERITIES))
+    new = [k for k, sl in slices.items() if sl["origin"] == "new"]
+    carried = [k for k, sl in slices.items() if sl["origin"] != "new"]
+    lines += ["", f"new slices: {', '.join(new) or 'none'}"]
+    if carried:
+        lines.append(f"carried over from build {run.get('previous_build') or '?'}: {', '.join(carried)}")
+        stale = [f"  {k}: built from data {sl['data_version']}, config {sl['config_hash']}"
+                 for k, sl in slices.items() if sl.get("stale")]
+        if stale:
+            lines += [f"carried-over slices from another data version or config: {len(stale)}", *stale]
+    by_type = Counter()
+    for sl in slices.values():
+        by_type.update(sl.get("scenario_types") or {})
+    ranges = [sl["date_range"].split("..") for sl in slices.values() if sl.get("count") and ".." in sl.get("date_range", "")]
     lines += ["", "by type: " + ", ".join(f"{t} {n}" for t, n in sorted(by_type.items()))]
-    all_symbols = sorted({sym for s in build.scenarios for sym in s.symbols})
-    if build.scenarios:
-        first = min(s.start_date for s in build.scenarios)
-        last = max(s.end_date for s in build.scenarios)
-        lines.append(f"coverage: {len(all_symbols)} symbols, {first} .. {last}")
-    failures = [
-        f"  {ss.family}/{ss.severity}: {name} ({res['detail'] or res['value']})"
-        for ss in build.sets
-        for name, res in ss.validation.items()
-        if not res["passed"]
-    ]
+    if ranges:
+        widest = max((sl.get("symbols_covered", 0) for sl in slices.values()), default=0)
+        lines.append(f"coverage: up to {widest} symbols per slice, {min(r[0] for r in ranges)} .. {max(r[1] for r in ranges)}")
+    failures = [f"  {key}: {name} ({res['detail'] or res['value']})"
+                for key, sl in slices.items() for name, res in sl["validation"].items() if not res["passed"]]
     lines += ["", f"validation failures: {len(failures)}", *failures]
-    skipped = [f"  {ss.family}/{ss.severity}: {sk['name']}: {sk['reason']}" for ss in build.sets for sk in ss.skipped]
+    skipped = [f"  {key}: {sk['name']}: {sk['reason']}" for key, sl in slices.items() for sk in sl["skipped"]]
     lines += ["", f"skipped: {len(skipped)}", *skipped]
-    lines += ["", "generation time (s): " + f"{sum(ss.generation_seconds for ss in build.sets):.2f}"]
-    lines += [*(["", *build.notes] if build.notes else [])]
+    timings = run.get("timings") or {}
+    if timings:
+        lines += ["", "time (s): " + ", ".join(f"{k} {v:.2f}" for k, v in timings.items())]
     return "\n".join(lines) + "\n"
-
-
-def write_catalog(build: CatalogBuild, output_dir: str | Path, save_timeseries: bool = True) -> dict[str, Path]:
-    """Write the catalog files atomically; return their paths. Nothing is replaced if any write fails."""
-    out = Path(output_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    document = metadata_document(build)
-    staged: dict[str, Path] = {}
-    try:
-        staged[METADATA_FILE] = _stage(out, METADATA_FILE, lambda p: p.write_text(json.dumps(document, indent=2, allow_nan=False)))
-        if save_timeseries:
-            # The build it belongs to, so readers (the REST API) can tell a matching file from a stale one.
-            table = timeseries_table(build.scenarios).replace_schema_metadata({
-                "generated_at": document["generated_at"],
-                "data_version": build.data_version,
-                "config_hash": build.config_hash,
-            })
-            staged[TIMESERIES_FILE] = _stage(
-                out, TIMESERIES_FILE, lambda p: pq.write_table(
-                    table, p, compression="zstd", compression_level=3, use_dictionary=DICTIONARY_COLUMNS
-                )
-            )
-        staged[SUMMARY_FILE] = _stage(out, SUMMARY_FILE, lambda p: p.write_text(summary_text(build, document)))
-    except BaseException:
-        for tmp in staged.values():
-            tmp.unlink(missing_ok=True)
-        raise
-    written = {}
-    for name, tmp in staged.items():
-        os.replace(tmp, out / name)
-        written[name] = out / name
-    if not save_timeseries:  # a time series of an older build would not match the new metadata
-        (out / TIMESERIES_FILE).unlink(missing_ok=True)
-    return written
-
-
-def _stage(out: Path, name: str, write) -> Path:
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=out)
-    os.close(fd)
-    tmp = Path(tmp_name)
-    try:
-        write(tmp)
-        os.chmod(tmp, 0o644)  # mkstemp creates 0600; the catalog is meant to be read by other users
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    return tmp
 
 
 # --- reading ----------------------------------------------------------------------------------------
@@ -245,6 +189,7 @@ class ScenarioLibrary:
     data_version: str
     config_hash: str
     records: list[dict]
+    build_id: str = ""
 
     def __len__(self) -> int:
         return len(self.scenarios)
@@ -259,17 +204,22 @@ def load_scenarios(
     scenario_id: str | list[str] | None = None,
     symbols: list[str] | None = None,
     timeseries: bool = False,
+    build: str | None = None,
 ) -> ScenarioLibrary:
-    """Load the scenario catalog in ``output_dir`` (default ``data/scenarios``), optionally filtered.
+    """Load the scenario library in ``output_dir`` (default ``data/scenarios``), optionally filtered.
 
-    Filters take one value or a list. With ``timeseries=True`` the matching rows of the Parquet file are
-    read (filtered inside pyarrow, not after loading the whole file).
+    Reads the current build (resolved once, so metadata and time series come from the same build), or
+    the kept build ``build`` (an id from ``builds.published_builds``; ``library.build_id`` names the one
+    read). Filters take one value or a list. With ``timeseries=True`` the matching rows of the
+    time-series dataset are read: family and severity partitions are pruned from the directory names,
+    scenario and symbol filters run inside pyarrow (row-group statistics), never on the whole library.
+
+    Raises FileNotFoundError when there is no build (or no time series with ``timeseries=True``).
     """
     out = Path(output_dir) if output_dir else DEFAULT_OUTPUT_DIR
-    meta_path = out / METADATA_FILE
-    if not meta_path.exists():
-        raise FileNotFoundError(f"no scenario catalog in '{out}' (missing {METADATA_FILE}); run `scenarios` first")
-    document = json.loads(meta_path.read_text())
+    root = resolve(out, build)
+    with open(root / METADATA_FILE, "rb") as fh:
+        document = json.load(fh)
     records = document["scenarios"]
 
     def keep(rec: dict, key: str, wanted) -> bool:
@@ -282,15 +232,7 @@ def load_scenarios(
     frame = pd.DataFrame.from_records(records) if records else pd.DataFrame(columns=["id", "name", "family", "severity"])
     series = None
     if timeseries:
-        ts_path = out / TIMESERIES_FILE
-        if not ts_path.exists():
-            raise FileNotFoundError(f"'{ts_path}' does not exist; build with --save-timeseries")
-        ids = [r["id"] for r in records]
-        expr = pc.field("scenario_id").isin(ids)
-        if symbols:
-            expr = expr & pc.field("symbol").isin(list(symbols))
-        table = pq.read_table(ts_path, filters=expr)
-        series = table.to_pandas()
+        series = read_timeseries(root, records, symbols).to_pandas()
         for col in ("scenario_id", "scenario_name", "symbol"):
             series[col] = series[col].astype(str)
         series["date"] = pd.to_datetime(series["date"])
@@ -301,4 +243,35 @@ def load_scenarios(
         data_version=document["data_version"],
         config_hash=document["config_hash"],
         records=records,
+        build_id=(document.get("run") or {}).get("build_id", ""),
     )
+
+
+def timeseries_dataset(root: Path) -> ds.Dataset:
+    """The time-series dataset of a build directory (hive partitions family/severity), or of a legacy
+    single file. FileNotFoundError when the build has no time series."""
+    path = Path(root) / TIMESERIES_FILE
+    if not path.exists():
+        raise FileNotFoundError(f"'{path}' does not exist; build with --save-timeseries")
+    if path.is_dir():
+        return ds.dataset(path, format="parquet", partitioning=PARTITIONING)
+    return ds.dataset(path, format="parquet")
+
+
+def read_timeseries(root: Path, records: list[dict], symbols: list[str] | None = None) -> pa.Table:
+    """Rows of the scenarios ``records`` (and ``symbols``) from a build's time series, TIMESERIES_SCHEMA
+    columns, in dataset order (scenario, then symbol, then date)."""
+    dataset = timeseries_dataset(root)
+    expr = pc.field("scenario_id").isin([r["id"] for r in records])
+    if "family" in dataset.schema.names:
+        slices = {(r["family"], r["severity"]) for r in records}
+        by_slice = None
+        for fam, sev in sorted(slices):
+            term = (pc.field("family") == fam) & (pc.field("severity") == sev)
+            by_slice = term if by_slice is None else by_slice | term
+        if by_slice is not None:
+            expr = by_slice & expr
+    if symbols:
+        expr = expr & pc.field("symbol").isin(list(symbols))
+    columns = [c for c in TIMESERIES_SCHEMA.names if c in dataset.schema.names]
+    return dataset.to_table(columns=columns, filter=expr)

@@ -33,13 +33,14 @@ Which family gets which check (see ``SET_CHECKS``):
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 from scipy import stats
 
-from scenarios_assets.core.scenario import Scenario, ScenarioSet
+from scenarios_assets.core.scenario import Scenario, ScenarioSet, ScenarioStream
 
 MIN_COVERAGE = 0.95
 TAIL_SIGMA = 3.0
@@ -49,6 +50,7 @@ MAX_TAIL_SAMPLE = 20_000  # standardised returns used for the Student-t fit (det
 MIN_CORRELATION_STABILITY = 0.8  # where the family claims to keep the historical structure (moderate)
 MIN_STRESSED_CORRELATION_STABILITY = 0.5  # severe/extreme move correlations on purpose; below this the structure is lost
 MIN_UNIQUE_SCENARIOS = 50
+TAIL_FAMILIES = ("monte_carlo", "bootstrap")  # families whose returns are generated (statistical_validity)
 REQUIRED_REGIMES = {"bull": ("bull",), "bear": ("bear",), "neutral": ("ranging", "neutral")}
 
 
@@ -116,33 +118,131 @@ def scenario_checks(s: Scenario) -> dict:
     }
 
 
+# --- streamed set statistics ----------------------------------------------------------------------
+
+TAIL_SAMPLE_PER_SCENARIO = 64  # standardised returns kept per scenario for the Student-t fallback
+MAX_CORRELATION_ROWS = 10_000  # scenario-days pooled for a family's correlation_stability
+
+
+class SetStats:
+    """What the set checks and a family's set metadata need from its scenarios, accumulated one scenario at
+    a time so that memory does not grow with paths x days x symbols: per scenario a few floats and its
+    check results, the 3-sigma exceedance counts, and (with ``correlation_paths``) a deterministic stride
+    sample of at most ``MAX_CORRELATION_ROWS`` scenario-days of daily simple returns.
+
+    The samples depend only on the scenario index in the set and the path length, never on how the
+    scenarios were chunked, so a set streamed in any chunk size gives identical figures.
+    """
+
+    def __init__(self, family: str, severity: str, correlation_paths: int | None = None):
+        self.family, self.severity = family, severity
+        self.ids: list[str] = []
+        self.scenario_validation: list[dict] = []
+        self.total_returns: list[float] = []
+        self.volatilities: list[float] = []
+        self.max_drawdowns: list[float] = []
+        self.regime_labels: set[str] = set()
+        self.tail_total = self.tail_beyond = 0
+        self.tail_sample: list[np.ndarray] = []
+        self._correlation_paths = correlation_paths
+        self.correlation_rows: list[np.ndarray] = []
+        self.metadata: dict = {}
+        self.skipped: list[dict] = []
+        self.validation: dict[str, dict] = {}
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def add(self, s: Scenario) -> None:
+        """Check one scenario (fills ``s.validation``) and fold it into the statistics."""
+        s.validation = scenario_checks(s)
+        index = len(self.ids)
+        self.ids.append(s.id)
+        self.scenario_validation.append(s.validation)
+        self.total_returns.append(float(s.expected_return))
+        self.volatilities.append(float(s.metadata.get("annualised_volatility", float("nan"))))
+        self.max_drawdowns.append(float(s.max_drawdown))
+        if s.metadata.get("regime"):
+            self.regime_labels.add(str(s.metadata["regime"]))
+        if self.family in TAIL_FAMILIES:
+            z = standardised_columns(s.returns)
+            self.tail_total += z.size
+            self.tail_beyond += int(np.count_nonzero(np.abs(z) > TAIL_SIGMA))
+            self.tail_sample.append(z[:: max(1, z.size // TAIL_SAMPLE_PER_SCENARIO)])
+        if self._correlation_paths:
+            t = len(s.dates)
+            step = max(1, -(-self._correlation_paths * t // MAX_CORRELATION_ROWS))
+            first = (-index * t) % step  # global row index (index * t + day) on the stride
+            self.correlation_rows.append(np.asarray(s.returns[first::step], dtype=np.float32))
+
+    def correlation_sample(self) -> np.ndarray | None:
+        """(rows, N) float32 daily simple returns pooled over scenarios and days, or None without scenarios."""
+        rows = [r for r in self.correlation_rows if len(r)]
+        return np.concatenate(rows) if rows else None
+
+
+def stats_of(ss: ScenarioSet) -> SetStats:
+    """The streamed statistics of a materialised set (the same figures a streamed build computes)."""
+    st = SetStats(ss.family, ss.severity)
+    for s in ss.scenarios:
+        st.add(s)
+    st.metadata, st.skipped = ss.metadata, ss.skipped
+    return st
+
+
+def consume(stream: ScenarioStream, on_chunk: Callable[[list[Scenario]], None] | None = None) -> SetStats:
+    """Run a family's stream: check every scenario, hand each chunk to ``on_chunk`` (e.g. a slice writer),
+    then complete the set metadata (``stream.finish``) and run the set checks (``SetStats.validation``).
+    Only one chunk of paths is alive at a time unless ``on_chunk`` keeps them."""
+    st = SetStats(stream.family, stream.severity, stream.correlation_paths)
+    for chunk in stream.chunks:
+        for s in chunk:
+            st.add(s)
+        if on_chunk is not None:
+            on_chunk(chunk)
+    st.metadata = {**stream.metadata, **(stream.finish(st) if stream.finish else {})}
+    st.skipped = list(stream.skipped)
+    st.validation = set_validation(st)
+    return st
+
+
+def collect(stream: ScenarioStream) -> ScenarioSet:
+    """A stream materialised as a validated :class:`ScenarioSet` (every path in memory: for tests and small
+    sets; builds write streams slice by slice instead)."""
+    scenarios: list[Scenario] = []
+    st = consume(stream, scenarios.extend)
+    return ScenarioSet(stream.family, stream.severity, scenarios, stream.data_version, stream.config_hash,
+                       skipped=st.skipped, metadata=st.metadata, validation=st.validation)
+
+
 # --- set-level checks -----------------------------------------------------------------------------
 
-def _aggregate(name: str) -> Callable[[ScenarioSet], dict]:
-    def check(ss: ScenarioSet) -> dict:
-        failing = [s.id for s in ss.scenarios if not s.validation[name]["passed"]]
-        values = [s.validation[name]["value"] for s in ss.scenarios if s.validation[name]["value"] is not None]
+def _aggregate(name: str) -> Callable[[SetStats], dict]:
+    def check(st: SetStats) -> dict:
+        results = [v[name] for v in st.scenario_validation]
+        failing = [i for i, r in zip(st.ids, results) if not r["passed"]]
+        values = [r["value"] for r in results if r["value"] is not None]
         worst = (min(values) if name in ("coverage", "positive_prices", "non_negative_volume") else max(values)) if values else None
-        threshold = ss.scenarios[0].validation[name]["threshold"] if ss.scenarios else None
-        detail = f"{len(failing)} of {len(ss.scenarios)} scenario(s) fail" + (f": {', '.join(failing[:5])}" if failing else "")
+        threshold = results[0]["threshold"] if results else None
+        detail = f"{len(failing)} of {len(results)} scenario(s) fail" + (f": {', '.join(failing[:5])}" if failing else "")
         return result(not failing, worst if worst is not None else float("nan"), threshold, False, detail)
 
     return check
 
 
-def non_empty(ss: ScenarioSet) -> dict:
+def non_empty(ss: SetStats) -> dict:
     if ss.metadata.get("disabled"):
         return result(True, 0, ">= 1", True, "family disabled in the config")
     detail = f"{len(ss)} scenario(s)"
-    if not ss.scenarios and ss.skipped:
+    if not len(ss) and ss.skipped:
         detail += "; all skipped: " + "; ".join(f"{s['name']}: {s['reason']}" for s in ss.skipped[:3])
     return result(len(ss) > 0, len(ss), ">= 1", True, detail)
 
 
-def events_accounted(ss: ScenarioSet) -> dict:
+def events_accounted(ss: SetStats) -> dict:
     """Every catalog event is either replayed or reported as skipped with its reason."""
     total = ss.metadata.get("events_in_catalog", 0)
-    generated, skipped = len(ss.scenarios), len(ss.skipped)
+    generated, skipped = len(ss), len(ss.skipped)
     detail = f"{generated} {'replayed' if ss.family == 'historical' else 'generated'}, {skipped} skipped of {total}"
     if ss.skipped:
         detail += ": " + "; ".join(f"{s['name']} ({s['reason']})" for s in ss.skipped)
@@ -213,19 +313,13 @@ def tail_reference(history_returns, window: int | None = None, sigma: float = TA
     }
 
 
-def statistical_validity(ss: ScenarioSet) -> dict:
+def statistical_validity(ss: SetStats) -> dict:
     """Share of returns beyond 3 sigma against the expected share (see the module docstring)."""
     if ss.metadata.get("disabled"):
         return result(True, 0, "within tolerance", False, "family disabled in the config")
-    # Exceedances are counted scenario by scenario (memory stays at one scenario's block, whatever the set's
-    # size); the Student-t fallback fits a bounded stride sample of the pooled z-scores.
-    total, beyond, sample = 0, 0, []
-    per_scenario = max(1, MAX_TAIL_SAMPLE // max(len(ss.scenarios), 1))
-    for s in ss.scenarios:
-        z = standardised_columns(s.returns)
-        total += z.size
-        beyond += int(np.count_nonzero(np.abs(z) > TAIL_SIGMA))
-        sample.append(z[:: max(1, z.size // per_scenario)])
+    # Exceedances were counted scenario by scenario (SetStats.add); the Student-t fallback fits a bounded
+    # stride sample of the pooled z-scores.
+    total, beyond = ss.tail_total, ss.tail_beyond
     if total < 100:
         return result(False, float("nan"), "within tolerance", False, f"only {total} standardisable returns (need 100)")
     observed = beyond / total
@@ -234,7 +328,7 @@ def statistical_validity(ss: ScenarioSet) -> dict:
         expected = float(reference["exceedance_rate"])
         basis = f"calibration history ({reference.get('source', 'tail_reference')})"
     else:
-        df, expected = student_t_rate(np.concatenate(sample))
+        df, expected = student_t_rate(np.concatenate(ss.tail_sample))
         basis = f"Student-t fitted to the set's standardised returns (df {df:.1f}); no tail_reference in the set's metadata"
     se = 3.0 * np.sqrt(max(expected * (1 - expected), 1e-12) / total)
     low, high = expected / TAIL_TOLERANCE - se, expected * TAIL_TOLERANCE + se
@@ -246,7 +340,7 @@ def statistical_validity(ss: ScenarioSet) -> dict:
     return result(passed, observed, f"{max(low, 0):.5f}..{high:.5f}", False, detail)
 
 
-def correlation_stability(ss: ScenarioSet) -> dict:
+def correlation_stability(ss: SetStats) -> dict:
     """The family's own measure of how well the historical correlation structure is kept."""
     if ss.metadata.get("disabled"):
         return result(True, 1.0, f">= {MIN_CORRELATION_STABILITY}", False, "family disabled in the config")
@@ -267,7 +361,7 @@ def correlation_stability(ss: ScenarioSet) -> dict:
     return result(value >= bar, value, f">= {bar}", False, detail)
 
 
-def regime_types_found(ss: ScenarioSet) -> dict:
+def regime_types_found(ss: SetStats) -> dict:
     """Every regime type has at least one segment; otherwise say which and why."""
     if ss.metadata.get("disabled"):
         return result(True, 0, "every type", False, "family disabled in the config")
@@ -282,10 +376,10 @@ def regime_types_found(ss: ScenarioSet) -> dict:
 
 # --- catalog-level checks -------------------------------------------------------------------------
 
-def _definition_key(s: Scenario) -> str:
+def _definition_key(scenario_id: str, severity: str) -> str:
     """The scenario's id without its severity: one definition across the three severities."""
-    suffix = f".{s.severity}"
-    return s.id[: -len(suffix)] if s.id.endswith(suffix) else s.id
+    suffix = f".{severity}"
+    return scenario_id[: -len(suffix)] if scenario_id.endswith(suffix) else scenario_id
 
 
 # The catalog-level checks of `catalog_checks`: (name, blocking, description), for the Dagster check specs.
@@ -296,8 +390,12 @@ CATALOG_CHECKS: tuple[tuple[str, bool, str], ...] = (
 )
 
 
-def catalog_checks(sets: list[ScenarioSet]) -> dict[str, dict]:
+def catalog_checks(sets) -> dict[str, dict]:
     """Diversity of a whole catalog build (every family and severity in it).
+
+    ``sets`` are the build's slices: anything with ``family``, ``scenario_ids`` (list of str) and
+    ``regime_labels`` (set of str), i.e. a :class:`~scenarios_assets.core.scenario.ScenarioSet` or a
+    slice manifest.
 
     * ``unique_ids`` (blocking): no two scenarios share an id.
     * ``unique_scenarios`` (warning): at least MIN_UNIQUE_SCENARIOS distinct scenario definitions (ids
@@ -305,15 +403,13 @@ def catalog_checks(sets: list[ScenarioSet]) -> dict[str, dict]:
     * ``regime_coverage`` (warning): the regime family contributes a bull, a bear and a neutral
       (ranging) regime.
     """
-    scenarios = [s for ss in sets for s in ss.scenarios]
-    ids = [s.id for s in scenarios]
-    duplicates = sorted({i for i in ids if ids.count(i) > 1}) if len(set(ids)) != len(ids) else []
-    definitions = {_definition_key(s) for s in scenarios}
-    by_family: dict[str, int] = {}
-    for key in definitions:
-        family = key.split(".", 1)[0]
-        by_family[family] = by_family.get(family, 0) + 1
-    labels = {s.metadata.get("regime") for s in scenarios if s.family == "regime"}
+    pairs = [(i, ss.severity) for ss in sets for i in ss.scenario_ids]
+    ids = [i for i, _ in pairs]
+    counts = Counter(ids)
+    duplicates = sorted(i for i, n in counts.items() if n > 1)
+    definitions = {_definition_key(i, sev) for i, sev in pairs}
+    by_family = Counter(key.split(".", 1)[0] for key in definitions)
+    labels = set().union(*(ss.regime_labels for ss in sets if ss.family == "regime"))
     covered = {need: any(label in labels for label in accepted) for need, accepted in REQUIRED_REGIMES.items()}
     missing = [need for need, ok in covered.items() if not ok]
     return {
@@ -323,7 +419,7 @@ def catalog_checks(sets: list[ScenarioSet]) -> dict[str, dict]:
         ),
         "unique_scenarios": result(
             len(definitions) >= MIN_UNIQUE_SCENARIOS, len(definitions), f">= {MIN_UNIQUE_SCENARIOS}", False,
-            f"{len(definitions)} distinct scenario definition(s) in {len(scenarios)} scenario(s); by family: "
+            f"{len(definitions)} distinct scenario definition(s) in {len(ids)} scenario(s); by family: "
             + ", ".join(f"{f} {n}" for f, n in sorted(by_family.items())),
         ),
         "regime_coverage": result(
@@ -337,7 +433,7 @@ def catalog_checks(sets: list[ScenarioSet]) -> dict[str, dict]:
 @dataclass(frozen=True)
 class SetCheck:
     name: str
-    fn: Callable[[ScenarioSet], dict]
+    fn: Callable[[SetStats], dict]
     blocking: bool  # a failure makes the output unusable: downstream assets do not run
     description: str
     families: tuple[str, ...] | None = None  # None: every family
@@ -367,9 +463,12 @@ def checks_for(family: str) -> list[SetCheck]:
     return [c for c in SET_CHECKS if c.families is None or family in c.families]
 
 
+def set_validation(st: SetStats) -> dict[str, dict]:
+    """The set checks of ``st.family`` on streamed statistics: check name -> result (with ``blocking``)."""
+    return {c.name: {**c.fn(st), "blocking": c.blocking} for c in checks_for(st.family)}
+
+
 def validate_set(ss: ScenarioSet) -> ScenarioSet:
-    """Fill ``validation`` of every scenario and of the set; return the same set."""
-    for s in ss.scenarios:
-        s.validation = scenario_checks(s)
-    ss.validation = {c.name: {**c.fn(ss), "blocking": c.blocking} for c in checks_for(ss.family)}
+    """Fill ``validation`` of every scenario and of the set (materialised form); return the same set."""
+    ss.validation = set_validation(stats_of(ss))
     return ss

@@ -1,12 +1,12 @@
-"""Stage-3 starter: per-scenario, per-symbol risk metrics of the written catalog."""
+"""Stage-3 starter: per-scenario, per-symbol risk metrics of the published build."""
 
 
 from pathlib import Path
 
 from dagster import AssetExecutionContext, AssetIn, MetadataValue, Output, asset
 
-from scenarios_assets.core.metrics import METRICS_FILE, MetricsInputError, catalog_metrics, write_metrics
-from scenarios_assets.core.storage import TIMESERIES_FILE
+from scenarios_assets.core.builds import METRICS_FILE
+from scenarios_assets.core.metrics import load_scenario_metrics
 from scenarios_assets.defs.automation import METRICS_KEY, downstream_condition
 from scenarios_assets.defs.monitoring import markdown_table, measured
 from scenarios_assets.defs.scenarios import CATALOG_KEY
@@ -18,47 +18,42 @@ from scenarios_assets.defs.scenarios import CATALOG_KEY
     ins={"catalog": AssetIn(key=CATALOG_KEY)},
     automation_condition=downstream_condition(),
     description="Per scenario and symbol: total and annualised return, annualised volatility, max drawdown "
-    "and its duration, worst day, 1-day VaR and CVaR at 95 % and 99 %, skew and excess kurtosis, computed "
-    f"from the catalog's time series and written atomically as {METRICS_FILE} next to it "
-    "(load it with scenarios_assets.load_scenario_metrics).",
+    "and its duration, worst day, 1-day VaR and CVaR at 95 % and 99 %, skew and excess kurtosis. Computed "
+    "from each chunk of paths as it is generated and published with the build as "
+    f"{METRICS_FILE} (a dataset partitioned by family and severity; load it with "
+    "scenarios_assets.load_scenario_metrics). This asset reads the build the catalog published and reports it.",
 )
 def scenario_metrics(context: AssetExecutionContext, catalog: dict) -> Output[dict]:
     out = Path(catalog["output_dir"])
-    if catalog.get("dry_run"):
-        reason = "dry run: the catalog wrote no files, so no metrics were computed or written"
+    build = catalog.get("build_id") or ""
+
+    def not_written(reason: str) -> Output[dict]:
         context.log.info(reason)
-        return Output({"written": False, "reason": reason, "output_dir": str(out)},
+        return Output({"written": False, "reason": reason, "output_dir": str(out), "build_id": build},
                       metadata={"written": False, "reason": reason, "output_dir": MetadataValue.path(str(out))})
-    if not (out / TIMESERIES_FILE).exists():
-        # The catalog was written without time series: metrics of an older build would not match it.
-        (out / METRICS_FILE).unlink(missing_ok=True)
-        reason = f"the catalog in {out} has no {TIMESERIES_FILE} (save_timeseries off): no metrics written"
-        context.log.warning(reason)
-        return Output({"written": False, "reason": reason, "output_dir": str(out)},
-                      metadata={"written": False, "reason": reason, "output_dir": MetadataValue.path(str(out))})
+
+    if catalog.get("dry_run") or not build:
+        return not_written("dry run: the catalog published no build, so there are no metrics")
     with measured() as figures:
         try:
-            frame, provenance = catalog_metrics(out)
-        except MetricsInputError as exc:
-            raise RuntimeError(str(exc)) from None
-        if catalog.get("generated_at") and provenance["catalog_generated_at"] != catalog["generated_at"]:
-            context.log.warning(
-                f"the catalog files in {out} are from {provenance['catalog_generated_at']}, not the run's "
-                f"{catalog['generated_at']}; the metrics describe the files"
-            )
-        path = write_metrics(frame, out, provenance)
+            frame = load_scenario_metrics(out, build=build)
+        except FileNotFoundError:
+            return not_written(f"build {build} has no time series (save_timeseries off), so no metrics")
+    provenance = frame.attrs["provenance"]
     worst = frame.nlargest(10, "cvar_99")[["scenario_id", "symbol", "max_drawdown", "var_99", "cvar_99"]]
     by_family = (
         frame.groupby("family")[["max_drawdown", "annualised_volatility", "cvar_99"]].median().round(4)
         .reset_index().to_dict("records")
     )
+    path = out / "builds" / build / METRICS_FILE
     return Output(
-        {"written": True, "path": str(path), **provenance},
+        {"written": True, "path": str(path), "rows": len(frame), **provenance},
         metadata={
             "written": True,
             "path": MetadataValue.path(str(path)),
+            "build_id": build,
             "rows": len(frame),
-            "scenarios": provenance["scenarios"],
+            "scenarios": int(frame["scenario_id"].nunique()),
             "symbols": int(frame["symbol"].nunique()),
             "data_version": provenance["data_version"],
             "config_hash": provenance["config_hash"],

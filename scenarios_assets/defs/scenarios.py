@@ -1,6 +1,8 @@
 """One severity-partitioned asset per registered family, and the catalog that writes the library."""
 
 
+import shutil
+import time
 from collections import Counter
 
 import pandas as pd
@@ -19,12 +21,14 @@ from dagster import (
     asset,
 )
 
-from scenarios_assets.core.families import FAMILY_SPECS, FamilySpec, GenerationContext, enabled, generate_family
-from scenarios_assets.core.library import IncompleteLibraryError, assemble_build
+from scenarios_assets.core.builds import REPORT_FILE, clean_staging, new_staging
+from scenarios_assets.core.families import FAMILY_SPECS, FamilySpec, GenerationContext, family_stream
+from scenarios_assets.core.library import IncompleteLibraryError, build_and_publish, plan_build
 from scenarios_assets.core.market import MarketData
-from scenarios_assets.core.scenario import ScenarioSet
-from scenarios_assets.core.storage import utc_now, write_catalog
-from scenarios_assets.core.validation import CATALOG_CHECKS, catalog_checks, checks_for, validate_set
+from scenarios_assets.core.report import write_report
+from scenarios_assets.core.severity import SEVERITIES
+from scenarios_assets.core.slices import SliceManifest, write_slice
+from scenarios_assets.core.validation import CATALOG_CHECKS, catalog_checks, checks_for
 from scenarios_assets.defs.automation import catalog_condition
 from scenarios_assets.defs.monitoring import markdown_table, measured
 from scenarios_assets.defs.partitions import severity_partitions
@@ -56,54 +60,24 @@ def check_results(key: AssetKey, validation: dict) -> list[AssetCheckResult]:
     ]
 
 
-def family_metadata(ss: ScenarioSet, figures: dict) -> dict:
-    types = Counter(s.scenario_type for s in ss.scenarios)
-    symbols = sorted({sym for s in ss.scenarios for sym in s.symbols})
-    rows = [
-            {
-                "name": s.name,
-                "start": s.start_date,
-                "end": s.end_date,
-                "symbols": len(s.symbols),
-                "total_return": round(s.expected_return, 4),
-                "max_drawdown": round(s.max_drawdown, 4),
-                "vol_multiplier": round(s.volatility_multiplier, 2),
-            }
-            for s in ss.scenarios[:50]
-    ]
+def family_metadata(m: SliceManifest, figures: dict) -> dict:
+    """The family step's metadata in the UI: counts, diversity, coverage, checks and where the slice is."""
+    digest = dict(m.digest)
+    rows = digest.pop("scenarios", [])
     return {
-        "scenario_count": len(ss),
-        "skipped_count": len(ss.skipped),
-        "skipped": MetadataValue.json(ss.skipped),
-        "scenario_types": MetadataValue.json(dict(types)),
-        "unique_names": len({s.name for s in ss.scenarios}),
-        "symbols_covered": len(symbols),
-        "min_coverage": min((s.validation["coverage"]["value"] or 0.0 for s in ss.scenarios), default=0.0),
-        **diversity_metadata(ss),
-        "generation_seconds": round(ss.generation_seconds, 3),
-        "data_version": ss.data_version,
-        "config_hash": ss.config_hash,
-        "failed_checks": MetadataValue.json(ss.failed_checks),
+        "scenario_count": m.count,
+        "skipped_count": len(m.skipped),
+        "skipped": MetadataValue.json(m.skipped),
+        "scenario_types": MetadataValue.json(digest.pop("scenario_types", {})),
+        **{k: MetadataValue.json(v) if isinstance(v, list) else v for k, v in digest.items()},
+        "timeseries_rows": m.rows,
+        "slice": m.slice_id,
+        "generation_seconds": round(m.generation_seconds, 3),
+        "data_version": m.data_version,
+        "config_hash": m.config_hash,
+        "failed_checks": MetadataValue.json(m.failed_checks),
         "scenarios": MetadataValue.md(markdown_table(rows)),
         **{f"step_{k}": v for k, v in figures.items()},
-    }
-
-
-def diversity_metadata(ss: ScenarioSet) -> dict:
-    """How different the scenarios of a set are: windows, dates, outcomes (for monitoring in the UI)."""
-    windows = {(s.start_date, s.end_date) for s in ss.scenarios}
-    returns = [s.expected_return for s in ss.scenarios]
-    drawdowns = [s.max_drawdown for s in ss.scenarios]
-    coverage = [s.validation.get("coverage", {}).get("value") for s in ss.scenarios]
-    coverage = [c for c in coverage if c is not None]
-    return {
-        "unique_date_ranges": len(windows),
-        "date_range": f"{min(s.start_date for s in ss.scenarios)}..{max(s.end_date for s in ss.scenarios)}"
-        if ss.scenarios else "none",
-        "mean_coverage": round(sum(coverage) / len(coverage), 4) if coverage else 0.0,
-        "return_dispersion": round(float(pd.Series(returns).std(ddof=0)), 6) if returns else 0.0,
-        "return_range": MetadataValue.json([round(min(returns), 6), round(max(returns), 6)] if returns else []),
-        "max_drawdown_range": MetadataValue.json([round(min(drawdowns), 6), round(max(drawdowns), 6)] if drawdowns else []),
     }
 
 
@@ -122,13 +96,18 @@ def build_family_asset(spec: FamilySpec) -> AssetsDefinition:
     def family_asset(context: AssetExecutionContext, settings: ScenarioSettings, market: MarketData, economic: pd.DataFrame):
         config = settings.pipeline_config()
         ctx = GenerationContext(market, economic, config, settings.config_hash(), context.partition_key)
+        staging = None if settings.dry_run else new_staging(settings.output_path(), spec.family, ctx.severity, context.run_id)
         with measured() as figures:
-            if enabled(spec, config):
-                ss = generate_family(spec.family, ctx)
-            else:
-                ss = validate_set(ScenarioSet(spec.family, ctx.severity, [], market.data_version, ctx.config_hash, metadata={"disabled": True}))
-        yield Output(ss, metadata=family_metadata(ss, figures))
-        yield from check_results(key, ss.validation)
+            started = time.perf_counter()
+            try:
+                manifest = write_slice(family_stream(spec.family, ctx), staging, config["performance"]["save_timeseries"])
+                manifest.generation_seconds = time.perf_counter() - started  # calibration included
+            except BaseException:
+                if staging is not None:
+                    shutil.rmtree(staging, ignore_errors=True)
+                raise
+        yield Output(manifest, metadata=family_metadata(manifest, figures))
+        yield from check_results(key, manifest.validation)
 
     return family_asset
 
@@ -136,30 +115,41 @@ def build_family_asset(spec: FamilySpec) -> AssetsDefinition:
 family_assets = [build_family_asset(spec) for spec in FAMILY_SPECS.values()]
 
 
-def failure_rates_by_family(sets: list[ScenarioSet]) -> dict[str, float]:
+def failure_rates_by_family(slices: list[SliceManifest]) -> dict[str, float]:
     """Failed validation checks / checks run, per family (all severities)."""
     run, failed = Counter(), Counter()
-    for ss in sets:
-        run[ss.family] += len(ss.validation)
-        failed[ss.family] += len(ss.failed_checks)
+    for m in slices:
+        run[m.family] += len(m.validation)
+        failed[m.family] += len(m.failed_checks)
     return {family: round(failed[family] / run[family], 4) if run[family] else 0.0 for family in run}
 
 
-def write_report_files(context: AssetExecutionContext, out, written: dict) -> dict:
-    """scenario_report.html and its PNG charts next to the catalog files (atomically, core/report.py); the
-    charts as asset metadata. The report is a by-product: if it fails, the catalog stands and says why."""
-    from scenarios_assets.core.report import REPORT_FILE, write_report
+def report_writer(context: AssetExecutionContext, charts: dict):
+    """Writes the report into the build directory before it is published; the charts become asset metadata.
+    The report is a by-product: if it fails, the build is published without it and says why."""
 
-    try:
-        report, files = write_report(out)
-    except Exception as exc:  # noqa: BLE001
-        context.log.warning(f"scenario report not written: {exc}")
-        return {"report_error": str(exc)}
-    written.update(files)
-    return {
-        "report": MetadataValue.path(str(files[REPORT_FILE])),
-        **{f"chart_{chart.key}": MetadataValue.md(chart.markdown()) for chart in report.charts},
-    }
+    def write(build_dir) -> None:
+        try:
+            report, files = write_report(build_dir)
+        except Exception as exc:  # noqa: BLE001
+            context.log.warning(f"scenario report not written: {exc}")
+            charts["report_error"] = str(exc)
+            return
+        charts["report"] = MetadataValue.path(str(files[REPORT_FILE]))
+        charts.update({f"chart_{chart.key}": MetadataValue.md(chart.markdown()) for chart in report.charts})
+
+    return write
+
+
+def staging_cleanup(context: AssetExecutionContext, out, available: dict, consumed: set[str]) -> list[str]:
+    """Remove staging directories of killed or superseded runs; keep the latest unconsumed slices."""
+    latest = {m.slice_id for by_severity in available.values() for m in by_severity.values() if m is not None}
+
+    def live(run_id: str) -> bool:
+        run = context.instance.get_run_by_id(run_id)
+        return run is not None and not run.is_finished
+
+    return clean_staging(out, keep=latest - consumed, is_live=live)
 
 
 @asset(
@@ -183,62 +173,72 @@ def write_report_files(context: AssetExecutionContext, out, written: dict) -> di
         *(AssetCheckSpec(name, asset=CATALOG_KEY, blocking=blocking, description=description)
           for name, blocking, description in CATALOG_CHECKS),
     ],
-    description="All families and severities, validated, written atomically as scenario_metadata.json, "
-    "scenario_timeseries.parquet and scenario_summary.txt in the output directory.",
+    description="All families and severities, validated, published as one build of the library (metadata, "
+    "time series, metrics, summary, report) in the output directory; a partial run carries the other slices "
+    "over from the current build.",
 )
-def catalog(context: AssetExecutionContext, settings: ScenarioSettings, market: MarketData, **family_sets):
+def catalog(context: AssetExecutionContext, settings: ScenarioSettings, market: MarketData, **family_slices):
     config = settings.pipeline_config()
+    out = settings.output_path()
     with measured() as figures:
         try:
-            build = assemble_build(
-                family_sets,
-                settings.catalog_families(),
-                settings.catalog_severities(),
-                market.data_version,
-                settings.config_hash(),
+            plan = plan_build(
+                family_slices, settings.catalog_families(), settings.catalog_severities(), market.data_version,
+                settings.config_hash(), out, carry_over=bool(settings.families or settings.severities),
+                all_families=list(FAMILY_SPECS), all_severities=list(SEVERITIES),
+                save_timeseries=bool(config["performance"]["save_timeseries"]) and not settings.dry_run,
             )
         except IncompleteLibraryError as exc:
             yield AssetCheckResult(
                 asset_key=CATALOG_KEY, check_name="complete_and_current", passed=False, metadata={"detail": str(exc)}
             )
             raise Failure(description=str(exc)) from None
-        build.generated_at = utc_now()
-        diversity = catalog_checks(build.sets)
+        diversity = catalog_checks(plan.manifests)
         unusable = [name for name, res in diversity.items() if res["blocking"] and not res["passed"]]
-        if unusable:  # nothing is written: yesterday's files stay
+        if unusable:  # nothing is written: the current build stays
             yield from check_results(CATALOG_KEY, diversity)
-            raise Failure(description=f"catalog check(s) failed: {', '.join(unusable)}; previous files kept")
-        out = settings.output_path()
-        written = {} if settings.dry_run else write_catalog(build, out, config["performance"]["save_timeseries"])
-        report_md = {} if settings.dry_run else write_report_files(context, out, written)
-    counts = Counter(f"{ss.family}/{ss.severity}" for ss in build.sets for _ in ss.scenarios)
-    checks_run = sum(len(ss.validation) for ss in build.sets)
-    checks_failed = sum(len(ss.failed_checks) for ss in build.sets)
+            raise Failure(description=f"catalog check(s) failed: {', '.join(unusable)}; the current build stays")
+        charts: dict = {}
+        build_id, generated_at = "", ""
+        if not settings.dry_run:
+            timings = {s.manifest.key: round(s.manifest.generation_seconds, 3) for s in plan.sources if s.origin == "new"}
+            final, header = build_and_publish(plan, out, int(config["performance"]["keep_builds"]),
+                                              run={"timings": timings}, report=report_writer(context, charts))
+            build_id, generated_at = final.name, header["generated_at"]
+            staging_cleanup(context, out, family_slices, {s.manifest.slice_id for s in plan.sources})
+    slices = plan.manifests
+    counts = {m.key: m.count for m in slices}
+    checks_run = sum(len(m.validation) for m in slices)
+    checks_failed = sum(len(m.failed_checks) for m in slices)
+    origin = {s.manifest.key: s.origin + (" (stale)" if s.stale else "") for s in plan.sources}
     summary = {
         "output_dir": str(out),
-        "files": {name: str(path) for name, path in written.items()},
+        "build_id": build_id,
         "dry_run": settings.dry_run,
-        "scenario_count": len(build.scenarios),
-        "counts": dict(counts),
-        "data_version": build.data_version,
-        "config_hash": build.config_hash,
-        "generated_at": build.generated_at,
+        "scenario_count": sum(counts.values()),
+        "counts": counts,
+        "origin": origin,
+        "data_version": plan.data_version,
+        "config_hash": plan.config_hash,
+        "generated_at": generated_at,
     }
     yield Output(
         summary,
         metadata={
-            "scenario_count": len(build.scenarios),
-            "counts_by_family_severity": MetadataValue.json(dict(counts)),
+            "scenario_count": summary["scenario_count"],
+            "build_id": build_id or "dry run: nothing published",
+            "counts_by_family_severity": MetadataValue.json(counts),
+            "slices_new_or_carried": MetadataValue.json(origin),
             "validation_checks": checks_run,
             "validation_failures": checks_failed,
             "validation_failure_rate": round(checks_failed / checks_run, 4) if checks_run else 0.0,
-            "validation_failure_rate_by_family": MetadataValue.json(failure_rates_by_family(build.sets)),
+            "validation_failure_rate_by_family": MetadataValue.json(failure_rates_by_family(slices)),
             "output_dir": MetadataValue.path(str(out)),
             "dry_run": settings.dry_run,
-            "data_version": build.data_version,
-            "config_hash": build.config_hash,
+            "data_version": plan.data_version,
+            "config_hash": plan.config_hash,
             **{f"step_{k}": v for k, v in figures.items()},
-            **report_md,
+            **charts,
         },
     )
     yield from check_results(CATALOG_KEY, diversity)
@@ -246,5 +246,5 @@ def catalog(context: AssetExecutionContext, settings: ScenarioSettings, market: 
         asset_key=CATALOG_KEY,
         check_name="complete_and_current",
         passed=True,
-        metadata={"families": MetadataValue.json(sorted({ss.family for ss in build.sets})), "sets": len(build.sets)},
+        metadata={"families": MetadataValue.json(sorted({m.family for m in slices})), "sets": len(slices)},
     )

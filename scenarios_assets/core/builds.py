@@ -1,0 +1,275 @@
+"""The output directory as a store of builds with one commit point (DESIGN.md section 4).
+
+Layout of ``<output-dir>``::
+
+    builds/<build-id>/              one complete build, never changed once published
+        scenario_metadata.json
+        scenario_summary.txt
+        scenario_timeseries.parquet/family=<f>/severity=<s>/part-00000.parquet ...   (with time series)
+        scenario_metrics.parquet/family=<f>/severity=<s>/part-00000.parquet ...      (with time series)
+        scenario_portfolio.parquet/family=<f>/severity=<s>/part-00000.parquet ...    (with time series)
+        scenario_report.html, scenario_report_<chart>.png
+        slices/<family>/<severity>/slice.json, records.jsonl      (what a later build carries over)
+    builds/.tmp-<build-id>/         a build being written (removed by the next build if its writer died)
+    current -> builds/<build-id>    THE commit point: a symbolic link replaced atomically (rename(2))
+    scenario_metadata.json -> current/scenario_metadata.json      the seed's names, resolved through
+    scenario_timeseries.parquet -> current/...                     ``current`` (fixed links, made once)
+    ...
+    .staging/<slice-id>/            family steps' output not yet in a build
+    .lock                           held (flock) while a build is assembled and published
+
+A reader resolves ``current`` once (:func:`current_build`) and reads every file from that build
+directory, so it always sees one consistent build; ``<output-dir>/<file>`` works for tools that know
+nothing of builds. A build becomes current only after every file in it is complete; a crash at any point
+leaves the previous build current and complete.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import shutil
+import uuid
+from collections.abc import Iterator
+from datetime import datetime, timezone
+from pathlib import Path
+
+from scenarios_assets.core.errors import ScenarioInputError
+
+BUILDS_DIR = "builds"
+CURRENT = "current"
+STAGING_DIR = ".staging"
+LOCK_FILE = ".lock"
+TMP_PREFIX = ".tmp-"
+
+METADATA_FILE = "scenario_metadata.json"
+TIMESERIES_FILE = "scenario_timeseries.parquet"
+SUMMARY_FILE = "scenario_summary.txt"
+METRICS_FILE = "scenario_metrics.parquet"
+REPORT_FILE = "scenario_report.html"
+PORTFOLIO_FILE = "scenario_portfolio.parquet"  # per scenario: the equal-weight portfolio's daily return
+SLICES_DIR = "slices"
+# The seed's file names, readable at <output-dir>/<name> through `current`.
+PUBLISHED_NAMES = (METADATA_FILE, TIMESERIES_FILE, SUMMARY_FILE, METRICS_FILE, REPORT_FILE)
+
+
+class BuildInProgressError(ScenarioInputError):
+    """Another process is assembling or publishing a build in the same output directory."""
+
+
+def new_build_id(now: datetime | None = None) -> str:
+    """Sortable, unique: UTC time to the microsecond plus a random suffix."""
+    now = now or datetime.now(timezone.utc)
+    return f"{now:%Y%m%dT%H%M%S%fZ}-{uuid.uuid4().hex[:6]}"
+
+
+def builds_root(out: Path) -> Path:
+    return Path(out) / BUILDS_DIR
+
+
+def current_build_id(out: str | Path) -> str | None:
+    """Id of the current build of ``out`` (None before the first publish)."""
+    try:
+        target = os.readlink(Path(out) / CURRENT)
+    except (FileNotFoundError, OSError):
+        return None
+    return Path(target).name
+
+
+def current_build(out: str | Path) -> Path | None:
+    """The current build's directory (resolved once: read every file of one build from it), or None."""
+    build_id = current_build_id(out)
+    return build_path(out, build_id) if build_id else None
+
+
+def build_path(out: str | Path, build_id: str) -> Path:
+    """The directory of a published build; FileNotFoundError naming the kept builds when it is gone."""
+    path = builds_root(Path(out)) / build_id
+    if build_id.startswith(".") or "/" in build_id or not (path / METADATA_FILE).is_file():
+        kept = ", ".join(published_builds(out)) or "none"
+        raise FileNotFoundError(f"no build '{build_id}' in '{out}' (kept builds: {kept})")
+    return path
+
+
+def published_builds(out: str | Path) -> list[str]:
+    """Ids of the complete builds in ``out``, oldest first."""
+    root = builds_root(Path(out))
+    if not root.is_dir():
+        return []
+    return sorted(p.name for p in root.iterdir() if not p.name.startswith(".") and (p / METADATA_FILE).is_file())
+
+
+def resolve(out: str | Path, build: str | None = None) -> Path:
+    """The directory to read: build ``build`` (an id from :func:`published_builds`), else the current one.
+
+    A directory written before builds existed (the catalog files directly in it) is read as it is."""
+    out = Path(out)
+    if build:
+        return build_path(out, build)
+    path = current_build(out)
+    if path is not None:
+        return path
+    if (out / METADATA_FILE).is_file():  # legacy flat layout
+        return out
+    raise FileNotFoundError(f"no scenario catalog in '{out}' (no current build); run `scenarios` first")
+
+
+@contextlib.contextmanager
+def build_lock(out: Path) -> Iterator[None]:
+    """Exclusive lock of ``out`` while one build is assembled and published (refuses a second one)."""
+    out.mkdir(parents=True, exist_ok=True)
+    fh = open(out / LOCK_FILE, "a+")
+    try:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            fh.seek(0)
+            holder = fh.read().strip() or "another process"
+            raise BuildInProgressError(
+                f"another build is being published in '{out}' ({holder}); wait for it to finish"
+            ) from None
+        fh.seek(0)
+        fh.truncate()
+        fh.write(f"pid {os.getpid()} since {datetime.now(timezone.utc).isoformat(timespec='seconds')}")
+        fh.flush()
+        yield
+    finally:
+        fh.close()  # releases the lock
+
+
+def start_build(out: Path, build_id: str) -> Path:
+    """A fresh temporary directory for build ``build_id`` (call under :func:`build_lock`)."""
+    tmp = builds_root(out) / f"{TMP_PREFIX}{build_id}"
+    tmp.mkdir(parents=True)
+    return tmp
+
+
+def link_file(src: Path, dst: Path) -> None:
+    """``dst`` as a hard link of ``src`` (no bytes copied); a copy where the file system has no hard links."""
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        os.link(src, dst)
+    except OSError:
+        shutil.copy2(src, dst)
+
+
+def link_tree(src: Path, dst: Path) -> None:
+    """Every file under ``src`` linked at the same relative path under ``dst``."""
+    for path in sorted(src.rglob("*")):
+        if path.is_file():
+            link_file(path, dst / path.relative_to(src))
+
+
+def publish(out: Path, tmp: Path, keep: int = 2) -> Path:
+    """Make the complete build in ``tmp`` current, in one atomic step; then drop builds beyond ``keep``.
+
+    The steps: rename ``builds/.tmp-<id>`` to ``builds/<id>`` (complete, not yet current); replace the
+    ``current`` link by a new one pointing at it (the commit point); make the fixed top-level links where
+    missing; delete the builds beyond the newest ``keep``. A crash before the ``current`` replacement
+    leaves the previous build current; the orphan is removed by the next build."""
+    if keep < 1:
+        raise ScenarioInputError(f"performance.keep_builds must be >= 1, got {keep}")
+    build_id = tmp.name.removeprefix(TMP_PREFIX)
+    final = builds_root(out) / build_id
+    _fsync_tree(tmp)
+    os.rename(tmp, final)
+    link = out / f".{CURRENT}.{build_id}"
+    os.symlink(f"{BUILDS_DIR}/{build_id}", link)
+    os.replace(link, out / CURRENT)  # the commit point
+    _fsync_dir(out)
+    ensure_top_level_links(out)
+    prune(out, keep)
+    return final
+
+
+def ensure_top_level_links(out: Path) -> None:
+    """``<out>/<name> -> current/<name>`` for the seed's file names; a legacy regular file is replaced."""
+    for name in PUBLISHED_NAMES:
+        path = out / name
+        target = f"{CURRENT}/{name}"
+        if path.is_symlink() and os.readlink(path) == target:
+            continue
+        tmp = out / f".{name}.link"
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+        os.symlink(target, tmp)
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path)
+        os.replace(tmp, path)
+
+
+def prune(out: Path, keep: int) -> list[str]:
+    """Delete published builds beyond the newest ``keep`` (never the current one), unfinished builds and
+    complete builds newer than the current one (a publish that died before its commit point). Call under
+    :func:`build_lock`. Returns the removed ids."""
+    root = builds_root(out)
+    current = current_build_id(out)
+    removed = []
+    published = published_builds(out)
+    keep_ids = set(published[: published.index(current) + 1][-keep:]) if current in published else set(published[-keep:])
+    for path in sorted(root.iterdir()) if root.is_dir() else []:
+        if path.name == current or path.name in keep_ids:
+            continue
+        shutil.rmtree(path, ignore_errors=True)
+        removed.append(path.name)
+    for stray in out.glob(f".{CURRENT}.*"):  # links of a publish that died before its rename
+        stray.unlink(missing_ok=True)
+    return removed
+
+
+# --- staging: family steps' output before it joins a build --------------------------------------------------
+
+def staging_root(out: str | Path) -> Path:
+    return Path(out) / STAGING_DIR
+
+
+def new_staging(out: str | Path, family: str, severity: str, run_id: str) -> Path:
+    """A fresh staging directory for one family x severity slice, owned by Dagster run ``run_id``."""
+    path = staging_root(out) / f"{family}.{severity}.{uuid.uuid4().hex[:12]}"
+    path.mkdir(parents=True)
+    (path / "owner.json").write_text(json.dumps({"run_id": run_id, "family": family, "severity": severity,
+                                                 "pid": os.getpid()}))
+    return path
+
+
+def clean_staging(out: str | Path, keep: set[str], is_live=lambda run_id: False) -> list[str]:
+    """Remove staging directories not in ``keep`` (slice ids a later build may still take) whose owning run
+    is not live (``is_live(run_id)``): leftovers of killed or superseded runs. Returns the removed names."""
+    root = staging_root(out)
+    removed = []
+    for path in sorted(root.iterdir()) if root.is_dir() else []:
+        if path.name in keep:
+            continue
+        try:
+            owner = json.loads((path / "owner.json").read_text()).get("run_id", "")
+        except (OSError, ValueError):
+            owner = ""
+        if owner and is_live(owner):
+            continue
+        shutil.rmtree(path, ignore_errors=True)
+        removed.append(path.name)
+    return removed
+
+
+def _fsync_tree(path: Path) -> None:
+    """Flush the build's files and directories to disk before it can become current."""
+    for p in sorted(path.rglob("*"), reverse=True):
+        if p.is_file() and not p.is_symlink():
+            fd = os.open(p, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        elif p.is_dir():
+            _fsync_dir(p)
+    _fsync_dir(path)
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
