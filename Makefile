@@ -7,7 +7,7 @@ export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 ARGS ?=
 PYTEST_ARGS ?=
 
-.PHONY: install run test ui bench data clean postgres bench-postgres chromium screenshot
+.PHONY: install run test ui bench bench-build bench-api data clean postgres bench-postgres chromium screenshot
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -45,9 +45,19 @@ screenshot: install chromium
 ui: install $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
 
-## bench: scale benchmarks (JSON in benchmarks/results/)
+## bench: scale benchmarks (JSON in benchmarks/results/): core kernels, the whole library through the CLI, the API
 bench: install
 	$(BIN)/python benchmarks/bench_stochastic.py
+	$(BIN)/python benchmarks/bench_build.py
+	$(BIN)/python benchmarks/bench_api.py
+
+## bench-build: the seed's full library through the CLI (574 M rows), peak RSS per process, 5,000 paths (~15 min)
+bench-build: install
+	$(BIN)/python benchmarks/bench_build.py
+
+## bench-api: the REST API under a flood of 2,000 requests from 32 clients on loopback
+bench-api: install
+	$(BIN)/python benchmarks/bench_api.py
 
 ## bench-postgres: 1.26 M OHLCV rows from PostgreSQL into the panel (JSON in benchmarks/results/)
 bench-postgres: install postgres

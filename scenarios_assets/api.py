@@ -1,22 +1,26 @@
 """REST API over the scenario catalog: ``scenarios serve --host 127.0.0.1 --port 8000 [--output-dir DIR]``.
 
-Reads come from the catalog files of DESIGN.md section 4 in the output directory and stay consistent
-while the daily build replaces them: the parsed ``scenario_metadata.json`` is cached under the identity
-of the file that was read (inode, mtime, size) and its ``generated_at``; the time series is read only
-from a ``scenario_timeseries.parquet`` that belongs to that metadata (written by the same build: not
-older than it), through an open memory map, so a file renamed over it mid-response does not change
-what the response streams. ``POST /scenarios/generate`` validates a generation request exactly as the
+Reads come from the builds of the output directory (:mod:`scenarios_assets.core.builds`): a request
+resolves the ``current`` link once (or takes the kept build named by ``?build=``) and reads everything
+from that one build, whose id every answer carries (header ``X-Scenarios-Build``, ``build_id`` beside
+``generated_at`` in bodies). Builds never change once published, so each is parsed once and cached by
+its id: the metadata document, the footers and row-group ranges of its time-series parts, its metrics.
+A scenario's time series is read from its slice's parts only (the record's family and severity) and from
+the row groups whose scenario-id range holds it. An old build pruned while a request reads it is read
+again from the new current build. ``POST /scenarios/generate`` validates a generation request exactly as the
 CLI validates its flags and runs the CLI's plan (market data, each severity's families, the catalog) as
 Dagster runs on the project's instance (``DAGSTER_HOME``), in a background process; the runs carry the
 tag ``scenarios/request_id`` so the Dagster UI and ``GET /runs/{run_id}`` follow them.
 
-Errors are JSON ``{"status", "error", "message"[, "details"]}``: 404 for an unknown id, 422 for bad
-parameters, 503 while there is no catalog; never a stack trace.
+Errors are JSON ``{"status", "error", "message"[, "details"]}``: 404 for an unknown id or build, 422 for
+bad parameters, 503 while there is no catalog; never a stack trace.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import fcntl
+import gc
 import io
 import json
 import logging
@@ -27,36 +31,34 @@ import subprocess
 import sys
 import tempfile
 import threading
-import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import redirect_stderr
 from datetime import date, datetime, timezone
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 from fastapi import Body, FastAPI, Path as PathParam, Query, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import FileResponse, JSONResponse, StreamingResponse
+from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from scenarios_assets.core import builds
+from scenarios_assets.core.builds import METADATA_FILE, METRICS_FILE, REPORT_FILE, TIMESERIES_FILE
 from scenarios_assets.core.errors import ScenarioInputError
 from scenarios_assets.core.families import CLI_TYPES
 from scenarios_assets.core.paths import DEFAULT_DAGSTER_HOME, DEFAULT_OUTPUT_DIR
 from scenarios_assets.core.scenario import FAMILIES
 from scenarios_assets.core.severity import SEVERITIES
+from scenarios_assets.core.storage import TIMESERIES_SCHEMA, TimeseriesPart
 
 log = logging.getLogger("scenarios_assets.api")
 
-METADATA_FILE = "scenario_metadata.json"
-TIMESERIES_FILE = "scenario_timeseries.parquet"
-METRICS_FILE = "scenario_metrics.parquet"
-REPORT_FILE = "scenario_report.html"
 REQUEST_TAG = "scenarios/request_id"
 EXAMPLE_ID = "historical.covid_crash.severe"
 MEDIA = {
@@ -85,157 +87,237 @@ class ApiError(Exception):
         self.message = message
 
 
-# --- reading the catalog consistently ---------------------------------------------------------------
+# --- reading the builds --------------------------------------------------------------------------------------
+
+_MISSING = object()
+NO_ROWS = np.empty(0, np.int64)
+METRICS_DROP = ("scenario_id", "scenario_name", "family", "scenario_type", "severity")
+
 
 @dataclasses.dataclass(frozen=True)
-class Snapshot:
-    """One parsed scenario_metadata.json and the identity of the file it came from."""
+class _SliceMetrics:
+    table: pa.Table  # symbol and metric columns
+    rows: dict[str, np.ndarray]  # scenario id -> its rows in ``table``
 
-    key: tuple[int, int, int, int]  # (device, inode, mtime_ns, size)
-    mtime_ns: int
-    document: dict
-    records: list[dict]
-    by_id: dict[str, dict]
+
+class Snapshot:
+    """One build, parsed once. Builds never change after they are published, so what is read from one is
+    cached with it: the records and their summaries, the time-series parts of each slice (footer and row-group
+    ranges), the metrics of each slice."""
+
+    def __init__(self, key: str, path: Path, document: dict):
+        self.key, self.path, self.document = key, path, document
+        self.legacy = key.startswith("legacy:")
+        self.records: list[dict] = list(document["scenarios"])
+        self.by_id = {r["id"]: r for r in self.records}
+        self.summaries = [_summary(r) for r in self.records]
+        self.build_id = str((document.get("run") or {}).get("build_id") or (path.name if key == path.name else ""))
+        self.generated_at = str(document.get("generated_at", ""))
+        self.data_version = str(document.get("data_version", ""))
+        self.config_hash = str(document.get("config_hash", ""))
+        self.headers = {"X-Catalog-Generated-At": self.generated_at, "X-Scenarios-Build": self.build_id}
+        # Written with time series? The families' row counts say so (a build being deleted may have lost its
+        # directories already); a legacy document without them: the files.
+        rows = [entry.get("rows") for entry in (document.get("families") or {}).values() if isinstance(entry, dict)]
+        self.has_timeseries = any(rows) if rows and None not in rows else (path / TIMESERIES_FILE).exists()
+        self._lock = threading.Lock()
+        self._parts: dict[tuple, list[_Part]] = {}
+        self._metrics: dict[tuple, _SliceMetrics] = {}
 
     @property
-    def generated_at(self) -> str:
-        return str(self.document.get("generated_at", ""))
+    def provenance(self) -> dict[str, str]:
+        return {"build_id": self.build_id, "generated_at": self.generated_at}
+
+    def alive(self) -> bool:
+        return (self.path / METADATA_FILE).exists()
+
+    def ensure_alive(self) -> None:
+        """FileNotFoundError when the build was deleted (pruned) since it was resolved."""
+        if not self.alive():
+            raise FileNotFoundError(f"build '{self.build_id}' was deleted")
+
+    def timeseries(self, record: dict, symbols: list[str] | None) -> pa.Table:
+        """The rows of one scenario (and ``symbols``): its slice's parts only, the row groups that hold it only."""
+        if not self.has_timeseries:
+            raise ApiError(404, "this catalog was built without time series (--no-save-timeseries)")
+        parts = self._cached(self._parts, _slice_key(record),
+                             lambda: [TimeseriesPart.read(p, exclude=("scenario_name",)) for p in self._slice_files(TIMESERIES_FILE, record)])
+        tables = [t for t in (part.rows(record["id"], symbols) for part in parts) if t is not None]
+        if not tables:
+            schema = parts[0].metadata.schema.to_arrow_schema() if parts else TIMESERIES_SCHEMA
+            return pa.schema([f for f in schema if f.name != "scenario_name"]).empty_table()
+        return pa.concat_tables(tables) if len(tables) > 1 else tables[0]
+
+    def metrics(self, record: dict) -> list[dict] | None:
+        """Per-symbol rows of the build's scenario_metrics.parquet for one scenario (None: not in this build)."""
+        if not self.has_timeseries or (self.legacy and not (self.path / METRICS_FILE).exists()):
+            return None
+        metrics = self._cached(self._metrics, _slice_key(record), lambda: self._read_metrics(record))
+        rows = metrics.table.take(metrics.rows.get(record["id"], NO_ROWS)).to_pylist()
+        return [{k: _plain(v) for k, v in row.items()} for row in rows]
+
+    def _read_metrics(self, record: dict) -> _SliceMetrics:
+        parts = []
+        for path in self._slice_files(METRICS_FILE, record):
+            with pq.ParquetFile(path, memory_map=True) as source:
+                names = source.schema_arrow.names
+                parts.append(source.read(columns=[c for c in names if c == "scenario_id" or c not in METRICS_DROP]))
+        if not parts:
+            return _SliceMetrics(pa.table({}), {})
+        table = pa.concat_tables(parts, promote_options="default") if len(parts) > 1 else parts[0]
+        ids = table["scenario_id"].combine_chunks()
+        ids = ids if pa.types.is_dictionary(ids.type) else ids.dictionary_encode()
+        codes = ids.indices.to_numpy(zero_copy_only=False)
+        order = np.argsort(codes, kind="stable")  # each scenario's rows, in file order
+        bounds = np.searchsorted(codes[order], np.arange(len(ids.dictionary) + 1))
+        rows = {sid: order[bounds[i]:bounds[i + 1]] for i, sid in enumerate(ids.dictionary.to_pylist())}
+        return _SliceMetrics(table.drop_columns([c for c in METRICS_DROP if c in table.column_names]), rows)
+
+    def open_report(self):
+        try:
+            return open(self.path / REPORT_FILE, "rb")
+        except FileNotFoundError:
+            self.ensure_alive()
+            raise ApiError(404, f"no {REPORT_FILE} in build {self.build_id or self.path} (it is written by each "
+                                "catalog build; see the catalog run's log)") from None
+
+    def _slice_files(self, dataset: str, record: dict) -> list[Path]:
+        """The Parquet parts of the record's slice in a dataset of the build (partition pruning by directory
+        name); a legacy directory's single file."""
+        root = self.path / dataset
+        if root.is_file():
+            return [root]
+        files = sorted((root / f"family={record['family']}" / f"severity={record['severity']}").glob("part-*.parquet"))
+        entry = (self.document.get("families") or {}).get(f"{record['family']}/{record['severity']}") or {}
+        if not files and (entry.get("rows") or not self.alive()):  # a build being deleted
+            raise FileNotFoundError(f"no parts of slice {record['family']}/{record['severity']} in '{root}'")
+        return files
+
+    def _cached(self, cache: dict, key, load):
+        value = cache.get(key, _MISSING)
+        if value is _MISSING:
+            with self._lock:
+                value = cache.get(key, _MISSING)
+                if value is _MISSING:
+                    value = cache[key] = load()
+        return value
 
 
-def _file_key(st: os.stat_result) -> tuple[int, int, int, int]:
-    return (st.st_dev, st.st_ino, st.st_mtime_ns, st.st_size)
+def _slice_key(record: dict) -> tuple[str, str]:
+    return record.get("family", ""), record.get("severity", "")
 
 
 class CatalogStore:
-    """The catalog in one output directory, cached by metadata-file identity, read consistently."""
+    """The builds of one output directory. A request resolves ``current`` once (or names a kept build) and
+    reads everything from that build; each build is parsed once and cached by its id (immutable, so nothing
+    is re-checked). A build deleted under a request (an old one, pruned after a publish) is read again from
+    the new current build."""
+
+    MAX_CACHED = 4  # parsed builds held: the current one, and kept ones asked for by id
 
     def __init__(self, output_dir: str | Path):
         self.output_dir = Path(output_dir)
         self._lock = threading.Lock()
-        self._snapshot: Snapshot | None = None
-        # Parquet files (by identity) already matched with a metadata snapshot (by key).
-        self._matched: dict[tuple, tuple] = {}
+        self._snapshots: dict[str, Snapshot] = {}  # insertion order = age
+        self._headers: dict[str, dict] = {}
 
-    @property
-    def metadata_path(self) -> Path:
-        return self.output_dir / METADATA_FILE
+    def snapshot(self, build: str | None = None) -> Snapshot:
+        """The current build, or the kept build ``build`` (404 naming the kept ones when it is not kept)."""
+        for attempt in (1, 2):
+            try:
+                path = builds.resolve(self.output_dir, build)
+            except FileNotFoundError as exc:
+                if build:
+                    raise ApiError(404, str(exc)) from None
+                raise ApiError(503, f"no scenario catalog in '{self.output_dir}' yet: run `scenarios` or "
+                                    "POST /scenarios/generate") from None
+            try:
+                key = path.name if path != self.output_dir else _legacy_key(path)
+                return self._snapshots.get(key) or self._load(key, path)
+            except FileNotFoundError:  # deleted between resolving and reading
+                if build or attempt == 2:
+                    raise ApiError(404 if build else 503, self._deleted(path.name)) from None
+        raise AssertionError("unreachable")
 
-    def snapshot(self) -> Snapshot:
-        try:
-            st = os.stat(self.metadata_path)
-        except FileNotFoundError:
-            raise ApiError(503, f"no scenario catalog in '{self.output_dir}' yet: run `scenarios` or "
-                                "POST /scenarios/generate") from None
-        current = self._snapshot
-        if current is not None and current.key == _file_key(st):
-            return current
+    def read(self, build: str | None, read: Callable[[Snapshot], Any]) -> tuple[Snapshot, Any]:
+        """``read(snapshot)`` of one build, once more on the new current build if that one was deleted meanwhile."""
+        for attempt in (1, 2):
+            snap = self.snapshot(build)
+            try:
+                return snap, read(snap)
+            except FileNotFoundError as exc:
+                if snap.key == builds.current_build_id(self.output_dir):  # never pruned: a damaged build
+                    raise ApiError(503, f"build '{snap.build_id}' is incomplete: {exc}") from None
+                with self._lock:
+                    self._snapshots.pop(snap.key, None)
+                if build or attempt == 2:
+                    raise ApiError(404 if build else 503, self._deleted(snap.build_id)) from None
+                log.info("build %s was deleted while a request read it; reading the current build", snap.build_id)
+        raise AssertionError("unreachable")
+
+    def _deleted(self, build_id: str) -> str:
+        kept = ", ".join(builds.published_builds(self.output_dir)) or "none"
+        return f"build '{build_id}' was deleted while it was read (kept builds: {kept})"
+
+    def _load(self, key: str, path: Path) -> Snapshot:
         with self._lock:
-            return self._load()
-
-    def _load(self) -> Snapshot:
-        # Open once and identify the file by its descriptor, so a rename between stat and read cannot mix
-        # two builds.
-        with open(self.metadata_path, "rb") as fh:
-            st = os.fstat(fh.fileno())
-            key = _file_key(st)
-            if self._snapshot is not None and self._snapshot.key == key:
-                return self._snapshot
+            if key in self._snapshots:
+                return self._snapshots[key]
             try:
-                document = json.load(fh)
-                records = list(document["scenarios"])
-            except (ValueError, KeyError, TypeError):
-                raise ApiError(503, f"'{self.metadata_path}' is not a valid scenario catalog") from None
-        snapshot = Snapshot(key, st.st_mtime_ns, document, records, {r["id"]: r for r in records})
-        self._snapshot = snapshot
-        return snapshot
+                with open(path / METADATA_FILE, "rb") as fh:
+                    snap = Snapshot(key, path, json.load(fh))
+            except (ValueError, KeyError, TypeError, AttributeError):
+                raise ApiError(503, f"'{path / METADATA_FILE}' is not a valid scenario catalog") from None
+            for gone in [k for k, s in self._snapshots.items() if not s.alive()]:
+                del self._snapshots[gone]
+            while len(self._snapshots) >= self.MAX_CACHED:  # the oldest loaded first
+                del self._snapshots[next(iter(self._snapshots))]
+            self._snapshots[key] = snap
+            # A parsed build is a few hundred thousand long-lived containers (no reference cycles: freed by
+            # reference counting when evicted). Kept out of the cyclic collector's full passes, which would
+            # otherwise walk all of them every so often: ~0.1 s pauses per 6,000 scenarios.
+            gc.freeze()
+            return snap
 
-    def open_timeseries(self, snapshot: Snapshot, attempts: int = 20) -> tuple[pa.MemoryMappedFile, Snapshot]:
-        """An open memory map of the time series that belongs to ``snapshot`` (or to a newer snapshot, which
-        is then returned too). Between the renames of one build the metadata can be new and the Parquet
-        file still the previous one: that is detected and waited out."""
-        path = self.output_dir / TIMESERIES_FILE
-        for attempt in range(attempts):
-            try:
-                source = pa.memory_map(str(path), "r")
-            except FileNotFoundError:
-                source = None
-            if source is not None:
-                st = os.fstat(source.fileno())
-                if self._belongs(snapshot, source, st):
-                    return source, snapshot
-                source.close()
-            newer = self.snapshot()
-            if newer.key != snapshot.key:
-                snapshot = newer
-                continue
-            if source is None and attempt >= 2:
-                raise ApiError(404, "this catalog was built without time series (--no-save-timeseries)")
-            time.sleep(min(0.02 * (attempt + 1), 0.2))
-        # Still not matched: not a build in progress (its renames take microseconds) but files copied with new
-        # times. Serve the file that is there, and take it as this metadata's from now on.
-        try:
-            source = pa.memory_map(str(path), "r")
-        except FileNotFoundError:
-            raise ApiError(404, "this catalog was built without time series (--no-save-timeseries)") from None
-        log.warning("%s is older than %s and says nothing of its build; serving it", path, self.metadata_path)
-        self._matched = {snapshot.key: _file_key(os.fstat(source.fileno()))}
-        return source, snapshot
+    def builds(self) -> tuple[str | None, list[dict]]:
+        """The current build's id and the kept builds, newest first."""
+        current = builds.current_build_id(self.output_dir)
+        kept = builds.published_builds(self.output_dir)
+        listed = []
+        for build_id in reversed(kept):
+            header = self._headers.get(build_id)
+            if header is None:
+                try:
+                    header = self._headers[build_id] = self._header(build_id)
+                except FileNotFoundError:  # pruned meanwhile
+                    continue
+            listed.append({**header, "current": build_id == current})
+        for gone in set(self._headers) - set(kept):
+            self._headers.pop(gone, None)
+        return current, listed
 
-    def _belongs(self, snapshot: Snapshot, source: pa.MemoryMappedFile, st: os.stat_result) -> bool:
-        ident = _file_key(st)
-        if self._matched.get(snapshot.key) == ident:
-            return True
-        provenance = _provenance(pq.read_schema(source).metadata)
-        source.seek(0)
-        if provenance.get("generated_at"):
-            ok = provenance["generated_at"] == snapshot.generated_at
-        else:
-            # One build stages the metadata first and the Parquet file after it, then renames both.
-            ok = st.st_mtime_ns >= snapshot.mtime_ns
-        if ok:
-            self._matched = {snapshot.key: ident}
-        return ok
-
-    def metrics(self, snapshot: Snapshot, scenario_id: str) -> tuple[list[dict] | None, str]:
-        """Rows of scenario_metrics.parquet for one scenario when that file describes this catalog build."""
-        path = self.output_dir / METRICS_FILE
-        try:
-            source = pa.memory_map(str(path), "r")
-        except FileNotFoundError:
-            return None, f"{METRICS_FILE} is not present"
-        with source:
-            st = os.fstat(source.fileno())
-            schema = pq.read_schema(source)
-            provenance = _provenance(schema.metadata)
-            if provenance.get("generated_at"):
-                if provenance["generated_at"] != snapshot.generated_at:
-                    return None, f"{METRICS_FILE} describes another catalog build ({provenance['generated_at']})"
-            elif st.st_mtime_ns < snapshot.mtime_ns:
-                return None, f"{METRICS_FILE} is older than the catalog"
-            if "scenario_id" not in schema.names:
-                return None, f"{METRICS_FILE} has no scenario_id column"
-            source.seek(0)
-            fragment = ds.ParquetFileFormat().make_fragment(source)
-            table = fragment.to_table(filter=pc.field("scenario_id") == scenario_id, schema=fragment.physical_schema)
-            drop = {"scenario_id", "scenario_name", "family", "scenario_type", "severity"}
-            rows = [{k: _plain(v) for k, v in row.items() if k not in drop} for row in table.to_pylist()]
-        return rows, METRICS_FILE
+    def _header(self, build_id: str) -> dict:
+        snap = self._snapshots.get(build_id)
+        path = builds.build_path(self.output_dir, build_id) / METADATA_FILE
+        doc = snap.document if snap is not None else _metadata_header(path)
+        count = len(doc["scenarios"]) if "scenarios" in doc else sum(e["count"] for e in doc["families"].values())
+        return {"build_id": build_id, "generated_at": str(doc.get("generated_at", "")),
+                "data_version": str(doc.get("data_version", "")), "config_hash": str(doc.get("config_hash", "")),
+                "scenario_count": count}
 
 
-def _provenance(metadata: dict | None) -> dict:
-    """generated_at of the catalog build a Parquet file says it belongs to (if it says so)."""
-    metadata = metadata or {}
-    if b"generated_at" in metadata:
-        return {"generated_at": metadata[b"generated_at"].decode()}
-    for key, field in ((b"scenarios_metrics", "catalog_generated_at"), (b"scenarios_catalog", "generated_at")):
-        if key in metadata:
-            try:
-                value = json.loads(metadata[key]).get(field)
-            except (ValueError, AttributeError):
-                value = None
-            if value:
-                return {"generated_at": str(value)}
-    return {}
+def _legacy_key(out: Path) -> str:
+    """A directory written before builds existed changes in place: cached by the metadata file's identity."""
+    st = os.stat(out / METADATA_FILE)
+    return f"legacy:{st.st_dev}:{st.st_ino}:{st.st_mtime_ns}:{st.st_size}"
+
+
+def _metadata_header(path: Path) -> dict:
+    """scenario_metadata.json without its records: the build's small ``build.json`` (library.write_build
+    writes both), else the whole document (a build from before build.json)."""
+    header = path.with_name(builds.BUILD_FILE)
+    with open(header if header.is_file() else path, "rb") as fh:
+        return json.load(fh)
 
 
 def _plain(value):
@@ -288,6 +370,7 @@ class ScenarioPage(BaseModel):
     limit: int
     count: int
     next: str | None = Field(description="URL of the next page, if any")
+    build_id: str
     generated_at: str
     data_version: str
     config_hash: str
@@ -305,25 +388,47 @@ class ScenarioDetail(ScenarioSummary):
     validation: dict[str, ValidationResult]
     metadata: dict[str, Any]
     metrics: Metrics
+    build_id: str
     generated_at: str
     data_version: str
 
 
 class CatalogInfo(BaseModel):
     output_dir: str
+    build_id: str
     generated_at: str
     data_version: str
     config_hash: str
     scenario_count: int
     counts: dict[str, dict[str, int]] = Field(description="family -> severity -> scenarios")
-    families: dict[str, Any] = Field(description="per family/severity: count, skipped, validation")
-    files: list[str]
+    families: dict[str, Any] = Field(description="per family/severity: count, origin, stale, validation, ...")
+    files: list[str] = Field(description="the build's files and datasets")
 
 
 class Health(BaseModel):
     status: Literal["ok"]
     catalog: bool
+    build_id: str | None = None
     generated_at: str | None = None
+
+
+class BuildInfo(BaseModel):
+    build_id: str
+    generated_at: str
+    data_version: str
+    config_hash: str
+    scenario_count: int
+    current: bool
+
+
+class BuildList(BaseModel):
+    current: str | None = Field(description="id of the current build")
+    builds: list[BuildInfo] = Field(description="the kept builds, newest first")
+
+
+BuildParam = Annotated[str | None, Query(
+    max_length=100, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$",
+    description="a kept build (GET /builds); default: the current build")]
 
 
 Symbol = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9^][A-Za-z0-9._^=-]{0,19}$")]
@@ -535,6 +640,30 @@ def _alive(record: dict) -> bool:
     return True
 
 
+class _LaunchLock:
+    """One generation launch at a time across the threads and the worker processes of one server."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self._threads = threading.Lock()
+        self._fh = None
+
+    def __enter__(self):
+        self._threads.acquire()
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._fh = open(self.path, "a")
+            fcntl.flock(self._fh, fcntl.LOCK_EX)
+        except BaseException:
+            self._threads.release()
+            raise
+        return self
+
+    def __exit__(self, *exc):
+        self._fh.close()  # releases the flock
+        self._threads.release()
+
+
 class SubprocessLauncher:
     """Runs each generation request in a background `python -m scenarios_assets.api run-request FILE`."""
 
@@ -662,7 +791,7 @@ def create_app(
     requests = RequestLog(home)
     launcher = launcher or SubprocessLauncher(requests, home)
     instance_holder: dict = {}
-    launch_lock = threading.Lock()
+    launch_lock = _LaunchLock(requests.dir / ".launch.lock")
 
     app = FastAPI(
         title="Market scenarios API",
@@ -701,36 +830,38 @@ def create_app(
         log.exception("unhandled error", exc_info=exc)
         return _error(500, "internal error; the server log has the details")
 
-    def headers(snapshot: Snapshot) -> dict[str, str]:
-        return {"X-Catalog-Generated-At": snapshot.generated_at}
-
     @app.get("/health", response_model=Health, tags=["catalog"], summary="Liveness and catalog presence")
     def health():
         try:
             snap = store.snapshot()
         except ApiError:
-            return {"status": "ok", "catalog": False, "generated_at": None}
-        return {"status": "ok", "catalog": True, "generated_at": snap.generated_at}
+            return {"status": "ok", "catalog": False, "build_id": None, "generated_at": None}
+        return {"status": "ok", "catalog": True, **snap.provenance}
 
-    @app.get("/catalog", response_model=CatalogInfo, tags=["catalog"], responses=_error_responses(503),
+    @app.get("/builds", response_model=BuildList, tags=["catalog"],
+             summary="The kept builds (readable with ?build=), newest first")
+    def list_builds():
+        current, kept = store.builds()
+        return JSONResponse({"current": current, "builds": kept})
+
+    @app.get("/catalog", response_model=CatalogInfo, tags=["catalog"], responses=_error_responses(404, 422, 503),
              summary="The catalog build: provenance and counts by family and severity")
-    def catalog_info():
-        snap = store.snapshot()
+    def catalog_info(build: BuildParam = None):
+        snap = store.snapshot(build)
         counts: dict[str, dict[str, int]] = {}
         for r in snap.records:
             counts.setdefault(r["family"], {}).setdefault(r["severity"], 0)
             counts[r["family"]][r["severity"]] += 1
-        files = sorted(p.name for p in out.iterdir() if p.is_file() and not p.name.startswith("."))
-        doc = snap.document
+        files = sorted(p.name for p in snap.path.iterdir() if not p.name.startswith(".") and p.name != builds.SLICES_DIR
+                       and (p.is_file() or p.name.endswith(".parquet")))
         return JSONResponse({
-            "output_dir": str(out), "generated_at": snap.generated_at,
-            "data_version": str(doc.get("data_version", "")), "config_hash": str(doc.get("config_hash", "")),
-            "scenario_count": len(snap.records), "counts": counts, "families": doc.get("families", {}),
-            "files": files,
-        }, headers=headers(snap))
+            "output_dir": str(out), **snap.provenance, "data_version": snap.data_version,
+            "config_hash": snap.config_hash, "scenario_count": len(snap.records), "counts": counts,
+            "families": snap.document.get("families", {}), "files": files,
+        }, headers=snap.headers)
 
     @app.get("/scenarios", response_model=ScenarioPage, tags=["scenarios"],
-             responses=_error_responses(422, 503), summary="List scenario definitions (paged)")
+             responses=_error_responses(404, 422, 503), summary="List scenario definitions (paged)")
     def list_scenarios(
         request: Request,
         type: str | None = Query(None, max_length=64, description="scenario_type, e.g. CRISIS, BULL, MONTE_CARLO "
@@ -742,28 +873,28 @@ def create_app(
         symbol: str | None = Query(None, max_length=32, description="only scenarios that include this symbol"),
         limit: int = Query(100, ge=1, le=1000),
         offset: int = Query(0, ge=0, le=10_000_000),
+        build: BuildParam = None,
     ):
-        snap = store.snapshot()
+        snap = store.snapshot(build)
         wanted_type = type.upper() if type else None
-        items = [
-            r for r in snap.records
-            if (wanted_type is None or str(r.get("scenario_type", "")).upper() == wanted_type)
-            and (family is None or r.get("family") == family)
-            and (severity is None or r.get("severity") == severity)
-            and (active is None or _active(r) == active)
-            and (symbol is None or symbol in (r.get("symbols") or []))
+        unfiltered = all(f is None for f in (type, family, severity, active, symbol))
+        items = snap.summaries if unfiltered else [
+            s for s in snap.summaries
+            if (wanted_type is None or str(s.get("scenario_type", "")).upper() == wanted_type)
+            and (family is None or s.get("family") == family)
+            and (severity is None or s.get("severity") == severity)
+            and (active is None or s["active"] == active)
+            and (symbol is None or symbol in (s.get("symbols") or []))
         ]
         page = items[offset: offset + limit]
         nxt = None
         if offset + limit < len(items):
             nxt = str(request.url.include_query_params(offset=offset + limit, limit=limit))
-        doc = snap.document
         body = {
             "total": len(items), "offset": offset, "limit": limit, "count": len(page), "next": nxt,
-            "generated_at": snap.generated_at, "data_version": str(doc.get("data_version", "")),
-            "config_hash": str(doc.get("config_hash", "")), "items": [_summary(r) for r in page],
+            **snap.provenance, "data_version": snap.data_version, "config_hash": snap.config_hash, "items": page,
         }
-        return JSONResponse(body, headers=headers(snap))
+        return JSONResponse(body, headers=snap.headers)
 
     # Declared before /scenarios/{scenario_id}, so that other methods on /scenarios/generate get a 405 whose
     # Allow header names POST.
@@ -799,38 +930,54 @@ def create_app(
     def scenario_or_404(snap: Snapshot, scenario_id: str) -> dict:
         record = snap.by_id.get(scenario_id)
         if record is None:
-            raise ApiError(404, f"no scenario '{scenario_id[:200]}' in the catalog generated at {snap.generated_at}")
+            raise ApiError(404, f"no scenario '{scenario_id[:200]}' in build {snap.build_id or '(legacy)'} "
+                                f"generated at {snap.generated_at}")
         return record
+
+    def detail(snap: Snapshot, scenario_id: str) -> dict:
+        record = scenario_or_404(snap, scenario_id)
+        computed = _record_metrics(record)
+        rows = snap.metrics(record)
+        metrics = {
+            "source": METRICS_FILE if rows is not None else "catalog_record",
+            "note": "" if rows is not None else f"computed summary from the scenario record ({METRICS_FILE} is "
+                                                 "not present in this build)",
+            "portfolio": computed["portfolio"],
+            "by_symbol": rows if rows is not None else computed["by_symbol"],
+        }
+        return {
+            **record, **_summary(record),
+            "validation": record.get("validation") or {}, "metadata": record.get("metadata") or {},
+            "metrics": metrics, **snap.provenance, "data_version": snap.data_version,
+        }
 
     @app.get("/scenarios/{scenario_id}", response_model=ScenarioDetail, tags=["scenarios"],
              responses=_error_responses(404, 422, 503),
              summary="One scenario: definition, metadata, validation results and metrics")
-    def get_scenario(scenario_id: str = PathParam(..., max_length=300, examples=[EXAMPLE_ID])):
-        snap = store.snapshot()
-        record = scenario_or_404(snap, scenario_id)
-        computed = _record_metrics(record)
-        rows, note = store.metrics(snap, scenario_id)
-        metrics = {
-            "source": METRICS_FILE if rows is not None else "catalog_record",
-            "note": "" if rows is not None else f"computed summary from the scenario record ({note})",
-            "portfolio": computed["portfolio"],
-            "by_symbol": rows if rows is not None else computed["by_symbol"],
-        }
-        body = {
-            **record, **_summary(record), "validation": record.get("validation") or {},
-            "metadata": record.get("metadata") or {}, "metrics": metrics,
-            "generated_at": snap.generated_at, "data_version": str(snap.document.get("data_version", "")),
-        }
-        return JSONResponse(body, headers=headers(snap))
+    def get_scenario(scenario_id: str = PathParam(..., max_length=300, examples=[EXAMPLE_ID]),
+                     build: BuildParam = None):
+        snap, body = store.read(build, lambda snap: detail(snap, scenario_id))
+        return JSONResponse(body, headers=snap.headers)
 
     ts_content = {
         "application/json": {"schema": {"type": "object", "properties": {
-            "scenario_id": {"type": "string"}, "generated_at": {"type": "string"},
+            "scenario_id": {"type": "string"}, "generated_at": {"type": "string"}, "build_id": {"type": "string"},
             "columns": {"type": "array", "items": {"type": "string"}},
             "rows": {"type": "array", "items": {"type": "object"}}, "row_count": {"type": "integer"}}}},
         "text/csv": {"schema": {"type": "string"}},
         "application/vnd.apache.parquet": {"schema": {"type": "string", "format": "binary"}},
     }
+
+    def timeseries(snap: Snapshot, scenario_id: str, symbol: str | None) -> pa.Table:
+        record = scenario_or_404(snap, scenario_id)
+        symbols = None
+        if symbol is not None:
+            symbols = [s.strip() for s in symbol.split(",") if s.strip()]
+            unknown = [s for s in symbols if s not in (record.get("symbols") or [])]
+            if unknown or not symbols:
+                raise ApiError(404, f"symbol(s) {', '.join(unknown) or repr(symbol)} not in scenario "
+                                    f"'{scenario_id}' (its symbols: {', '.join(record.get('symbols') or [])})")
+        return snap.timeseries(record, symbols)
 
     @app.get(
         "/scenarios/{scenario_id}/timeseries", tags=["scenarios"], summary="A scenario's time series (streamed)",
@@ -845,38 +992,16 @@ def create_app(
         symbol: str | None = Query(None, max_length=2000, description="one symbol or a comma-separated list "
                                    "(default: all of the scenario's symbols)"),
         format: Literal["json", "csv", "parquet"] | None = Query(None, description="overrides the Accept header"),
+        build: BuildParam = None,
     ):
         kind = _negotiate(format, request.headers.get("accept"))
-        snap = store.snapshot()
-        scenario_or_404(snap, scenario_id)
-        source, snap = store.open_timeseries(snap)
-        try:
-            record = scenario_or_404(snap, scenario_id)
-            symbols = None
-            if symbol is not None:
-                symbols = [s.strip() for s in symbol.split(",") if s.strip()]
-                unknown = [s for s in symbols if s not in (record.get("symbols") or [])]
-                if unknown or not symbols:
-                    raise ApiError(404, f"symbol(s) {', '.join(unknown) or repr(symbol)} not in scenario "
-                                        f"'{scenario_id}' (its symbols: {', '.join(record.get('symbols') or [])})")
-            fragment = ds.ParquetFileFormat().make_fragment(source)
-            schema = fragment.physical_schema
-            columns = [c for c in schema.names if c != "scenario_name"]
-            expr = pc.field("scenario_id") == scenario_id
-            if symbols:
-                expr = expr & pc.field("symbol").isin(symbols)
-            batches = fragment.to_batches(filter=expr, columns=columns, schema=schema, batch_size=BATCH_ROWS)
-        except BaseException:
-            source.close()
-            raise
-        stream = {"json": _json_stream, "csv": _csv_stream, "parquet": _parquet_stream}[kind]
+        snap, table = store.read(build, lambda snap: timeseries(snap, scenario_id, symbol))
+        chunks = {"json": _json_stream, "csv": _csv_stream, "parquet": _parquet_stream}[kind](table, scenario_id, snap)
+        if table.num_rows <= BATCH_ROWS:  # small: serialised here, streamed without a thread hop per chunk
+            chunks = _iterate(list(chunks))
         name = re.sub(r"[^A-Za-z0-9._-]", "_", scenario_id)[:120]
-        extension = {"json": "json", "csv": "csv", "parquet": "parquet"}[kind]
-        return StreamingResponse(
-            _closing(stream(batches, scenario_id, snap), source),
-            media_type=MEDIA[kind],
-            headers={**headers(snap), "Content-Disposition": f'inline; filename="{name}.{extension}"'},
-        )
+        return StreamingResponse(chunks, media_type=MEDIA[kind],
+                                 headers={**snap.headers, "Content-Disposition": f'inline; filename="{name}.{kind}"'})
 
     def instance():
         if "instance" not in instance_holder:
@@ -916,27 +1041,32 @@ def create_app(
                         "dagster_ui_url": run["dagster_ui_url"]}
         raise ApiError(404, f"no generation request or Dagster run '{run_id}'")
 
-    @app.get("/report", tags=["catalog"], response_class=FileResponse, responses={
+    @app.get("/report", tags=["catalog"], response_class=StreamingResponse, responses={
         200: {"content": {"text/html": {"schema": {"type": "string"}}}, "description": "scenario_report.html"},
-        **_error_responses(404)}, summary="The visual scenario report of the catalog build")
-    def report():
-        path = out / REPORT_FILE
-        if not path.exists():
-            raise ApiError(404, f"no {REPORT_FILE} in '{out}' (it is written by each catalog build)")
-        return FileResponse(path, media_type="text/html; charset=utf-8")
+        **_error_responses(404, 422, 503)}, summary="The visual scenario report of the catalog build")
+    def report(build: BuildParam = None):
+        snap, source = store.read(build, Snapshot.open_report)
+        size = os.fstat(source.fileno()).st_size
+        return StreamingResponse(_file_chunks(source), media_type="text/html; charset=utf-8",
+                                 headers={**snap.headers, "Content-Length": str(size)})
 
     return app
 
 
-def _closing(chunks: Iterator[bytes], source) -> Iterator[bytes]:
-    try:
-        yield from chunks
-    finally:
-        source.close()
+async def _iterate(chunks: list[bytes]):
+    for chunk in chunks:
+        yield chunk
 
 
-def _prepare(batch: pa.RecordBatch) -> pa.Table:
-    table = pa.Table.from_batches([batch])
+def _file_chunks(source) -> Iterator[bytes]:
+    with source:
+        while chunk := source.read(1 << 20):
+            yield chunk
+
+
+def _prepare(data: pa.RecordBatch | pa.Table) -> pa.Table:
+    """Dictionary columns as plain strings."""
+    table = data if isinstance(data, pa.Table) else pa.Table.from_batches([data])
     for i, name in enumerate(table.column_names):
         col = table.column(i)
         if pa.types.is_dictionary(col.type):
@@ -944,59 +1074,48 @@ def _prepare(batch: pa.RecordBatch) -> pa.Table:
     return table
 
 
-def _json_stream(batches, scenario_id: str, snap: Snapshot) -> Iterator[bytes]:
-    head = {"scenario_id": scenario_id, "generated_at": snap.generated_at}
+def _json_stream(table: pa.Table, scenario_id: str, snap: Snapshot) -> Iterator[bytes]:
+    head = {"scenario_id": scenario_id, **snap.provenance}
     yield (json.dumps(head)[:-1] + ', "rows": [').encode()
-    count, columns = 0, None
-    for batch in batches:
+    count, columns = 0, [c for c in table.column_names if c != "scenario_id"]
+    for batch in table.to_batches(max_chunksize=BATCH_ROWS):
         if batch.num_rows == 0:
             continue
-        table = _prepare(batch).drop_columns(["scenario_id"])
-        columns = table.column_names
+        rows = _prepare(batch).drop_columns(["scenario_id"])
         for i, name in enumerate(columns):
-            col = table.column(i)
+            col = rows.column(i)
             if pa.types.is_date(col.type):
-                table = table.set_column(i, name, col.cast(pa.string()))
+                rows = rows.set_column(i, name, col.cast(pa.string()))
             elif pa.types.is_floating(col.type):
                 # The shortest decimal that reads back as this float32 (not its float64 expansion); NaN -> null.
                 col = col.cast(pa.string()).cast(pa.float64())
-                table = table.set_column(i, name, pc.if_else(pc.is_nan(col), pa.scalar(None, pa.float64()), col))
-        text = json.dumps(table.to_pylist(), separators=(",", ":"), allow_nan=False)
+                rows = rows.set_column(i, name, pc.if_else(pc.is_nan(col), pa.scalar(None, pa.float64()), col))
+        text = json.dumps(rows.to_pylist(), separators=(",", ":"), allow_nan=False)
         yield ((", " if count else "") + text[1:-1]).encode()
         count += batch.num_rows
-    yield f'], "columns": {json.dumps(columns or [])}, "row_count": {count}}}'.encode()
+    yield f'], "columns": {json.dumps(columns)}, "row_count": {count}}}'.encode()
 
 
-def _csv_stream(batches, scenario_id: str, snap: Snapshot) -> Iterator[bytes]:
+def _csv_stream(table: pa.Table, scenario_id: str, snap: Snapshot) -> Iterator[bytes]:
     import pyarrow.csv as pacsv
 
     first = True
-    for batch in batches:
+    for batch in table.to_batches(max_chunksize=BATCH_ROWS) or [pa.RecordBatch.from_pylist([], table.schema)]:
         if batch.num_rows == 0 and not first:
             continue
         buffer = io.BytesIO()
         pacsv.write_csv(_prepare(batch), buffer, pacsv.WriteOptions(include_header=first, quoting_style="needed"))
         first = False
         yield buffer.getvalue()
-    if first:  # no batch at all: header of nothing
-        yield b""
 
 
-def _parquet_stream(batches, scenario_id: str, snap: Snapshot) -> Iterator[bytes]:
+def _parquet_stream(table: pa.Table, scenario_id: str, snap: Snapshot) -> Iterator[bytes]:
+    table = _prepare(table)
+    schema = table.schema.with_metadata({b"generated_at": snap.generated_at.encode(),
+                                         b"build_id": snap.build_id.encode(), b"scenario_id": scenario_id.encode()})
     spool = tempfile.SpooledTemporaryFile(max_size=32 * 2**20)
-    writer = None
     try:
-        for batch in batches:
-            table = _prepare(batch)
-            if writer is None:
-                schema = table.schema.with_metadata({b"generated_at": snap.generated_at.encode(),
-                                                     b"scenario_id": scenario_id.encode()})
-                writer = pq.ParquetWriter(spool, schema, compression="zstd")
-            if table.num_rows:
-                writer.write_table(table.cast(writer.schema))
-        if writer is None:
-            return
-        writer.close()
+        pq.write_table(table.replace_schema_metadata(schema.metadata), spool, compression="zstd")
         spool.seek(0)
         while chunk := spool.read(1 << 20):
             yield chunk
@@ -1058,6 +1177,8 @@ def serve(argv: list[str]) -> int:
                         help=f"catalog directory (default: $SCENARIOS_OUTPUT_DIR or {DEFAULT_OUTPUT_DIR})")
     parser.add_argument("--dagster-ui", help="URL of the Dagster UI for run links (default: $SCENARIOS_DAGSTER_UI_URL)")
     parser.add_argument("--log-level", default="info", choices=("critical", "error", "warning", "info", "debug"))
+    parser.add_argument("--workers", type=int, default=1,
+                        help="worker processes (default 1; each parses and caches the builds it reads)")
     try:
         args = parser.parse_args(argv)
     except ScenarioInputError as exc:
@@ -1066,13 +1187,24 @@ def serve(argv: list[str]) -> int:
     if not 0 < args.port < 65536:
         print(f"error: --port must be 1..65535, got {args.port}", file=sys.stderr)
         return 2
+    if not 0 < args.workers <= 64:
+        print(f"error: --workers must be 1..64, got {args.workers}", file=sys.stderr)
+        return 2
     import uvicorn
 
     home = cli.ensure_dagster_home()
     app = create_app(args.output_dir, home, args.dagster_ui)
     print(f"serving {app.state.store.output_dir} on http://{args.host}:{args.port} (docs: /docs; "
-          f"Dagster instance {home})", flush=True)
-    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level)
+          f"Dagster instance {home}; {args.workers} worker(s))", flush=True)
+    if args.workers == 1:
+        uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level)
+        return 0
+    # Worker processes build their own app (create_app reads these) from an import string.
+    os.environ["SCENARIOS_OUTPUT_DIR"] = str(app.state.store.output_dir)
+    if args.dagster_ui:
+        os.environ["SCENARIOS_DAGSTER_UI_URL"] = args.dagster_ui
+    uvicorn.run("scenarios_assets.api:create_app", factory=True, workers=args.workers, host=args.host, port=args.port,
+                log_level=args.log_level)
     return 0
 
 

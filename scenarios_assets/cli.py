@@ -23,7 +23,7 @@ from scenarios_assets.core.errors import ScenarioInputError
 from scenarios_assets.core.families import CLI_TYPES, FAMILY_SPECS, enabled, families_for_type
 from scenarios_assets.core.paths import DEFAULT_DAGSTER_HOME, DEFAULT_OUTPUT_DIR, PROJECT_ROOT
 from scenarios_assets.core.severity import parse_severities
-from scenarios_assets.core.storage import SUMMARY_FILE
+from scenarios_assets.core.builds import SUMMARY_FILE, current_build, current_build_id
 
 EXIT_OK, EXIT_RUN_FAILED, EXIT_BAD_INPUT = 0, 1, 2
 # Config keys that --num-scenarios sets: the scenario count of every family that has one.
@@ -55,7 +55,12 @@ def _positive_int(text: str) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = OneLineParser(prog="scenarios", description="Generate the market-scenario library through Dagster.")
+    p = OneLineParser(
+        prog="scenarios",
+        description="Generate the market-scenario library through Dagster.",
+        epilog="Other commands: `scenarios builds` (the kept builds of the library), `scenarios serve` (the REST "
+        "API), `scenarios load-market-data` (publish OHLCV into PostgreSQL); each takes --help.",
+    )
     p.add_argument("--type", default="all", choices=CLI_TYPES, help="which scenario families to generate")
     p.add_argument("--include-full-cycles", action="store_true", help="also replay full market cycles")
     p.add_argument("--num-scenarios", type=_positive_int, help="scenarios per severity for stochastic families")
@@ -73,9 +78,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--symbols", help="comma-separated universe, e.g. SPX,AAPL,MSFT (default: all)")
     p.add_argument("--start-date", type=_iso_date, help="first date of market data to use (YYYY-MM-DD)")
     p.add_argument("--end-date", type=_iso_date, help="last date of market data to use (YYYY-MM-DD)")
-    p.add_argument("--dry-run", action="store_true", help="generate and validate, write no catalog files")
+    p.add_argument("--dry-run", action="store_true", help="generate and validate, write nothing")
     p.add_argument("--market-data", help="OHLCV Parquet/CSV file or directory, or a postgresql:// URL")
-    p.add_argument("--output-dir", help=f"where the catalog files go (default: {DEFAULT_OUTPUT_DIR})")
+    p.add_argument("--output-dir", help=f"the library: its builds and current files (default: {DEFAULT_OUTPUT_DIR})")
     p.add_argument("--config", help="YAML config overriding the shipped defaults")
     p.add_argument("--seed", type=int, help="base seed of every random draw")
     p.add_argument("--verbose", action="store_true", help="show Dagster's logs")
@@ -238,6 +243,7 @@ def run_plan(plan: Plan, out=sys.stdout, tags: dict | None = None) -> int:
 
     from dagster import AssetKey
 
+    before = current_build_id(plan.output_dir)
     try:
         _, secs = run(definitions.market_data_job_def, "market data")
         print(f"  market data loaded and validated ({secs:.1f} s)", file=out)
@@ -250,17 +256,25 @@ def run_plan(plan: Plan, out=sys.stdout, tags: dict | None = None) -> int:
         result, secs = run(definitions.catalog_job_def, "catalog")
     except RunFailed as exc:
         print(f"error: {exc}", file=sys.stderr)
-        print("previous catalog files were left untouched", file=sys.stderr)
+        print(_library_state(plan.output_dir, before), file=sys.stderr)
         return EXIT_RUN_FAILED
     if plan.settings["dry_run"]:
         print(f"  dry run: catalog validated, nothing written ({secs:.1f} s)", file=out)
     else:
-        print(f"  catalog written to {plan.output_dir} ({secs:.1f} s)", file=out)
-        summary = plan.output_dir / SUMMARY_FILE
-        if summary.exists():
+        build = current_build(plan.output_dir)
+        print(f"  build {build.name if build else '?'} published in {plan.output_dir} ({secs:.1f} s)", file=out)
+        if build is not None and (build / SUMMARY_FILE).exists():
             print("", file=out)
-            print(summary.read_text(), file=out, end="")
+            print((build / SUMMARY_FILE).read_text(), file=out, end="")
     return EXIT_OK
+
+
+def _library_state(output_dir: Path, before: str | None) -> str:
+    """What a failed run did to the library, as it is: unchanged, or a build published before the failure."""
+    after = current_build_id(output_dir)
+    if after == before:
+        return f"the library in {output_dir} is unchanged (current build: {after or 'none'})"
+    return f"build {after} was published in {output_dir} before the failure (the previous one, {before or 'none'}, is kept)"
 
 
 def _family_lines(result, severity: str) -> list[str]:
@@ -300,6 +314,7 @@ def _failure_message(result) -> str:
 
 # Subcommands besides generation: name -> "module:function" taking argv and returning an exit code.
 SUBCOMMANDS: dict[str, str] = {
+    "builds": "scenarios_assets.builds_cli:builds_main",
     "load-market-data": "scenarios_assets.db_cli:load_market_data_main",
     "serve": "scenarios_assets.api:serve",
 }

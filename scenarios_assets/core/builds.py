@@ -4,6 +4,7 @@ Layout of ``<output-dir>``::
 
     builds/<build-id>/              one complete build, never changed once published
         scenario_metadata.json
+        build.json                  scenario_metadata.json without its `scenarios` (a small header to read)
         scenario_summary.txt
         scenario_timeseries.parquet/family=<f>/severity=<s>/part-00000.parquet ...   (with time series)
         scenario_metrics.parquet/family=<f>/severity=<s>/part-00000.parquet ...      (with time series)
@@ -51,6 +52,7 @@ METRICS_FILE = "scenario_metrics.parquet"
 REPORT_FILE = "scenario_report.html"
 PORTFOLIO_FILE = "scenario_portfolio.parquet"  # per scenario: the equal-weight portfolio's daily return
 SLICES_DIR = "slices"
+BUILD_FILE = "build.json"
 # The seed's file names, readable at <output-dir>/<name> through `current`.
 PUBLISHED_NAMES = (METADATA_FILE, TIMESERIES_FILE, SUMMARY_FILE, METRICS_FILE, REPORT_FILE)
 
@@ -212,7 +214,11 @@ def prune(out: Path, keep: int) -> list[str]:
     for path in sorted(root.iterdir()) if root.is_dir() else []:
         if path.name == current or path.name in keep_ids:
             continue
-        shutil.rmtree(path, ignore_errors=True)
+        doomed = path
+        if not path.name.startswith("."):  # unlisted in one step first: a crash mid-delete leaves no half build
+            doomed = root / f"{TMP_PREFIX}{path.name}"
+            os.rename(path, doomed)
+        shutil.rmtree(doomed, ignore_errors=True)
         removed.append(path.name)
     for stray in out.glob(f".{CURRENT}.*"):  # links of a publish that died before its rename
         stray.unlink(missing_ok=True)

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from scenarios_assets.core import builds
 from scenarios_assets.core.builds import (
+    BUILD_FILE,
     METADATA_FILE,
     METRICS_FILE,
     PORTFOLIO_FILE,
@@ -132,6 +133,8 @@ def _new_slice(m: SliceManifest | None, family, severity, data_version, config_h
         problems.append(f"{where} failed blocking check(s) {', '.join(m.blocking_failures)}")
     elif m.metadata.get("disabled"):
         return None
+    elif m.path is None:  # a dry run: checked, nothing written; build_and_publish refuses to publish it
+        return SliceSource(m, "new", Path(), "dry-run")
     elif m.path is not None and (Path(m.path) / MANIFEST_FILE).is_file():
         if save_timeseries and not m.timeseries:
             problems.append(f"{where} was generated without time series; materialise it again with save_timeseries on")
@@ -140,8 +143,7 @@ def _new_slice(m: SliceManifest | None, family, severity, data_version, config_h
     elif current is not None and _slice_in(current, family, severity) == m.slice_id:
         return SliceSource(m, "new", current, "build", current.name)
     else:
-        why = "was a dry run" if m.path is None else f"its files ({m.slice_id}) are no longer staged"
-        problems.append(f"{where} {why}")
+        problems.append(f"{where} its files ({m.slice_id}) are no longer staged")
     return None
 
 
@@ -200,6 +202,7 @@ def write_build(plan: BuildPlan, tmp: Path, run: dict) -> dict:
         "families": {s.manifest.key: family_entry(s) for s in plan.sources},
         "run": run,
     }
+    (tmp / BUILD_FILE).write_text(json.dumps(header, indent=1, allow_nan=False, default=str))
     with open(tmp / METADATA_FILE, "w") as fh:
         fh.write(json.dumps(header, indent=2, allow_nan=False, default=str)[:-2] + ',\n  "scenarios": [\n')
         first = True
@@ -218,6 +221,10 @@ def build_and_publish(plan: BuildPlan, out: Path, keep: int, run: dict | None = 
     """Write the planned build and make it current (under the output directory's lock); clean up what the
     previous runs left. ``report(build_dir)`` (optional) writes the report files into the build before the
     commit point. Returns the published directory and the metadata header."""
+    dry = [s.manifest.key for s in plan.sources if s.layout == "dry-run"]
+    if dry:
+        raise IncompleteLibraryError(f"the library was not rebuilt (the current build stays): {', '.join(dry)} "
+                                     "was a dry run (nothing written). Materialise it, then the catalog.")
     out.mkdir(parents=True, exist_ok=True)
     with builds.build_lock(out):
         builds.prune(out, keep)  # leftovers of killed builds first

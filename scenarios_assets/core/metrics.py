@@ -166,7 +166,7 @@ def _block_metrics(r: np.ndarray, d: np.ndarray, lens: np.ndarray) -> dict[str, 
     # Worst day and tails: one sort per block gives quantiles and expected shortfalls for every series.
     worst_at = np.argmin(np.where(valid, r, np.inf), axis=1)
     worst = np.where(n > 0, r[np.arange(g), worst_at], np.nan)
-    ordered = np.sort(np.where(valid, r, np.inf), axis=1)
+    ordered = _order_statistics(np.where(valid, r, np.inf), n)
     out = {
         "num_days": lens.astype(np.int64),
         "start_date": first,
@@ -194,6 +194,18 @@ def _block_metrics(r: np.ndarray, d: np.ndarray, lens: np.ndarray) -> dict[str, 
     out["kurtosis"] = kurt
     return out
 
+
+
+def _order_statistics(values: np.ndarray, n: np.ndarray) -> np.ndarray:
+    """``values`` with, per row, the order statistics that :func:`_sorted_quantile` reads in place: a full
+    sort when the rows hold different counts, else an O(width) ``np.partition`` at just those positions
+    (every stochastic path has the same length, so this is the common case)."""
+    if len(n) == 0 or not (n == n[0]).all() or n[0] == 0:
+        return np.sort(values, axis=1)
+    h = (int(n[0]) - 1) * np.array(list(TAIL_LEVELS.values()))
+    lo = np.floor(h).astype(np.int64)
+    kth = np.unique(np.r_[lo, np.minimum(lo + 1, int(n[0]) - 1)])
+    return np.partition(values, kth, axis=1)
 
 
 def _sorted_quantile(ordered: np.ndarray, n: np.ndarray, p: float) -> np.ndarray:

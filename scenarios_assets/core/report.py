@@ -143,9 +143,7 @@ def from_directory(output_dir: str | Path, metrics: pd.DataFrame | None = None) 
     root = Path(output_dir)
     if not (root / METADATA_FILE).is_file() or (root / "current").exists():
         root = resolve(root)
-    with open(root / METADATA_FILE, "rb") as fh:
-        document = json.load(fh)
-    records = document["scenarios"]
+    document, records = _slim_records(root)
     wealth, has_ts = {}, (root / TIMESERIES_FILE).exists()
     portfolio = root / PORTFOLIO_FILE
     if portfolio.is_dir():
@@ -156,6 +154,35 @@ def from_directory(output_dir: str | Path, metrics: pd.DataFrame | None = None) 
                                   table["date"].to_numpy(), table["returns"].to_numpy(zero_copy_only=False))
     return ReportData(records, document.get("generated_at", ""), document.get("data_version", ""),
                       document.get("config_hash", ""), wealth, has_ts, metrics)
+
+
+REPORT_METADATA = ("regime", "kind", "model", "annualised_volatility")  # the record metadata the report reads
+
+
+def _slim_records(root: Path) -> tuple[dict, list[dict]]:
+    """The build's header and its scenario records with only what the report reads (symbols as a count,
+    metadata cut to REPORT_METADATA), read slice by slice from ``slices/*/*/records.jsonl`` so that a
+    library of thousands of 500-symbol scenarios is never parsed whole; a legacy directory from its
+    metadata file."""
+    from scenarios_assets.core.builds import BUILD_FILE, SLICES_DIR
+
+    if (root / BUILD_FILE).is_file():
+        header = json.loads((root / BUILD_FILE).read_text())
+        slim = []
+        for key in header.get("families", {}):
+            with open(root / SLICES_DIR / key / "records.jsonl") as fh:
+                slim.extend(_slim(json.loads(line)) for line in fh)
+        return header, slim
+    with open(root / METADATA_FILE, "rb") as fh:
+        document = json.load(fh)
+    return document, [_slim(r) for r in document["scenarios"]]
+
+
+def _slim(record: dict) -> dict:
+    slim = {k: v for k, v in record.items() if k not in ("symbols", "metadata")}
+    slim["num_symbols"] = len(record.get("symbols") or [])
+    slim["metadata"] = {k: v for k, v in (record.get("metadata") or {}).items() if k in REPORT_METADATA}
+    return slim
 
 
 # --- charts ----------------------------------------------------------------------------------------
@@ -543,7 +570,7 @@ def scenario_rows(data: ReportData) -> tuple[list[dict], list[str]]:
                 "start": r["start_date"],
                 "end": r["end_date"],
                 "days": str(r.get("num_days", "")),
-                "symbols": str(len(r.get("symbols") or [])),
+                "symbols": str(r.get("num_symbols", len(r.get("symbols") or []))),
                 "total return": _pct(r.get("expected_return")),
                 "max drawdown": _pct(r.get("max_drawdown")),
                 "ann. vol": _pct((r.get("metadata") or {}).get("annualised_volatility")),

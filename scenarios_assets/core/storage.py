@@ -258,20 +258,81 @@ def timeseries_dataset(root: Path) -> ds.Dataset:
     return ds.dataset(path, format="parquet")
 
 
+@dataclass(frozen=True)
+class TimeseriesPart:
+    """One Parquet part of a time-series slice: its parsed footer, and the scenario-id range of each row group
+    (None: no statistics). pyarrow (as of 26) does not prune row groups on a dictionary column's statistics,
+    so this does: one scenario's rows are read from the row groups that can hold it, nothing else."""
+
+    path: Path
+    metadata: pq.FileMetaData
+    columns: list[str]
+    ranges: list[tuple[str, str] | None]
+
+    @classmethod
+    def read(cls, path: Path, exclude: tuple[str, ...] = ()) -> TimeseriesPart:
+        """The part at ``path`` (its footer only); ``exclude``: columns its reads leave out."""
+        metadata = pq.read_metadata(path)
+        names = metadata.schema.to_arrow_schema().names
+        at = names.index("scenario_id")
+        ranges = []
+        for i in range(metadata.num_row_groups):
+            stats = metadata.row_group(i).column(at).statistics
+            ok = stats is not None and stats.has_min_max and isinstance(stats.min, str) and isinstance(stats.max, str)
+            ranges.append((stats.min, stats.max) if ok else None)
+        return cls(path, metadata, [c for c in names if c not in exclude], ranges)
+
+    def rows(self, scenario_id: str, symbols: list[str] | None) -> pa.Table | None:
+        """The rows of ``scenario_id`` (and ``symbols``) in this part, or None when no row group can hold it."""
+        groups = [i for i, r in enumerate(self.ranges) if r is None or r[0] <= scenario_id <= r[1]]
+        if not groups:
+            return None
+        with pq.ParquetFile(self.path, metadata=self.metadata, memory_map=True) as source:
+            table = source.read_row_groups(groups, columns=self.columns, use_threads=False)
+        table = _select(table, "scenario_id", [scenario_id])
+        return _select(table, "symbol", symbols) if symbols else table
+
+
+def _select(table: pa.Table, column: str, values: list[str]) -> pa.Table:
+    """The rows of ``table`` whose string ``column`` holds one of ``values``: a zero-copy slice when they are
+    contiguous (a scenario's rows, a symbol's rows within a scenario, as the parts are written)."""
+    mask = _is_in(table[column], values)
+    rows = pc.indices_nonzero(mask)
+    if len(rows) == 0 or rows[-1].as_py() - rows[0].as_py() + 1 == len(rows):
+        return table.slice(rows[0].as_py() if len(rows) else 0, len(rows))
+    return table.filter(mask)
+
+
+def _is_in(column: pa.ChunkedArray, values: list[str]) -> pa.ChunkedArray:
+    """Rows of a string column holding one of ``values``; a dictionary column is matched on its codes."""
+    if not pa.types.is_dictionary(column.type):
+        return pc.is_in(column, value_set=pa.array(values, column.type))
+    chunks = []
+    for chunk in column.chunks:
+        found = pc.is_in(chunk.dictionary, value_set=pa.array(values, chunk.dictionary.type))
+        codes = pc.indices_nonzero(found).cast(chunk.indices.type)
+        chunks.append(pc.is_in(chunk.indices, value_set=codes))
+    return pa.chunked_array(chunks, pa.bool_())
+
+
 def read_timeseries(root: Path, records: list[dict], symbols: list[str] | None = None) -> pa.Table:
-    """Rows of the scenarios ``records`` (and ``symbols``) from a build's time series, TIMESERIES_SCHEMA
-    columns, in dataset order (scenario, then symbol, then date)."""
-    dataset = timeseries_dataset(root)
-    expr = pc.field("scenario_id").isin([r["id"] for r in records])
-    if "family" in dataset.schema.names:
-        slices = {(r["family"], r["severity"]) for r in records}
-        by_slice = None
-        for fam, sev in sorted(slices):
-            term = (pc.field("family") == fam) & (pc.field("severity") == sev)
-            by_slice = term if by_slice is None else by_slice | term
-        if by_slice is not None:
-            expr = by_slice & expr
-    if symbols:
-        expr = expr & pc.field("symbol").isin(list(symbols))
-    columns = [c for c in TIMESERIES_SCHEMA.names if c in dataset.schema.names]
-    return dataset.to_table(columns=columns, filter=expr)
+    """Rows of the scenarios ``records`` (and ``symbols``) from a build's time series (TIMESERIES_SCHEMA), in
+    dataset order (scenario, then symbol, then date): only the parts of the records' slices (partition
+    pruning by directory) and, in them, only the row groups whose scenario-id statistics can hold a record
+    (:class:`TimeseriesPart`). FileNotFoundError when the build has no time series."""
+    path = Path(root) / TIMESERIES_FILE
+    if not path.exists():
+        raise FileNotFoundError(f"'{path}' does not exist; build with --save-timeseries")
+    parts: dict[Path, TimeseriesPart] = {}
+    tables = []
+    for record in records:
+        files = [path] if path.is_file() else sorted(
+            (path / f"family={record['family']}" / f"severity={record['severity']}").glob("part-*.parquet"))
+        for file in files:
+            part = parts.setdefault(file, TimeseriesPart.read(file))
+            rows = part.rows(record["id"], list(symbols) if symbols else None)
+            if rows is not None and rows.num_rows:
+                tables.append(rows.select([c for c in TIMESERIES_SCHEMA.names if c in rows.column_names]))
+    if not tables:
+        return TIMESERIES_SCHEMA.empty_table()
+    return pa.concat_tables(tables, promote_options="permissive")

@@ -168,12 +168,14 @@ class SetStats:
             z = standardised_columns(s.returns)
             self.tail_total += z.size
             self.tail_beyond += int(np.count_nonzero(np.abs(z) > TAIL_SIGMA))
-            self.tail_sample.append(z[:: max(1, z.size // TAIL_SAMPLE_PER_SCENARIO)])
+            # copies: a strided view would keep the scenario's whole z-score block (and below, the chunk's
+            # whole return array) alive until the end of the set
+            self.tail_sample.append(z[:: max(1, z.size // TAIL_SAMPLE_PER_SCENARIO)].copy())
         if self._correlation_paths:
             t = len(s.dates)
             step = max(1, -(-self._correlation_paths * t // MAX_CORRELATION_ROWS))
             first = (-index * t) % step  # global row index (index * t + day) on the stride
-            self.correlation_rows.append(np.asarray(s.returns[first::step], dtype=np.float32))
+            self.correlation_rows.append(np.array(s.returns[first::step], dtype=np.float32))
 
     def correlation_sample(self) -> np.ndarray | None:
         """(rows, N) float32 daily simple returns pooled over scenarios and days, or None without scenarios."""
