@@ -207,9 +207,10 @@ class RunFailed(RuntimeError):
     pass
 
 
-def run_plan(plan: Plan, out=sys.stdout, tags: dict | None = None) -> int:
+def run_plan(plan: Plan, out=None, tags: dict | None = None) -> int:
     """Run market data, each severity's families, then the catalog, as Dagster runs on the instance
-    (``tags``: extra tags on every run, e.g. the REST API's request id)."""
+    (``tags``: extra tags on every run, e.g. the REST API's request id; ``out``: default sys.stdout)."""
+    out = out or sys.stdout
     if not plan.verbose:
         warnings.filterwarnings("ignore")
         os.environ.setdefault("PYTHONWARNINGS", "ignore")  # step subprocesses of --parallel inherit it

@@ -3,6 +3,7 @@
 
 import shutil
 import time
+from pathlib import Path
 from collections import Counter
 
 import pandas as pd
@@ -21,7 +22,7 @@ from dagster import (
     asset,
 )
 
-from scenarios_assets.core.builds import REPORT_FILE, clean_staging, new_staging
+from scenarios_assets.core.builds import REPORT_FILE, TMP_PREFIX, clean_staging, new_staging
 from scenarios_assets.core.families import FAMILY_SPECS, FamilySpec, GenerationContext, family_stream
 from scenarios_assets.core.library import IncompleteLibraryError, build_and_publish, plan_build
 from scenarios_assets.core.market import MarketData
@@ -130,12 +131,13 @@ def report_writer(context: AssetExecutionContext, charts: dict):
 
     def write(build_dir) -> None:
         try:
-            report, files = write_report(build_dir)
+            report, _ = write_report(build_dir)
         except Exception as exc:  # noqa: BLE001
             context.log.warning(f"scenario report not written: {exc}")
             charts["report_error"] = str(exc)
             return
-        charts["report"] = MetadataValue.path(str(files[REPORT_FILE]))
+        published = Path(build_dir).with_name(Path(build_dir).name.removeprefix(TMP_PREFIX))  # after the rename
+        charts["report"] = MetadataValue.path(str(published / REPORT_FILE))
         charts.update({f"chart_{chart.key}": MetadataValue.md(chart.markdown()) for chart in report.charts})
 
     return write
@@ -186,7 +188,7 @@ def catalog(context: AssetExecutionContext, settings: ScenarioSettings, market: 
                 family_slices, settings.catalog_families(), settings.catalog_severities(), market.data_version,
                 settings.config_hash(), out, carry_over=bool(settings.families or settings.severities),
                 all_families=list(FAMILY_SPECS), all_severities=list(SEVERITIES),
-                save_timeseries=bool(config["performance"]["save_timeseries"]) and not settings.dry_run,
+                save_timeseries=bool(config["performance"]["save_timeseries"]), check_only=settings.dry_run,
             )
         except IncompleteLibraryError as exc:
             yield AssetCheckResult(
