@@ -390,7 +390,10 @@ class ScenarioDetail(ScenarioSummary):
     metrics: Metrics
     build_id: str
     generated_at: str
-    data_version: str
+    data_version: str = Field(description="the data version this scenario's slice was built from")
+    config_hash: str = Field(description="the config hash this scenario's slice was built with")
+    origin: Literal["new", "carried"] = Field(description="new in this build, or carried over from an earlier one")
+    stale: bool = Field(description="carried over from another data version or config of its family")
 
 
 class CatalogInfo(BaseModel):
@@ -945,10 +948,14 @@ def create_app(
             "portfolio": computed["portfolio"],
             "by_symbol": rows if rows is not None else computed["by_symbol"],
         }
+        entry = (snap.document.get("families") or {}).get(f"{record['family']}/{record['severity']}") or {}
         return {
             **record, **_summary(record),
             "validation": record.get("validation") or {}, "metadata": record.get("metadata") or {},
-            "metrics": metrics, **snap.provenance, "data_version": snap.data_version,
+            "metrics": metrics, **snap.provenance,
+            "data_version": str(entry.get("data_version") or snap.data_version),
+            "config_hash": str(entry.get("config_hash") or snap.config_hash),
+            "origin": entry.get("origin", "new"), "stale": bool(entry.get("stale", False)),
         }
 
     @app.get("/scenarios/{scenario_id}", response_model=ScenarioDetail, tags=["scenarios"],

@@ -12,6 +12,8 @@ import io
 import json
 import os
 import shutil
+import threading
+import time
 import tracemalloc
 import weakref
 from dataclasses import replace
@@ -207,13 +209,66 @@ def test_a_crash_in_the_report_step_keeps_the_previous_build(sets, tmp_path):
     assert dot_entries(out) == NOTHING_LEFT and builds.published_builds(out) == [previous.name, final.name]
 
 
-def test_a_second_build_at_the_same_time_is_refused(sets, tmp_path):
+def test_a_second_build_waits_for_a_publish_in_progress_then_publishes(sets, tmp_path):
     out = tmp_path / "lib"
     previous, _, _ = publish_sets(out, [sets["historical", "moderate"]])
+    held, started = threading.Event(), time.monotonic()
+
+    def hold_the_lock_for_a_second():
+        with builds.build_lock(out):
+            held.set()
+            time.sleep(1.0)
+
+    holder = threading.Thread(target=hold_the_lock_for_a_second)
+    holder.start()
+    held.wait(5)
+    final, _, _ = publish_sets(out, [sets["historical", "severe"]])
+    holder.join()
+    assert time.monotonic() - started >= 1.0  # it waited for the other publish instead of failing
+    assert builds.current_build(out) == final and builds.published_builds(out) == [previous.name, final.name]
+
+
+def test_a_build_blocked_past_the_wait_is_refused_naming_the_holder(sets, tmp_path, monkeypatch):
+    out = tmp_path / "lib"
+    previous, _, _ = publish_sets(out, [sets["historical", "moderate"]])
+    monkeypatch.setattr(builds, "LOCK_WAIT_SECONDS", 0.3)
     with builds.build_lock(out):
         with pytest.raises(BuildInProgressError, match=f"pid {os.getpid()}"):
             publish_sets(out, [sets["historical", "severe"]])
     assert builds.current_build(out) == previous and builds.published_builds(out) == [previous.name]
+    assert (out / builds.LOCK_FILE).read_text() == ""  # released: no stale holder text
+
+
+def test_carried_slices_are_stale_only_when_their_own_family_config_changed(sets, tmp_path):
+    out = tmp_path / "lib"
+    before = {"historical": "hist-1", "stress": "stress-1"}
+    publish_sets(out, [sets["historical", "moderate"], sets["historical", "severe"], sets["stress", "moderate"],
+                       sets["stress", "severe"]], family_hashes=before)
+    # A new historical option changes the global config hash and historical's own; stress's stays.
+    after = {"historical": "hist-2", "stress": "stress-1"}
+    relabelled = replace(sets["historical", "severe"], config_hash="global-2")
+    partial, _, _ = publish_sets(out, [relabelled], carry_over=True, config_hash="global-2", family_hashes=after)
+    doc = json.loads((partial / builds.METADATA_FILE).read_text())
+    assert {k: (v["origin"], v["stale"]) for k, v in doc["families"].items()} == {
+        "historical/moderate": ("carried", True),  # built without the new historical option
+        "historical/severe": ("new", False),
+        "stress/moderate": ("carried", False),  # its own config did not change
+        "stress/severe": ("carried", False),
+    }
+    lib = load_scenarios(out)  # each scenario says where its slice came from
+    by_slice = lib.scenarios.groupby(["family", "severity"])[["origin", "stale", "config_hash"]].first()
+    assert by_slice.loc[("historical", "moderate")].tolist() == ["carried", True, sets["historical", "moderate"].config_hash]
+    assert by_slice.loc[("historical", "severe")].tolist() == ["new", False, "global-2"]
+
+
+def test_staging_of_a_dead_process_is_removed_even_while_its_run_is_listed_as_started(tmp_path):
+    out = tmp_path / "lib"
+    dead = builds.new_staging(out, "historical", "severe", "run-killed")
+    owner = json.loads((dead / "owner.json").read_text())
+    (dead / "owner.json").write_text(json.dumps({**owner, "pid": 2**22 + 12345}))  # no such process
+    alive = builds.new_staging(out, "stress", "severe", "run-alive")  # this process
+    removed = builds.clean_staging(out, keep=set(), is_live=lambda run_id: True)  # the orchestrator says STARTED
+    assert removed == [dead.name] and alive.is_dir() and not dead.exists()
 
 
 # --- partial runs carry the other slices over -----------------------------------------------------------------

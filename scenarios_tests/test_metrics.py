@@ -173,8 +173,11 @@ def test_metrics_published_with_the_build_and_loaded_with_one_call(small_catalog
     out, sets, final, header = small_catalog
     loaded = load_scenario_metrics(out)
     assert len(loaded) == 18 * 2 and loaded["scenario_id"].nunique() == 18
-    assert loaded.attrs["provenance"] == {"build_id": final.name, "catalog_generated_at": header["generated_at"],
-                                          "data_version": "dv1", "config_hash": "cfg1"}
+    provenance = dict(loaded.attrs["provenance"])
+    assert {k: v["origin"] for k, v in provenance.pop("slices").items()} == {
+        f"{ss.family}/{ss.severity}": "new" for ss in sets}
+    assert provenance == {"build_id": final.name, "catalog_generated_at": header["generated_at"],
+                          "data_version": "dv1", "config_hash": "cfg1"}
     # One part per slice, published inside the build (hive partitions family/severity).
     parts = sorted(p.relative_to(final / METRICS_FILE).as_posix() for p in (final / METRICS_FILE).rglob("*.parquet"))
     assert parts == [f"family={f}/severity={s}/part-00000.parquet"

@@ -92,6 +92,14 @@ def family_config(config: dict[str, Any], family_section: str) -> dict[str, Any]
 HASHED_KEYS = ("seed", "generation", "data")
 
 
+def section_hash(config: dict[str, Any], section: str) -> str:
+    """Hash of what one family's output depends on: ``seed``, ``data`` and ``generation.<section>``. A
+    carried-over slice whose section hash differs from the current one was built with another config."""
+    relevant = {"seed": config["seed"], "data": config["data"], section: config["generation"][section]}
+    canonical = json.dumps(relevant, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+
 def config_hash(config: dict[str, Any]) -> str:
     """Stable hash of the generation-relevant config (canonical JSON), recorded in every output."""
     relevant = {key: config[key] for key in HASHED_KEYS}

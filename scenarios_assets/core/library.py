@@ -96,10 +96,12 @@ def plan_build(
     all_severities: list[str],
     save_timeseries: bool = True,
     check_only: bool = False,
+    family_hashes: dict[str, str] | None = None,
 ) -> BuildPlan:
     """The slices of the next build: every requested (family, severity) from ``available`` (the latest
     manifests), refused when missing, stale, failed or no longer on disk; with ``carry_over`` every other
-    slice of the current build of ``out``. ``check_only`` (a dry run: nothing will be written) accepts a
+    slice of the current build of ``out``, flagged stale when built from another data version or another
+    config of its family (``family_hashes``: family -> config.section_hash now). ``check_only`` (a dry run: nothing will be written) accepts a
     current, valid manifest wherever its files are. Raises IncompleteLibraryError listing every problem."""
     current = builds.current_build(out)
     problems, sources = [], []
@@ -110,7 +112,8 @@ def plan_build(
                 source = _new_slice(available.get(family, {}).get(severity), family, severity, data_version,
                                     config_hash, current, save_timeseries and not check_only, problems, check_only)
             elif carry_over and current is not None:
-                source = _carried_slice(current, family, severity, data_version, config_hash)
+                family_hash = (family_hashes or {}).get(family, "")
+                source = _carried_slice(current, family, severity, data_version, config_hash, family_hash)
             else:
                 source = None
             if source is not None:
@@ -157,12 +160,17 @@ def _slice_in(build: Path, family: str, severity: str) -> str | None:
     return json.loads(path.read_text()).get("slice_id")
 
 
-def _carried_slice(current: Path, family: str, severity: str, data_version: str, config_hash: str) -> SliceSource | None:
+def _carried_slice(current: Path, family: str, severity: str, data_version: str, config_hash: str,
+                   family_hash: str = "") -> SliceSource | None:
     directory = current / SLICES_DIR / family / severity
     if not (directory / MANIFEST_FILE).is_file():
         return None
     manifest = read_manifest(directory)
-    stale = manifest.data_version != data_version or manifest.config_hash != config_hash
+    if family_hash and manifest.family_config_hash:  # the family's own config, not every family's
+        other_config = manifest.family_config_hash != family_hash
+    else:
+        other_config = manifest.config_hash != config_hash
+    stale = manifest.data_version != data_version or other_config
     return SliceSource(manifest, "carried", current, "build", current.name, stale)
 
 
@@ -178,6 +186,7 @@ def family_entry(source: SliceSource) -> dict:
         "stale": source.stale,
         "data_version": m.data_version,
         "config_hash": m.config_hash,
+        "family_config_hash": m.family_config_hash,
         "rows": m.rows,
         "skipped": m.skipped,
         "validation": m.validation,

@@ -23,7 +23,7 @@ from dagster import (
 )
 
 from scenarios_assets.core.builds import REPORT_FILE, TMP_PREFIX, clean_staging, new_staging
-from scenarios_assets.core.families import FAMILY_SPECS, FamilySpec, GenerationContext, family_stream
+from scenarios_assets.core.families import FAMILY_SPECS, FamilySpec, GenerationContext, family_config_hash, family_stream
 from scenarios_assets.core.library import IncompleteLibraryError, build_and_publish, plan_build
 from scenarios_assets.core.market import MarketData
 from scenarios_assets.core.report import write_report
@@ -101,7 +101,8 @@ def build_family_asset(spec: FamilySpec) -> AssetsDefinition:
         with measured() as figures:
             started = time.perf_counter()
             try:
-                manifest = write_slice(family_stream(spec.family, ctx), staging, config["performance"]["save_timeseries"])
+                manifest = write_slice(family_stream(spec.family, ctx), staging, config["performance"]["save_timeseries"],
+                                       family_config_hash(spec.family, config))
                 manifest.generation_seconds = time.perf_counter() - started  # calibration included
             except BaseException:
                 if staging is not None:
@@ -189,6 +190,7 @@ def catalog(context: AssetExecutionContext, settings: ScenarioSettings, market: 
                 settings.config_hash(), out, carry_over=bool(settings.families or settings.severities),
                 all_families=list(FAMILY_SPECS), all_severities=list(SEVERITIES),
                 save_timeseries=bool(config["performance"]["save_timeseries"]), check_only=settings.dry_run,
+                family_hashes={family: family_config_hash(family, config) for family in FAMILY_SPECS},
             )
         except IncompleteLibraryError as exc:
             yield AssetCheckResult(
