@@ -21,6 +21,7 @@ from pathlib import Path
 from scenarios_assets.core.config import config_hash, default_config, load_config
 from scenarios_assets.core.errors import ScenarioInputError
 from scenarios_assets.core.families import CLI_TYPES, FAMILY_SPECS, enabled, families_for_type
+from scenarios_assets.core.price_moves import parse_accepted_moves
 from scenarios_assets.core.paths import DEFAULT_DAGSTER_HOME, DEFAULT_OUTPUT_DIR, PROJECT_ROOT
 from scenarios_assets.core.severity import parse_severities
 from scenarios_assets.core.builds import SUMMARY_FILE, current_build, current_build_id
@@ -80,6 +81,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--end-date", type=_iso_date, help="last date of market data to use (YYYY-MM-DD)")
     p.add_argument("--dry-run", action="store_true", help="generate and validate, write nothing")
     p.add_argument("--market-data", help="OHLCV Parquet/CSV file or directory, or a postgresql:// URL")
+    p.add_argument("--accept-move", action="append", metavar="SYMBOL:YYYY-MM-DD",
+                   help="accept a real one-session move that the split check refuses (repeatable; adds to the "
+                        "config's data.accepted_moves)")
     p.add_argument("--output-dir", help=f"the library: its builds and current files (default: {DEFAULT_OUTPUT_DIR})")
     p.add_argument("--config", help="YAML config overriding the shipped defaults")
     p.add_argument("--seed", type=int, help="base seed of every random draw")
@@ -140,6 +144,11 @@ def plan_from_args(args: argparse.Namespace) -> Plan:
         overrides["performance"] = performance
 
     config = load_config(args.config, overrides)
+    if args.accept_move:
+        parse_accepted_moves(args.accept_move, "--accept-move")
+        moves = list(dict.fromkeys([*config["data"]["accepted_moves"], *args.accept_move]))
+        overrides.setdefault("data", {})["accepted_moves"] = moves
+        config = load_config(args.config, overrides)
     families = [f for f in families_for_type(args.type) if enabled(FAMILY_SPECS[f], config)]
     if not families:
         raise ScenarioInputError(f"--type {args.type}: no enabled scenario family of that type in this version")
@@ -184,10 +193,37 @@ def preflight(plan: Plan) -> str:
     from scenarios_assets.core.market import load_configured_market_data, market_source
 
     market = load_configured_market_data(market_source(plan.settings.get("market_data")), plan.config["data"])
-    return (
+    lines = [
         f"market data {market.source}: {len(market.symbols)} symbols, {market.dates[0].date()}..{market.dates[-1].date()}, "
         f"version {market.data_version}"
-    )
+    ]
+    return "\n  ".join(lines + input_notes(market.report))
+
+
+def input_notes(report: dict) -> list[str]:
+    """What reading the market data did besides the plain rows (``MarketData.report``), one note a line."""
+    notes = []
+    if "files_read" in report:
+        files = report["files_read"]
+        skipped = report.get("files_skipped") or []
+        notes.append(
+            f"read {len(files)} file(s): {', '.join(files[:8])}{', ...' if len(files) > 8 else ''}; "
+            f"skipped {len(skipped)}" + (f": {', '.join(skipped[:8])}{', ...' if len(skipped) > 8 else ''}" if skipped else "")
+        )
+    if report.get("columns_renamed"):
+        notes.append("columns read as " + ", ".join(f"{k!r} -> {v}" for k, v in report["columns_renamed"].items()))
+    if report.get("seven_day_symbols"):
+        notes.append(
+            f"seven-day calendar: {', '.join(report['seven_day_symbols'])}; {report.get('off_calendar_rows', 0)} row(s) "
+            "on days that are not sessions of the market calendar folded into the next session"
+        )
+    elif report.get("off_calendar_rows"):
+        notes.append(f"{report['off_calendar_rows']} weekend row(s) folded into the next session")
+    if report.get("rows_after_last_session"):
+        notes.append(f"{report['rows_after_last_session']} row(s) after the last session of the market calendar left out")
+    if report.get("accepted_moves"):
+        notes.append(f"accepted split-like move(s): {', '.join(report['accepted_moves'])}")
+    return notes
 
 
 def ensure_dagster_home() -> Path:
@@ -298,8 +334,35 @@ def _family_lines(result, severity: str) -> list[str]:
     return lines
 
 
+# Characters of one failed check's reason in the CLI's one line (the whole text is in the run's metadata).
+CHECK_DETAIL_CHARS = 240
+
+
+def _failed_blocking_checks(result) -> str | None:
+    """'asset check: reason; ...' of the blocking (ERROR severity) checks that failed in the run, or None."""
+    from dagster import AssetCheckSeverity
+
+    failed = []
+    for evaluation in result.get_asset_check_evaluations():
+        if evaluation.passed or evaluation.severity != AssetCheckSeverity.ERROR:
+            continue
+        md = evaluation.metadata
+        detail = md["detail"].value if "detail" in md else evaluation.description or ""
+        detail = " ".join(str(detail).split())
+        if len(detail) > CHECK_DETAIL_CHARS:
+            detail = detail[: CHECK_DETAIL_CHARS - 1].rstrip() + "…"
+        failed.append(f"{evaluation.asset_key.to_user_string()} check {evaluation.check_name}: {detail or 'failed'}")
+    if not failed:
+        return None
+    return f"{len(failed)} blocking check(s) failed: " + "; ".join(failed)
+
+
 def _failure_message(result) -> str:
-    """The innermost error message of the first failed step, without Dagster's wrapping."""
+    """One line: the failed blocking checks (asset, check, reason), else the innermost error message of the
+    first failed step, without Dagster's wrapping."""
+    checks = _failed_blocking_checks(result)
+    if checks is not None:
+        return checks
     for event in result.all_events:
         if event.is_step_failure:
             error = event.step_failure_data.error

@@ -6,6 +6,7 @@ Unknown keys and wrongly typed values are errors naming the dotted key, so a typ
 from __future__ import annotations
 
 import copy
+import functools
 import hashlib
 import json
 from pathlib import Path
@@ -20,7 +21,12 @@ ROOT_KEY = "scenarios_pipeline"
 
 
 def default_config() -> dict[str, Any]:
-    """The shipped defaults (the ``scenarios_pipeline`` mapping)."""
+    """The shipped defaults (the ``scenarios_pipeline`` mapping; a fresh copy on every call)."""
+    return copy.deepcopy(_shipped_defaults())
+
+
+@functools.lru_cache(maxsize=1)
+def _shipped_defaults() -> dict[str, Any]:
     with DEFAULT_CONFIG_PATH.open() as fh:
         return yaml.safe_load(fh)[ROOT_KEY]
 
