@@ -189,8 +189,15 @@ def _set_path(mapping: dict, keys: tuple[str, ...], value) -> None:
 
 
 def preflight(plan: Plan) -> str:
-    """Load and validate the market data exactly as the asset will, so bad input fails here, cleanly."""
+    """Load and validate the market data exactly as the asset will, so bad input fails here, cleanly; check
+    the config's catalog selections (historical events, stress tests) too."""
+    from scenarios_assets.core.historical import load_events
     from scenarios_assets.core.market import load_configured_market_data, market_source
+    from scenarios_assets.core.stress import select_definitions
+
+    generation = plan.config["generation"]
+    load_events(generation["historical"]["include_full_cycles"], generation["historical"]["events"])
+    select_definitions(generation["stress"])
 
     market = load_configured_market_data(market_source(plan.settings.get("market_data")), plan.config["data"])
     lines = [
