@@ -14,13 +14,14 @@ import shutil
 import sys
 import time
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 
 from scenarios_assets.core.config import config_hash, default_config, load_config
 from scenarios_assets.core.errors import ScenarioInputError
 from scenarios_assets.core.families import CLI_TYPES, FAMILY_SPECS, enabled, families_for_type
+from scenarios_assets.core.database import PASSWORD_ENV, split_password
 from scenarios_assets.core.price_moves import parse_accepted_moves
 from scenarios_assets.core.paths import DEFAULT_DAGSTER_HOME, DEFAULT_OUTPUT_DIR, PROJECT_ROOT
 from scenarios_assets.core.severity import parse_severities
@@ -105,6 +106,12 @@ class Plan:
     verbose: bool
     executor: str = "in_process"
     dask_scheduler: str | None = None
+    # Environment variables the run's processes need but Dagster must not store (a database password).
+    secrets: dict[str, str] = field(default_factory=dict, repr=False)
+
+    def apply_secrets(self) -> None:
+        """Put ``secrets`` into this process's environment, which the run's steps inherit."""
+        os.environ.update(self.secrets)
 
 
 def plan_from_args(args: argparse.Namespace) -> Plan:
@@ -155,7 +162,7 @@ def plan_from_args(args: argparse.Namespace) -> Plan:
     severities = parse_severities(args.severity)
     parallel = bool(args.parallel or config["performance"]["parallel"])
     workers = int(args.workers or config["performance"]["workers"])
-    output_dir = Path(args.output_dir or os.environ.get("SCENARIOS_OUTPUT_DIR") or DEFAULT_OUTPUT_DIR).resolve()
+    output_dir = check_output_dir(args.output_dir)
     settings = {
         "config_file": str(Path(args.config).resolve()) if args.config else "",
         "overrides_json": json.dumps(overrides, sort_keys=True),
@@ -164,14 +171,55 @@ def plan_from_args(args: argparse.Namespace) -> Plan:
         "severities": severities,
         "dry_run": bool(args.dry_run),
     }
-    if args.market_data:
+    secrets: dict[str, str] = {}
+    if args.market_data is not None:
         source = args.market_data
-        settings["market_data"] = source if "://" in source else str(Path(source).resolve())
+        if not source.strip():
+            raise ScenarioInputError("--market-data is empty (give a Parquet/CSV file or directory, or a postgresql:// URL)")
+        if "://" in source:
+            # The password never enters the run config Dagster stores: the run's process gets it from the
+            # environment (core.database.PASSWORD_ENV).
+            source, password = split_password(source)
+            if password is not None:
+                secrets[PASSWORD_ENV] = password
+            settings["market_data"] = source
+        else:
+            settings["market_data"] = str(Path(source).resolve())
     executor = args.executor or ("dask" if args.dask_scheduler else "multiprocess" if parallel else "in_process")
     if args.dask_scheduler and executor != "dask":
         raise ScenarioInputError(f"--dask-scheduler needs --executor dask, not --executor {executor}")
     return Plan(families, severities, settings, config, output_dir, executor != "in_process", workers, args.verbose,
-                executor, args.dask_scheduler)
+                executor, args.dask_scheduler, secrets)
+
+
+def check_output_dir(given: str | None) -> Path:
+    """The library directory (``--output-dir``, else $SCENARIOS_OUTPUT_DIR, else data/scenarios), checked
+    before anything runs: not empty, not a file, and creatable/writable (a probe file is created and removed
+    in it, or in its nearest existing parent). Raises ScenarioInputError naming the flag or variable."""
+    import tempfile
+
+    env = os.environ.get("SCENARIOS_OUTPUT_DIR")
+    what, text = ("--output-dir", given) if given is not None else ("SCENARIOS_OUTPUT_DIR", env) if env is not None else (
+        "the default output directory", str(DEFAULT_OUTPUT_DIR))
+    if not text.strip():
+        raise ScenarioInputError(f"{what} is empty (give the library's directory, e.g. data/scenarios)")
+    path = Path(text).expanduser().resolve()
+    if path.exists() and not path.is_dir():
+        raise ScenarioInputError(f"{what} '{text}' is a file, not a directory (give the library's directory)")
+    existing = path
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir():
+        raise ScenarioInputError(f"{what} '{text}': '{existing}' is a file, so the directory cannot be created")
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".scenarios-write-check-", dir=existing)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        where = "" if existing == path else f" (its nearest existing parent '{existing}')"
+        raise ScenarioInputError(f"{what} '{text}' is not writable{where}: {reason}") from None
+    return path
 
 
 def _has_path(mapping: dict, keys: tuple[str, ...]) -> bool:
@@ -253,6 +301,7 @@ class RunFailed(RuntimeError):
 def run_plan(plan: Plan, out=sys.stdout, tags: dict | None = None) -> int:
     """Run market data, each severity's families, then the catalog, as Dagster runs on the instance
     (``tags``: extra tags on every run, e.g. the REST API's request id)."""
+    plan.apply_secrets()
     if not plan.verbose:
         warnings.filterwarnings("ignore")
         os.environ.setdefault("PYTHONWARNINGS", "ignore")  # step subprocesses of --parallel inherit it
@@ -317,7 +366,8 @@ def _library_state(output_dir: Path, before: str | None) -> str:
     after = current_build_id(output_dir)
     if after == before:
         return f"the library in {output_dir} is unchanged (current build: {after or 'none'})"
-    return f"build {after} was published in {output_dir} before the failure (the previous one, {before or 'none'}, is kept)"
+    previous = f"the previous one, {before}, is kept" if before else "there was no build before it"
+    return f"build {after} was published in {output_dir} before the failure and is current ({previous})"
 
 
 def _family_lines(result, severity: str) -> list[str]:
@@ -400,6 +450,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
         plan = plan_from_args(args)
+        plan.apply_secrets()
         print(f"scenarios: families {', '.join(plan.families)}; severities {', '.join(plan.severities)}; "
               f"config {config_hash(plan.config)}")
         print(f"  {preflight(plan)}")
