@@ -1,7 +1,9 @@
 """Market data: read the OHLCV contract, validate it, and hold it as an aligned close/volume panel.
 
-Validation raises :class:`ScenarioInputError` with one message naming the source and the problem, so a
-bad file stops the run before anything is generated or written.
+Validation raises :class:`ScenarioInputError` with one message naming the source (for a directory, the
+file) and the problem, so a bad file stops the run before anything is generated or written. Date columns
+are read by ``core.dates``, split-like moves refused by ``core.price_moves``, trading calendars aligned by
+``core.calendars`` (README "Market data" is the contract).
 """
 
 from __future__ import annotations
@@ -328,8 +330,9 @@ def data_version(df: pd.DataFrame) -> str:
 class MarketData:
     """Aligned daily panel of the universe (dates x symbols) plus the reference index used for calibration.
 
-    ``close`` and ``volume`` share one trading calendar (the union of all sources' sessions); a cell is NaN
-    before a symbol's first and after its last session. ``reference`` is the market index (``SPX`` by
+    ``close`` and ``volume`` share one trading calendar of business days (``core.calendars``: the sessions
+    of the exchange-calendar symbols; a seven-day symbol's other days are folded into the next session); a
+    cell is NaN before a symbol's first and after its last session. ``reference`` is the market index (``SPX`` by
     default) over the full history, kept even when the scenario universe is a subset of symbols.
     """
 
