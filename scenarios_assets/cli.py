@@ -305,11 +305,46 @@ def run_plan(plan: Plan, out=sys.stdout, tags: dict | None = None) -> int:
     if not plan.verbose:
         warnings.filterwarnings("ignore")
         os.environ.setdefault("PYTHONWARNINGS", "ignore")  # step subprocesses of --parallel inherit it
+    home = ensure_dagster_home()
+    try:
+        locks = run_locks(plan, home)
+    except ScenarioInputError as exc:  # another run holds the instance or the output directory
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    with locks:
+        return _run_plan_locked(plan, home, out, tags)
+
+
+# Held for a whole run (core.locks): in DAGSTER_HOME, whose file storage every run's asset outputs share,
+# and in the output directory (not for a dry run, which writes nothing there).
+RUN_LOCK = ".scenarios-run.lock"
+
+
+def run_locks(plan: Plan, home: Path):
+    """One run at a time per Dagster instance and per output directory: a second one is refused up front,
+    naming the first (pid, what it builds, where, since when)."""
+    from contextlib import ExitStack
+
+    from scenarios_assets.core.locks import exclusive
+
+    holder = (f"pid {os.getpid()}: families {', '.join(plan.families)}, severities {', '.join(plan.severities)}, "
+              f"output {plan.output_dir}{' (dry run)' if plan.settings.get('dry_run') else ''}")
+    stack = ExitStack()
+    try:
+        stack.enter_context(exclusive(home / RUN_LOCK, holder, f"the Dagster instance {home}"))
+        if not plan.settings.get("dry_run"):
+            stack.enter_context(exclusive(plan.output_dir / RUN_LOCK, holder, f"the output directory {plan.output_dir}"))
+    except BaseException:
+        stack.close()
+        raise
+    return stack
+
+
+def _run_plan_locked(plan: Plan, home: Path, out, tags: dict | None) -> int:
     from dagster import DagsterInstance, execute_job, reconstructable
 
     from scenarios_assets import definitions
 
-    home = ensure_dagster_home()
     instance = DagsterInstance.get()
     from scenarios_assets.defs.executors import execution_config
 

@@ -151,3 +151,50 @@ def test_failure_after_the_catalog_published_says_so(tmp_path, monkeypatch, caps
     build = current_build_id(out)
     assert build is not None
     assert err[1] == f"build {build} was published in {out} before the failure and is current (there was no build before it)"
+
+
+# --- 13. one run at a time per instance and output directory ------------------------------------------------
+
+def test_a_second_run_is_refused_up_front_naming_the_first(tmp_path, monkeypatch, capsys):
+    from scenarios_assets.core.locks import exclusive
+
+    home, out = tmp_path / "home", tmp_path / "lib"
+    monkeypatch.setenv("DAGSTER_HOME", str(home))
+    first = "pid 4242: families stress, severities moderate, output /elsewhere"
+    with exclusive(home / cli.RUN_LOCK, first, "unused"):
+        code = cli.main(["--type", "stress", "--severity", "moderate", "--output-dir", str(out)])
+        line = one_error_line(code, capsys.readouterr().err)
+    assert line.startswith(f"error: the Dagster instance {home} is in use by another scenarios run ({first}, since ")
+    assert not (out / "builds").exists() and not (home / "history").exists()  # no Dagster run started
+    with exclusive(out / cli.RUN_LOCK, first, "unused"):
+        code = cli.main(["--type", "stress", "--severity", "moderate", "--output-dir", str(out)])
+        line = one_error_line(code, capsys.readouterr().err)
+    assert f"the output directory {out} is in use by another scenarios run ({first}" in line
+    # A dry run writes nothing into the output directory, so only the instance is locked for it.
+    with exclusive(out / cli.RUN_LOCK, first, "unused"):
+        assert cli.main(["--type", "stress", "--severity", "moderate", "--output-dir", str(out), "--dry-run"]) == 0
+
+
+def test_the_lock_of_a_killed_run_is_free_at_once(tmp_path):
+    import signal
+    import time
+
+    lock = tmp_path / cli.RUN_LOCK
+    code = (f"from pathlib import Path; from scenarios_assets.core.locks import exclusive; import time\n"
+            f"with exclusive(Path({str(lock)!r}), 'pid x', 'it'):\n    print('held', flush=True); time.sleep(60)\n")
+    child = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    try:
+        assert child.stdout.readline().strip() == "held"
+        from scenarios_assets.core.locks import LockHeldError, exclusive
+
+        with pytest.raises(LockHeldError, match=r"it is in use by another scenarios run \(pid x, since "):
+            with exclusive(lock, "me", "it"):
+                pass
+        child.send_signal(signal.SIGKILL)
+        child.wait(timeout=10)
+        time.sleep(0.1)
+        with exclusive(lock, "me", "it"):
+            pass
+    finally:
+        if child.poll() is None:
+            child.kill()
