@@ -346,7 +346,12 @@ def _run_plan_locked(plan: Plan, home: Path, out, tags: dict | None) -> int:
     from scenarios_assets import definitions
 
     instance = DagsterInstance.get()
+    from scenarios_assets.defs.dead_runs import mark_dead_runs, process_tags
     from scenarios_assets.defs.executors import execution_config
+
+    dead = mark_dead_runs(instance)  # runs of killed processes would otherwise stay STARTED for ever
+    if dead:
+        print(f"  marked {len(dead)} run(s) of dead processes failed: {', '.join(dead)}", file=out)
 
     executor = execution_config(plan.executor, plan.workers, plan.dask_scheduler)
     base_config = {
@@ -359,7 +364,7 @@ def _run_plan_locked(plan: Plan, home: Path, out, tags: dict | None) -> int:
 
     def run(job_fn, label: str, partition: str | None = None, assets=None):
         started = time.perf_counter()
-        run_tags = {"scenarios/cli": "1"} | (tags or {}) | ({"dagster/partition": partition} if partition else {})
+        run_tags = {"scenarios/cli": "1"} | process_tags() | (tags or {}) | ({"dagster/partition": partition} if partition else {})
         result = execute_job(
             reconstructable(job_fn), instance=instance, run_config=base_config, tags=run_tags, asset_selection=assets
         )

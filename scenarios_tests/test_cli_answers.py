@@ -198,3 +198,64 @@ def test_the_lock_of_a_killed_run_is_free_at_once(tmp_path):
     finally:
         if child.poll() is None:
             child.kill()
+
+
+# --- 11. runs of killed processes are marked failed -----------------------------------------------------------
+
+def _start_and_kill_cli(home: Path, out: Path) -> str:
+    """Start a CLI run, SIGKILL it while one of its Dagster runs is STARTED; return that run's id."""
+    import signal
+    import time
+
+    from dagster import DagsterInstance, DagsterRunStatus, RunsFilter
+
+    from scenarios_assets.defs.dead_runs import PID_TAG
+
+    env = {**os.environ, "DAGSTER_HOME": str(home), "PYTHONWARNINGS": "ignore"}
+    child = subprocess.Popen([sys.executable, "-m", "scenarios_assets", "--type", "stress", "--severity", "all",
+                              "--output-dir", str(out)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            if (home / "history" / "runs.db").exists():
+                with DagsterInstance.from_config(str(home)) as instance:
+                    runs = instance.get_runs(filters=RunsFilter(statuses=[DagsterRunStatus.STARTED],
+                                                                tags={PID_TAG: str(child.pid)}))
+                if runs:
+                    child.send_signal(signal.SIGKILL)
+                    child.wait(timeout=30)
+                    return runs[0].run_id
+            time.sleep(0.05)
+        raise AssertionError("the CLI run never reached STARTED")
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait()
+
+
+def test_killed_cli_runs_are_marked_failed_and_free_the_queue(tmp_path, monkeypatch):
+    from dagster import DagsterInstance, DagsterRunStatus, RunsFilter, build_sensor_context
+
+    from scenarios_assets.defs.dead_runs import scenarios_dead_runs
+
+    home, out = tmp_path / "home", tmp_path / "lib"
+    monkeypatch.setenv("DAGSTER_HOME", str(home))  # the instance config (dagster.yaml) reads it
+    killed = [_start_and_kill_cli(home, out) for _ in range(3)]
+    in_progress = RunsFilter(statuses=[DagsterRunStatus.STARTED, DagsterRunStatus.STARTING])
+    with DagsterInstance.from_config(str(home)) as instance:
+        # Each CLI run marked the run its killed predecessor left STARTED; the last one is left to the sensor
+        # (without either, three dead runs would hold all of the daemon's max_concurrent_runs: 3 slots).
+        assert [r.run_id for r in instance.get_runs(filters=in_progress)] == killed[-1:]
+        result = scenarios_dead_runs(build_sensor_context(instance=instance))
+        assert result.skip_message == f"marked 1 dead run(s) failed: {killed[-1]}"
+        assert instance.get_runs(filters=in_progress) == []
+        assert scenarios_dead_runs(build_sensor_context(instance=instance)).skip_message == "no run with a dead process"
+        for run_id in killed:
+            run = instance.get_run_by_id(run_id)
+            assert run.status == DagsterRunStatus.FAILURE
+            failure = instance.all_logs(run_id)[-1]
+            assert "run marked failed: its process" in failure.message and "ended without reporting" in failure.message
+    # The next run goes through, and the library is whole.
+    proc = run_cli(["--type", "stress", "--severity", "moderate", "--output-dir", str(out)], home)
+    assert proc.returncode == 0, proc.stderr
+    assert current_build_id(out) is not None
