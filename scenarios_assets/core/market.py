@@ -403,7 +403,9 @@ def build_market_data(
     if start is not None and end is not None and end < start:
         raise ScenarioInputError(f"end date {end.date()} is before start date {start.date()}")
 
-    sessions = market_calendar(ohlcv, check_weekend_sessions(ohlcv, source))
+    # validate_ohlcv's report already holds the seven-day symbols (its "rows" says it ran); else find them.
+    seven_day = report.get("seven_day_symbols", []) if report and "rows" in report else check_weekend_sessions(ohlcv, source)
+    sessions = market_calendar(ohlcv, seven_day)
     on_calendar, calendar_report = fold_to_calendar(ohlcv, sessions)
     close, volume = _wide(on_calendar, ("close", "volume"))
     close.columns.name = volume.columns.name = None
