@@ -47,7 +47,7 @@ def source_files(directory: Path) -> tuple[list[Path], list[tuple[str, str]]]:
         rel = path.relative_to(directory)
         hidden = next((part for part in rel.parts if part.startswith((".", "_"))), None)
         if hidden is not None:
-            if hidden == rel.parts[-1] or rel.parts.index(hidden) == len(rel.parts) - 1:
+            if rel.parts.index(hidden) == len(rel.parts) - 1:
                 skipped.append((rel.as_posix(), "hidden"))
             continue  # inside a hidden folder: the folder is listed, its content is not
         if path.is_dir():
@@ -207,7 +207,7 @@ def validate_ohlcv(
     raw, renamed = normalise_columns(raw, source)
     if raw.empty:
         raise ScenarioInputError(f"market data '{source}' has no rows")
-    with_file = FILE_COLUMN in raw.columns and len(files) > 1
+    with_file = FILE_COLUMN in raw.columns and len(files) >= 1
     df = raw.loc[:, list(OHLCV_COLUMNS) + ([FILE_COLUMN] if with_file else [])].copy()
 
     def where(mask) -> str:
