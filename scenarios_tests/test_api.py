@@ -418,7 +418,8 @@ def test_generate_validates_and_launches(catalog_dir, tmp_path):
     assert resp.status_code == 202, resp.text
     body = resp.json()
     assert body["families"] == ["historical"] and body["severities"] == ["severe"]
-    assert body["status_url"] == f"http://testserver/runs/{body['run_id']}" == resp.headers["location"]
+    # relative: never built from the request's Host header (a --public-url makes it absolute)
+    assert body["status_url"] == f"/runs/{body['run_id']}" == resp.headers["location"]
     assert body["dagster_ui_url"].startswith("http://127.0.0.1:3000/runs?q%5B%5D=tag%3Ascenarios%2Frequest_id%3D")
     [record] = launcher.launched
     assert record["request"]["symbols"] == ["SPX", "AAPL"] and record["output_dir"] == str(catalog_dir.resolve())
@@ -485,7 +486,7 @@ def test_a_failed_dagster_run_fails_the_request_with_the_cli_reason(monkeypatch)
 
 def test_generate_rejects_a_non_json_body(client):
     resp = client.post("/scenarios/generate", content=b"{not json", headers={"content-type": "application/json"})
-    assert resp.status_code == 422 and resp.json()["status"] == 422
+    assert resp.status_code == 400 and resp.json()["status"] == 400
 
 
 # --- a real server on loopback --------------------------------------------------------------------------

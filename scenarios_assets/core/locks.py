@@ -38,6 +38,10 @@ def exclusive(path: Path, holder: str, what: str) -> Iterator[None]:
         fh.truncate()
         fh.write(f"{holder}, since {datetime.now(timezone.utc).isoformat(timespec='seconds')}\n")
         fh.flush()
-        yield
+        try:
+            yield
+        finally:
+            fh.seek(0)
+            fh.truncate()  # a released lock names nobody
     finally:
         fh.close()  # releases the lock

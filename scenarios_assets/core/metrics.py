@@ -324,10 +324,11 @@ def load_scenario_metrics(
     scenario_id: str | list[str] | None = None,
     symbols: list[str] | None = None,
     build: str | None = None,
+    columns: list[str] | None = None,
 ) -> pd.DataFrame:
     """Load the risk metrics of the current build in ``output_dir`` (default ``data/scenarios``; or of the
     kept build ``build``), optionally filtered (one value or a list per filter; partitions pruned and rows
-    filtered inside pyarrow). ``frame.attrs["provenance"]`` says which build the metrics describe
+    filtered inside pyarrow; ``columns``: read only these). ``frame.attrs["provenance"]`` says which build the metrics describe
     (``build_id``, ``catalog_generated_at``, ``data_version``, ``config_hash``).
 
     Raises FileNotFoundError when there is no build or it was written without time series."""
@@ -344,7 +345,7 @@ def load_scenario_metrics(
             continue
         term = pc.field(column).isin([wanted] if isinstance(wanted, str) else list(wanted))
         expr = term if expr is None else expr & term
-    table = dataset.to_table(filter=expr)
+    table = dataset.to_table(filter=expr, columns=columns)
     frame = table.to_pandas(date_as_object=False)
     for column in ("family", "severity"):
         if column in frame.columns:
