@@ -219,6 +219,7 @@ def _portfolio_vol(history_returns: pd.DataFrame, symbols: list[str]) -> float:
 def _projected_replay(ctx, event: Event, severity: Severity, drift: pd.Series, cfg: dict, reason: str):
     """A projected event: its observed start replayed, the rest simulated with the GARCH engine
     (:func:`scenarios_assets.core.monte_carlo.project_event`); a string says why it cannot be."""
+    from scenarios_assets.core.calendar import calendar_name
     from scenarios_assets.core.monte_carlo import project_event, workers_of
 
     projection = project_event(
@@ -235,5 +236,7 @@ def _projected_replay(ctx, event: Event, severity: Severity, drift: pd.Series, c
         mc_cfg=ctx.config["generation"]["stochastic"]["monte_carlo"],
         symbols=list(event.symbols) if event.symbols else None,
         workers=workers_of(ctx),
+        calendar=calendar_name(ctx.config),
+        reference=ctx.config["data"]["reference_symbol"],
     )
     return f"{reason}; projection failed: {projection}" if isinstance(projection, str) else projection
