@@ -26,7 +26,10 @@ from scenarios_assets.core.scenario import Scenario
 from scenarios_assets.core.severity import SEVERITIES
 
 CATALOG_FILES = (METADATA_FILE, TIMESERIES_FILE, SUMMARY_FILE)
-EXTRA_COLUMNS = ("volume_multiplier", "spread_multiplier")
+# Optional per-cell series of some families (null elsewhere): the session's intraday high and low prices
+# (stress flash crashes), and liquidity multipliers (stress liquidity tests).
+BAR_COLUMNS = ("high", "low")
+EXTRA_COLUMNS = ("volume_multiplier", "spread_multiplier", *BAR_COLUMNS)
 # Every part of every family has exactly these columns (an absent extra column is all null), so a dataset
 # of parts reads with one schema; `family` and `severity` come from the hive partition directories.
 TIMESERIES_SCHEMA = pa.schema([
