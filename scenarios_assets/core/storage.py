@@ -169,6 +169,11 @@ def summary_text(document: dict, run: dict) -> str:
     if ranges:
         widest = max((sl.get("symbols_covered", 0) for sl in slices.values()), default=0)
         lines.append(f"coverage: up to {widest} symbols per slice, {min(r[0] for r in ranges)} .. {max(r[1] for r in ranges)}")
+    starts = sorted({(key.split("/")[0], st["date"], st["market_data_end"]) for key, sl in slices.items()
+                     if isinstance(st := (sl.get("metadata") or {}).get("start_state"), dict)})
+    if starts:  # simulated paths start at their calibration end, which may lie before the data's end
+        lines.append("paths start: " + "; ".join(
+            f"{family} at {date} (calibration end; market data to {end})" for family, date, end in starts))
     failures = [f"  {key}: {name} ({res['detail'] or res['value']})"
                 for key, sl in slices.items() for name, res in sl["validation"].items() if not res["passed"]]
     lines += ["", f"validation failures: {len(failures)}", *failures]
