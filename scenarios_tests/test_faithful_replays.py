@@ -141,3 +141,14 @@ def test_a_bull_event_keeps_its_trend_and_scales_its_swings(replays, market):
         assert total == pytest.approx(steps.sum() - (k**2 - 1) * v / 2 * len(steps), abs=1e-4), sev
     dd = [replays[sev]["post_covid_recovery_rally"].metadata["max_drawdown_by_symbol"][j] for sev in SEVERITIES]
     assert dd[0] > dd[1] > dd[2]
+
+
+def test_projected_dates_are_nyse_sessions(replays):
+    import exchange_calendars as xcals
+
+    s = replays["severe"]["tariff_cycle_2025_2026"]
+    projected = pd.DatetimeIndex(s.dates[s.projected])
+    sessions = xcals.get_calendar("XNYS", start="2025-01-01", end="2026-12-31").sessions_in_range(projected[0], "2026-12-31")
+    assert projected.equals(pd.DatetimeIndex(sessions.to_numpy()))
+    for holiday in ("2025-07-04", "2025-12-25", "2026-01-01"):  # in the business days before issue 10
+        assert pd.Timestamp(holiday) not in projected
