@@ -16,8 +16,11 @@ Paths: start state and dates
     exchange calendar ``data.trading_calendar`` (XNYS) after it (:mod:`scenarios_assets.core.calendar`).
     The cross-section is the one the model was calibrated on: SPX and NVDA, which run to 2025 in the
     bundled data, start from their 2022-12-28 closes like the other 20 symbols, and the paths are dated
-    2022-12-29 .. 2023-12-29 (``start_state`` in the set metadata says so). The GARCH state is the one-step
-    variance forecast after the window's last return.
+    2022-12-29 .. 2023-12-29 (``start_state`` in the set metadata says so). The starting variance is the
+    window's long-run variance at moderate (the calibration window's regime rather than one day's state:
+    NVDA's forecast after 2022-12-28 is 70 % a year against 44 % on average, and with persistence up to 0.99
+    a one-year path would inherit it for months), and max(one-step forecast after the window's last return,
+    stressed long-run variance) at severe and extreme.
 
 Volatility (``volatility_model``; return models garch and historical_distribution)
     gjr_garch (default)  per-symbol GJR-GARCH(1,1,1) with Student-t innovations, fitted with ``arch``
@@ -33,10 +36,13 @@ Volatility (``volatility_model``; return models garch and historical_distributio
     shock at most 69 sessions): near-integrated fits (on the bundled window GE 1.000, RRC 1.000, NVDA 0.999,
     XOM 0.999) leave the long-run variance unidentified, and a near-unit-root variance process has a
     right-skewed distribution whose median path drifts down, which made simulated volatility come out
-    low. Variance targeting (Engle & Mezrich 1996): omega = v (1 - P) with v the window's sample variance of
-    daily log returns, so the long-run variance of every symbol is the calibration window's. The
-    conditional variance never exceeds the symbol's highest 21-session realised variance in the window
-    (S&P 500: 6.1 % a day, the 21 sessions to 2020-04-06) or its start and stressed levels when higher.
+    low. The conditional variance never exceeds the symbol's highest 21-session realised variance in the
+    window (S&P 500: 6.1 % a day, the 21 sessions to 2020-04-06) or its start and stressed levels when
+    higher. Variance targeting (Engle & Mezrich 1996): the long-run variance of every symbol is v, the
+    window's sample variance of daily log returns; omega starts at v (1 - P) and is raised by fixed-point
+    iteration until the capped recursion's stationary mean is v (:func:`targeted_omega`: the ceiling cuts the
+    rare spikes that carry much of a heavy-tailed variance's mean; without it the S&P 500 came out 13 %
+    below its window volatility).
 
 Innovations
     garch: each symbol's innovation is Student-t with its own fitted degrees of freedom, bounded to
@@ -755,7 +761,8 @@ def targeted_omega(
             h = np.minimum(omega + growth[t] * h, cap)
             if t >= TARGETING_BURN_IN:
                 total += h
-        achieved = total / (len(growth) - TARGETING_BURN_IN) / long_run
+        mean = total / (len(growth) - TARGETING_BURN_IN)
+        achieved = np.divide(mean, long_run, out=np.ones_like(mean), where=long_run > 0)  # a constant series stays 0
         if iteration < TARGETING_ITERATIONS:
             omega = omega * np.clip(1.0 / achieved, 1.0, 2.0)  # the ceiling only lowers the mean
     return omega, achieved
