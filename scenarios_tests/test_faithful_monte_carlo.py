@@ -182,3 +182,17 @@ def test_stressed_correlation_is_the_windows_high_volatility_correlation(paths):
         c = np.corrcoef(r, rowvar=False)
         simulated.append(mc.mean_off_diagonal(c))
     assert simulated[0] < simulated[1] < simulated[2]
+
+
+def test_start_state_is_in_the_metadata_and_the_summary(make_ctx):
+    """Paths start at the calibration end (2022-12-28) with that date's closes, and the summary says so while
+    the market data runs to 2025-02-14 (before issue 10 they were dated from 2025-02-17 without a word)."""
+    from scenarios_assets.core.storage import summary_text
+
+    ss = mc.generate_monte_carlo(make_ctx("moderate", {"generation": {"stochastic": {"monte_carlo": {"num_scenarios": 2}}}}))
+    state = ss.metadata["start_state"]
+    assert (state["date"], state["first_simulated_date"], state["market_data_end"]) == ("2022-12-28", "2022-12-29", "2025-02-14")
+    assert ss.metadata["trading_calendar"] == "XNYS" and ss.scenarios[0].start_date == "2022-12-29"
+    slice_record = {"count": 2, "origin": "new", "validation": {}, "skipped": [], "metadata": ss.metadata}
+    document = {"generated_at": "-", "data_version": "-", "config_hash": "-", "families": {"monte_carlo/moderate": slice_record}}
+    assert "paths start: monte_carlo at 2022-12-28 (calibration end; market data to 2025-02-14)" in summary_text(document, {})
