@@ -17,8 +17,9 @@ stay finite and positive whatever the shock:
   (:func:`bounded_noise`): a symbol never goes below its calibrated lowest level (the trough: noise never
   deepens it) nor more than NOISE_TOLERANCE (1 % in log) above its highest level (the anchor for a
   falling symbol), so its deepest point is the calibrated one and its max drawdown within 1 pp of it (a
-  path without a calibrated fall stays within +-0.5 %). The equal-weight portfolio is pinned and banded the
-  same way (:func:`pin_portfolio`).
+  path without a calibrated fall stays within +-0.5 %). The equal-weight portfolio is then pinned and banded
+  the same way (:func:`pin_portfolio`) by a common daily factor on the symbols other than the reference
+  index, which moves them up to 8 % (log) off their banded paths; the index keeps its band exactly.
   The noise room shrinks smoothly (``room * tanh(noise / room)``) toward the band's edges.
 
 The flash crashes' intraday low is in the daily data: session 1 carries ``high`` and ``low`` columns (the
