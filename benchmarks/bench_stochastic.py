@@ -6,7 +6,7 @@ SPX index) goes through the same core functions as real data (validate_ohlcv, bu
 family generators, the Parquet parts and metrics of a slice). Each stage runs in its own process so its wall time and
 peak RSS are its own:
 
-    fits        GARCH(1,1)-t fits of the 500 symbols (10-year window, both cores)      target <= 10 s
+    fits        GJR-GARCH(1,1,1)-t fits of the 500 symbols (10-year window, both cores) target <= 10 s
     monte_carlo 1,000 GARCH paths x 252 days x 500 symbols, one severity, fits included
                                                                       target <= 20 s, <= 2.5 GiB RSS
     write       the long timeseries Parquet parts of that set (126 M rows, float32, zstd, one part per

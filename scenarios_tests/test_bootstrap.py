@@ -85,8 +85,12 @@ def test_every_day_is_one_historical_date_for_all_symbols(sets, market):
         for k, block in enumerate(blocks_of(rows, size)):
             assert np.array_equal(block, (block[0] + np.arange(len(block))) % len(hist))
             assert str(dates[block[0]].date()) == s.metadata["block_starts"][k]
-        last = market.close[s.symbols].ffill().iloc[-1].to_numpy()
+        # paths start at the window end with that date's closes (changed by issue 10: SPX and NVDA started
+        # from their 2025 closes while the paths were dated from 2025-02-17)
+        last = market.close[s.symbols].loc["2022-12-28"].to_numpy()
         np.testing.assert_allclose(s.prices[-1], last * np.prod(1.0 + s.returns.astype(np.float64), axis=0), rtol=1e-5)
+        assert s.start_date == "2022-12-29" and np.datetime64("2023-01-02") not in s.dates  # XNYS sessions
+    assert ss.metadata["start_state"]["date"] == "2022-12-28" and ss.metadata["preserve_seasonality"]
     validate_set(ss)
     assert not [n for n, r in ss.validation.items() if r["blocking"] and not r["passed"]]
     assert ss.scenarios[3].id == "bootstrap.circular_block_0003.moderate"
@@ -150,7 +154,7 @@ def test_seasonal_blocks_start_at_the_calendar_phase(make_ctx):
         got = pd.DatetimeIndex(s.metadata["block_starts"]).dayofyear.to_numpy()
         d = np.abs(got - targets)
         assert (np.minimum(d, 365.25 - d) <= tol).all()
-    plain = bs.generate_bootstrap(make_ctx("moderate", overrides(num_scenarios=10)))
+    plain = bs.generate_bootstrap(make_ctx("moderate", overrides(num_scenarios=10, preserve_seasonality=False)))
     d = np.abs(pd.DatetimeIndex(plain.scenarios[0].metadata["block_starts"]).dayofyear.to_numpy()
                - pd.DatetimeIndex(plain.scenarios[0].dates[::size]).dayofyear.to_numpy())
     assert (np.minimum(d, 365.25 - d) > tol).any()  # without it, blocks come from any time of year

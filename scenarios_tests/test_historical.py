@@ -39,6 +39,8 @@ def test_severe_replay_is_the_recorded_close(sets, market):
 
 
 def test_moderate_and_extreme_scale_excess_log_returns(sets, market):
+    # Changed by issue 10: the scaled moves are charged their volatility drag, (k^2 - 1) v / 2 a session,
+    # so the arithmetic mean return is kept (before, the excess log path was scaled alone)
     drift = market.long_run_drift()["SPX"]
     paths = {}
     for sev in ("moderate", "severe", "extreme"):
@@ -47,8 +49,11 @@ def test_moderate_and_extreme_scale_excess_log_returns(sets, market):
         steps = np.arange(1, len(log_p) + 1)
         base = np.log(market.close["SPX"]).loc[: pd.Timestamp(s.dates[0])].iloc[-2]
         paths[sev] = log_p - base - drift * steps  # excess log-price around the drift
-    np.testing.assert_allclose(paths["moderate"], 0.5 * paths["severe"], atol=2e-6 * 50)
-    np.testing.assert_allclose(paths["extreme"], 1.5 * paths["severe"], atol=2e-6 * 50)
+        if sev == "severe":
+            v = np.var(np.diff(np.concatenate([[base], log_p])), ddof=1)  # the window's daily log-return variance
+    steps = np.arange(1, len(paths["severe"]) + 1)
+    for k, sev in ((0.5, "moderate"), (1.5, "extreme")):
+        np.testing.assert_allclose(paths[sev], k * paths["severe"] - (k**2 - 1) * v / 2 * steps, atol=2e-6 * 50)
     dd = {sev: spx_drawdown(by_key(sets[sev], "global_financial_crisis_2008")) for sev in sets}
     assert dd["moderate"] > dd["severe"] > dd["extreme"]
     assert dd["extreme"] < -0.70 and -0.40 < dd["moderate"] < -0.25

@@ -1,6 +1,7 @@
 """Monte Carlo family: GARCH-t stylised facts, correlation structure, severity, reproducibility, and the
 projected tariff cycle of the historical family (which runs on the Monte Carlo engine)."""
 
+import exchange_calendars as xcals
 import numpy as np
 import pandas as pd
 import pytest
@@ -72,10 +73,17 @@ def test_scenarios_follow_the_contract(garch_sets, market):
     assert s.scenario_type == "MONTE_CARLO" and s.family == "monte_carlo"
     assert s.seed == scenario_seed(42, "monte_carlo", "moderate", 7)
     assert s.returns.dtype == np.float32 and s.prices.dtype == np.float32 and s.returns.shape == (252, len(s.symbols))
-    expected_dates = pd.bdate_range(market.dates[-1] + pd.Timedelta(days=1), periods=252)
+    # dated on the NYSE calendar from the calibration end (changed by issue 10: business days after the
+    # data's last date 2025-02-14 before, with NYSE holidays among them)
+    expected_dates = xcals.get_calendar("XNYS").sessions_window(pd.Timestamp("2022-12-29"), 252)
     assert np.array_equal(s.dates, expected_dates.to_numpy().astype("datetime64[D]"))
-    # paths start from each symbol's last observed close
-    last = market.close[s.symbols].ffill().iloc[-1].to_numpy()
+    assert s.start_date == "2022-12-29" and s.end_date == "2023-12-29"
+    for holiday in ("2023-01-02", "2023-07-04", "2023-12-25"):  # NYSE closed (New Year observed, July 4, Christmas)
+        assert np.datetime64(holiday) not in s.dates
+    # paths start at the calibration end with that date's closes (SPX and NVDA run to 2025 in the data)
+    state = ss.metadata["start_state"]
+    assert state["date"] == "2022-12-28" and state["market_data_end"] == "2025-02-14" and state["closes_before_start_date"] == {}
+    last = market.close.loc["2022-12-28", s.symbols].to_numpy()
     np.testing.assert_allclose(s.prices[0], last * (1.0 + s.returns[0].astype(np.float64)), rtol=1e-5)
     np.testing.assert_allclose(s.prices[1:] / s.prices[:-1] - 1.0, s.returns[1:], atol=2e-5)
     assert {"model", "calibration_source", "annualised_volatility"} <= set(s.metadata)

@@ -13,6 +13,7 @@ from scenarios_assets.core.market import build_market_data, read_ohlcv, validate
 from scenarios_assets.core.paths import BUNDLED_OHLCV
 from scenarios_assets.core.regimes import (
     REGIME_TYPES,
+    min_segment_days,
     classify,
     fill_gaps,
     find_segments,
@@ -71,7 +72,8 @@ def test_every_segment_meets_its_minimum_length_and_types_are_reported(regime_se
     ss = regime_sets["severe"]
     assert ss.validation["regime_types_found"]["passed"], ss.validation["regime_types_found"]["detail"]
     for s in ss.scenarios:
-        assert len(s.dates) == s.metadata["segment_days"] >= MIN_DAYS[s.metadata["regime"]], s.id
+        # drawdown bears have no minimum length (issue 10: COVID's 24 sessions); the others the seed's
+        assert len(s.dates) == s.metadata["segment_days"] >= min_segment_days(CFG, s.metadata["regime"]), s.id
         assert s.scenario_type == "REGIME" and s.family == "regime" and s.metadata["source"]
     summary = ss.metadata["regimes"]
     for regime in REGIME_TYPES:
@@ -89,7 +91,8 @@ def test_trend_regimes_do_not_overlap(regime_sets):
 def test_severity_scales_the_replay_like_historical(regime_sets, market):
     severe = {s.id.rsplit(".", 1)[0]: s for s in regime_sets["severe"].scenarios}
     assert {s.id.rsplit(".", 1)[0] for s in regime_sets["moderate"].scenarios} == set(severe)
-    gfc = next(s for s in regime_sets["severe"].scenarios if s.metadata["regime"] == "bear" and s.metadata["segment_start"].startswith("2008"))
+    # the GFC bear is dated from the 2007-10-09 peak (issue 10; the trend rule started it 2008-06-20)
+    gfc = next(s for s in regime_sets["severe"].scenarios if s.metadata["regime"] == "bear" and s.metadata["segment_start"].startswith("2007"))
     spx = gfc.symbols.index("SPX")
     recorded = market.close["SPX"].loc[gfc.metadata["segment_start"]: gfc.metadata["segment_end"]].to_numpy()
     # severe is the record itself
@@ -131,7 +134,8 @@ def test_synthetic_bull_then_crash_is_classified():
 
 def test_no_segment_is_reported_with_the_reason(make_ctx):
     long = {r: 5000 for r in REGIME_TYPES}
-    ss = validate_set(generate_regimes(make_ctx("severe", {"generation": {"regime": {"min_regime_days": long}}})))
+    # the trend rule for bears: drawdown bears have no minimum length (their case is below)
+    ss = validate_set(generate_regimes(make_ctx("severe", {"generation": {"regime": {"min_regime_days": long, "bear_rule": "trend"}}})))
     assert len(ss) == 0
     assert {s["key"] for s in ss.skipped} == set(REGIME_TYPES)
     assert all("no " in s["reason"] and "5000" in s["reason"] for s in ss.skipped)
@@ -167,3 +171,9 @@ def test_regime_catalog_matches_the_config():
     assert set(regime_definitions()) == set(REGIME_TYPES) == set(MIN_DAYS)
     segments, diagnostics = find_segments(pd.Series([100.0] * 50, index=pd.bdate_range("2020-01-01", periods=50)), None, CFG, "FLAT")
     assert segments == [] and all("reason" in d for d in diagnostics.values())
+
+
+def test_no_drawdown_bear_is_reported_with_the_reason(make_ctx):
+    deep = validate_set(generate_regimes(make_ctx("severe", {"generation": {"regime": {"bear_min_decline": 0.9}}})))
+    reason = next(sk["reason"] for sk in deep.skipped if sk["key"] == "bear")
+    assert "no bear market in SPX" in reason and "90%" in reason

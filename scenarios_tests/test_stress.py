@@ -110,8 +110,17 @@ def test_severe_reproduces_its_anchor_and_the_scale_brackets_it(plain_sets, key,
 
 
 def test_noise_is_pinned_at_the_trough_and_the_end(stress_sets, plain_sets):
+    # Changed by issue 10: the index and the equal-weight portfolio are pinned (every symbol was before);
+    # the other symbols carry the common correction that removes the portfolio's rebalancing return.
     noisy, plain = _by_key(stress_sets["severe"])["credit_spread_widening"], _by_key(plain_sets["severe"])["credit_spread_widening"]
-    np.testing.assert_allclose(noisy.prices[[188, -1]], plain.prices[[188, -1]], rtol=1e-5)
+    spx = noisy.symbols.index("SPX")
+    np.testing.assert_allclose(noisy.prices[[188, -1], spx], plain.prices[[188, -1], spx], rtol=1e-5)
+    for day in (188, 251):  # the portfolio's wealth on the pinned sessions
+        assert np.prod(1 + noisy.returns[: day + 1].astype(np.float64).mean(axis=1)) == pytest.approx(
+            np.prod(1 + plain.returns[: day + 1].astype(np.float64).mean(axis=1)), rel=1e-4)
+    correction = noisy.metadata["noise"]["portfolio_correction_max"]
+    assert 0 < correction < 0.09  # measured 0.080 (log): the rebalancing return the dispersion earns
+    np.testing.assert_allclose(noisy.prices[188], plain.prices[188], rtol=np.expm1(correction) + 1e-4)
     assert np.abs(noisy.prices[100] / plain.prices[100] - 1).max() > 1e-3  # and moves in between
     assert noisy.seed is not None and plain.seed is None
 

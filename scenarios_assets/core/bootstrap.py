@@ -9,8 +9,9 @@ History and universe
     Monte Carlo rule (the last session on which at least ``min_symbols_share`` of the symbols have data;
     2022-12-28 on the bundled data). The universe is the symbols with a return on at least
     ``min_coverage`` (default 1.0: complete data) of the window's sessions; if a lower coverage is
-    configured, a missing return is resampled as 0. Paths start from each symbol's last observed close;
-    dates are the ``time_horizon_days`` business days after the last date of the market data.
+    configured, a missing return is resampled as 0. Paths start at the window's end from each symbol's
+    close on that date (``start_state`` in the set metadata), and their dates are the ``time_horizon_days``
+    sessions of the exchange calendar ``data.trading_calendar`` (XNYS) after it.
 
 Sampling (``sampling_method``)
     circular_block  blocks of exactly ``block_size_days`` sessions (the last one cut at the horizon),
@@ -48,6 +49,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from scenarios_assets.core.calendar import calendar_name
 from scenarios_assets.core.errors import ScenarioInputError
 from scenarios_assets.core.monte_carlo import (
     CalibrationError,
@@ -57,7 +59,7 @@ from scenarios_assets.core.monte_carlo import (
     chunks_of,
     compound_prices,
     empty_set,
-    future_business_days,
+    simulated_dates,
     make_scenarios,
     metadata_window,
     paths_per_chunk_of,
@@ -306,7 +308,8 @@ def stream_bootstrap(ctx, indices: list[int] | None = None) -> ScenarioStream:
         return empty_set(FAMILY, ctx, f"no history to bootstrap from: {exc}").stream()
     block_size, block_rule = resolve_block_size(cfg, method, window)
     pool = build_pool(ctx.market.close, window, cfg, severity, block_size)
-    dates = future_business_days(ctx.market.dates[-1], horizon)
+    calendar = calendar_name(ctx.config)
+    dates = simulated_dates(window.end, horizon, calendar)
     seasonal = None
     starts = None if len(pool.starts) == len(pool.returns) else pool.starts
     if cfg["preserve_seasonality"]:
@@ -352,6 +355,8 @@ def stream_bootstrap(ctx, indices: list[int] | None = None) -> ScenarioStream:
         "num_scenarios": len(idx),
         "time_horizon_days": horizon,
         "start_date": str(dates[0]),
+        "trading_calendar": calendar,
+        "start_state": window.start_state(ctx.market.dates[-1], dates[0]),
         "confidence_levels": levels,
         "sampling_method": method,
         "block_size_days": block_size,

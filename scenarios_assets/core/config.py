@@ -146,7 +146,22 @@ def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None
         config = merge_config(config, read_config_file(path), source=f"config file '{Path(path)}'")
     if overrides:
         config = merge_config(config, overrides, source="overrides")
+    check_values(config)
     return config
+
+
+def check_values(config: dict[str, Any]) -> None:
+    """Values a type check cannot catch but that are knowable before anything runs (one line each)."""
+    from scenarios_assets.core.calendar import check_calendar
+
+    check_calendar(config["data"]["trading_calendar"])
+    volatility_models = ("gjr_garch", "garch")  # monte_carlo.VOLATILITY_MODELS (not imported: keep config light)
+    model = config["generation"]["stochastic"]["monte_carlo"]["volatility_model"]
+    if model not in volatility_models:
+        raise ScenarioInputError(
+            f"config key 'scenarios_pipeline.generation.stochastic.monte_carlo.volatility_model' must be one of "
+            f"{', '.join(volatility_models)}, got {model!r}"
+        )
 
 
 def merge_config(base: dict[str, Any], override: dict[str, Any], source: str, prefix: str = ROOT_KEY) -> dict[str, Any]:

@@ -87,7 +87,7 @@ FAMILY_SPECS: dict[str, FamilySpec] = {
         ),
         FamilySpec(
             "monte_carlo", "monte_carlo", "stochastic", ("stochastic", "monte_carlo"), _monte_carlo,
-            "Monte Carlo paths: GARCH(1,1)-t (default), GBM or filtered historical simulation with correlated "
+            "Monte Carlo paths: GJR-GARCH(1,1,1)-t (default), GBM or filtered historical simulation with correlated "
             "innovations, calibrated per severity.",
         ),
         FamilySpec(

@@ -1,8 +1,18 @@
 """Historical replays: named events and full cycles replayed on every symbol that covers them.
 
-Severity scales each symbol's excess daily log-returns around its long-run drift mu:
-    r' = mu + k (r - mu),   k = 0.5 (moderate), 1.0 (severe: as it happened), 1.5 (extreme)
-so a severe replay reproduces recorded closes exactly, and moderate/extreme halve/amplify the moves.
+Severity scales each symbol's daily log returns around a centre c:
+    r' = c + k (r - c) - (k^2 - 1) v / 2,   k = 0.5 (moderate), 1.0 (severe: as it happened), 1.5 (extreme)
+with c = max(mu, m): mu the symbol's long-run drift (mean daily log return over its whole history), m its
+mean daily log return over the replayed window, and v the variance of its daily log returns over the
+window. A severe replay reproduces recorded closes exactly. Where the window fell short of the long-run
+drift (a crisis), c = mu and moderate / extreme halve / amplify the excess moves, so the loss shrinks /
+deepens. Where the window beat it (a bull market, a recovery), c = m: the replay keeps the window's own
+trend at every severity, and severity scales the fluctuations around it (volatility, pullbacks,
+drawdowns). The last term charges the volatility drag of the scaled moves, so each symbol's arithmetic
+mean daily return (about c + v / 2 at k = 1) is kept rather than raised by the larger swings, and the
+equal-weight daily rebalanced portfolio, whose return follows the symbols' arithmetic returns, earns no
+more at a higher severity. Severity therefore never means a bigger gain: a bull event's extreme replay has
+its recorded trend with 1.5x the swings and their drag.
 """
 
 from __future__ import annotations
@@ -95,7 +105,9 @@ def replay_window(
     min_coverage: float = 0.95,
     symbols: list[str] | None = None,
 ) -> Replay | str:
-    """Replay [start, end] (plus context sessions each side) of ``close``; a string says why it cannot be."""
+    """Replay [start, end] (plus context sessions each side) of ``close`` (dates x symbols) at severity scale
+    ``scale`` around c = max(``drift``, the window's mean) per symbol (module docstring); a string says why it
+    cannot be."""
     calendar = close.index
     first, last = calendar[0], calendar[-1]
     if end < first or start > last:
@@ -140,8 +152,15 @@ def replay_window(
     cols = np.arange(len(chosen))
     log_anchor = log_p[anchor, cols]
     mu = drift.reindex(chosen).fillna(0.0).to_numpy()
-    trend = log_anchor + mu * (steps - anchor)
-    scaled = trend + scale * (log_p - trend)
+    last_valid = len(valid) - 1 - np.argmax(valid[::-1], axis=0)
+    span = np.maximum(last_valid - anchor, 1)
+    window_mean = (log_p[last_valid, cols] - log_anchor) / span  # the window's mean daily log return
+    centre = np.maximum(mu, np.where(last_valid > anchor, window_mean, mu))  # see the module docstring
+    trend = log_anchor + centre * (steps - anchor)
+    with np.errstate(invalid="ignore"):
+        variance = np.nan_to_num(np.nanvar(np.diff(log_p, axis=0), axis=0, ddof=1)) if len(log_p) > 2 else np.zeros(len(chosen))
+    drag = (scale**2 - 1.0) * variance / 2.0  # keeps each symbol's arithmetic mean return (module docstring)
+    scaled = trend + scale * (log_p - trend) - drag * (steps - anchor)
     prices = np.exp(scaled)
     returns = np.full_like(prices, np.nan)
     returns[1:] = prices[1:] / prices[:-1] - 1.0
@@ -232,6 +251,7 @@ def _portfolio_vol(history_returns: pd.DataFrame, symbols: list[str]) -> float:
 def _projected_replay(ctx, event: Event, severity: Severity, drift: pd.Series, cfg: dict, reason: str):
     """A projected event: its observed start replayed, the rest simulated with the GARCH engine
     (:func:`scenarios_assets.core.monte_carlo.project_event`); a string says why it cannot be."""
+    from scenarios_assets.core.calendar import calendar_name
     from scenarios_assets.core.monte_carlo import project_event, workers_of
 
     projection = project_event(
@@ -248,5 +268,7 @@ def _projected_replay(ctx, event: Event, severity: Severity, drift: pd.Series, c
         mc_cfg=ctx.config["generation"]["stochastic"]["monte_carlo"],
         symbols=list(event.symbols) if event.symbols else None,
         workers=workers_of(ctx),
+        calendar=calendar_name(ctx.config),
+        reference=ctx.config["data"]["reference_symbol"],
     )
     return f"{reason}; projection failed: {projection}" if isinstance(projection, str) else projection

@@ -1,4 +1,5 @@
-"""Monte Carlo scenarios: GARCH(1,1)-t, GBM and filtered historical simulation with correlated innovations.
+"""Monte Carlo scenarios: GJR-GARCH-t (or GARCH-t), GBM and filtered historical simulation with correlated
+innovations.
 
 Calibration window and universe
     The window ends on the last session on which at least ``min_symbols_share`` of the panel's symbols
@@ -9,47 +10,93 @@ Calibration window and universe
     least ``min_coverage`` of the window's sessions. The rule, the end date and the excluded symbols
     are reported in the set metadata.
 
-Paths
-    Scenario dates are the ``time_horizon_days`` business days after the last date of the market data;
-    each symbol's path starts from its last observed close (prices are that close compounded by the
-    simulated returns). The GARCH state is filtered with the fitted parameters through every return a
-    symbol has after the window's end, so each path starts from the symbol's last conditional variance.
+Paths: start state and dates
+    Every path starts at the window's end with each symbol's close on that date (its last close on or
+    before it when it has none that day), and its days are the ``time_horizon_days`` sessions of the
+    exchange calendar ``data.trading_calendar`` (XNYS) after it (:mod:`scenarios_assets.core.calendar`).
+    The cross-section is the one the model was calibrated on: SPX and NVDA, which run to 2025 in the
+    bundled data, start from their 2022-12-28 closes like the other 20 symbols, and the paths are dated
+    2022-12-29 .. 2023-12-29 (``start_state`` in the set metadata says so). The starting variance is the
+    window's long-run variance at moderate (the calibration window's regime rather than one day's state:
+    NVDA's forecast after 2022-12-28 is 70 % a year against 44 % on average, and with persistence up to 0.99
+    a one-year path would inherit it for months), and max(one-step forecast after the window's last return,
+    stressed long-run variance) at severe and extreme.
 
-Models (``return_model``)
-    garch   per-symbol GARCH(1,1), constant mean, Student-t innovations, fitted with ``arch`` on daily log
-            returns in percent; simulated forward from the one-step variance forecast, with the window's
-            mean daily log return as drift (arch's Student-t location sits above the mean when returns
-            are negatively skewed, so it would overstate the drift). Innovations are
-            multivariate Student-t: correlated normals ``L e`` (``L`` the Cholesky factor of the chosen
-            correlation of standardised residuals) times one ``sqrt((nu - 2) / chi2_nu)`` per day, with
-            ``nu`` the median of the fitted degrees of freedom. The common mixing variable keeps the
-            correlation exactly and makes large moves arrive together, as in market sell-offs.
-    gbm     geometric Brownian motion: constant drift and volatility of each symbol's daily log returns
-            over the window, Gaussian innovations correlated through the chosen correlation matrix.
-    historical_distribution
-            filtered historical simulation: innovations are whole dates (rows) of the GARCH standardised
-            residuals drawn with replacement, so fat tails and the cross-sectional dependence of the data
-            are kept as observed; the volatility follows the GARCH recursion (``volatility_scaling:
-            GARCH``) or stays constant (``none``: plain historical simulation of standardised returns).
+Volatility (``volatility_model``; return models garch and historical_distribution)
+    gjr_garch (default)  per-symbol GJR-GARCH(1,1,1) with Student-t innovations, fitted with ``arch``
+        (``arch_model(vol="GARCH", p=1, o=1, q=1, dist="t")``) on daily log returns in percent:
+        h_t+1 = omega + (alpha + gamma 1[e_t < 0]) e_t^2 + beta h_t. The asymmetric term makes volatility
+        rise more after falls than after rises (Glosten, Jagannathan & Runkle 1993), so the leverage effect
+        corr(r_t, |r_t+1|) < 0 of equity returns shows in the paths (S&P 500 2012-2022: -0.13).
+    garch  the symmetric GARCH(1,1) (gamma = 0): no leverage effect.
+    EGARCH is not offered: with Student-t innovations its unconditional variance is infinite (E[exp(c|z|)]
+    diverges for every c > 0 under a t distribution), so long simulations are not stationary in variance.
+
+    Persistence P = alpha + gamma / 2 + beta is capped at MAX_PERSISTENCE = 0.99 (half-life of a volatility
+    shock at most 69 sessions): near-integrated fits (on the bundled window GE 1.000, RRC 1.000, NVDA 0.999,
+    XOM 0.999) leave the long-run variance unidentified, and a near-unit-root variance process has a
+    right-skewed distribution whose median path drifts down, which made simulated volatility come out
+    low. The conditional variance never exceeds the symbol's highest 21-session realised variance in the
+    window (S&P 500: 6.1 % a day, the 21 sessions to 2020-04-06) or its start and stressed levels when
+    higher. Variance targeting (Engle & Mezrich 1996): the long-run variance of every symbol is v, the
+    window's sample variance of daily log returns; omega starts at v (1 - P) and is raised by fixed-point
+    iteration until the capped recursion's stationary mean is v (:func:`targeted_omega`: the ceiling cuts the
+    rare spikes that carry much of a heavy-tailed variance's mean; without it the S&P 500 came out 13 %
+    below its window volatility).
+
+Innovations
+    garch: each symbol's innovation is Student-t with its own fitted degrees of freedom, bounded to
+    [MIN_DOF, MAX_DOF] = [5, 50] so the fourth moment exists (excess kurtosis 6 / (nu - 4) <= 6), built as
+    correlated normals ``L e`` times an independent ``sqrt((nu_i - 2) / chi2_nu_i)`` per symbol and day.
+    Independent mixing variables keep every marginal exactly Student-t without one common draw that
+    moves every symbol together (a shared draw made market-wide -50 % days); the Gaussian correlation is
+    divided by c_i c_j, c = E[sqrt((nu - 2) / chi2_nu)] = sqrt((nu - 2) / 2) Gamma((nu - 1) / 2) / Gamma(nu / 2),
+    so the innovations' correlation is the target one.
+    gbm: geometric Brownian motion, constant drift and volatility of each symbol's daily log returns over
+    the window, Gaussian innovations.
+    historical_distribution: filtered historical simulation: innovations are whole dates (rows) of the
+    GARCH standardised residuals drawn with replacement (fat tails and cross-sectional dependence as
+    observed); the volatility follows the recursion above (``volatility_scaling: GARCH``) or stays constant
+    (``none``).
+
+Guards (documented limits of a simulated day)
+    The reference index's daily return is never below -20 %: the market-wide circuit breaker (NYSE Rule
+    7.12, Level 3 since 2013) halts trading for the rest of the day when the S&P 500 falls 20 % from the
+    previous close, so no close can be lower; the worst recorded day is -20.5 % (1987-10-19, before the
+    rule). Every simulated daily log return is clipped to [-0.7, +0.7] (about -50 % / +101 %) as a
+    numerical guard. The set metadata counts the index days at the circuit breaker.
 
 Correlation (``correlation_matrix``; garch and gbm)
-    ``rolling_<N>d`` (default ``rolling_60d``): the correlation of the last N sessions of the window
-    (standardised residuals for garch, log returns for gbm), blended with the whole window's
-    correlation with weight ``correlation_shrinkage`` (so it stays positive definite when there are
-    more symbols than sessions); only if its Cholesky factorisation fails is it projected to the
-    nearest correlation matrix with eigenvalues >= 1e-6. ``full_window``: the whole window's correlation.
+    ``rolling_<N>d`` (default ``rolling_60d``): the correlation of the window's last N sessions of daily log
+    returns, blended with the whole window's with weight ``correlation_shrinkage``; ``full_window``: the
+    whole window's. Log returns, not standardised residuals: independently simulated GARCH processes do not
+    share volatility regimes, so residual correlations (0.30 on average on the bundled window against 0.39
+    for returns) would understate the portfolio's volatility. A matrix whose Cholesky factorisation fails
+    is projected to the nearest correlation matrix with eigenvalues >= 1e-6.
+
+Drift (``drift_prior_annual``, ``drift_prior_sd_annual``)
+    A ten-year window's mean return is a poor forecast (standard error about 8 % a year for a stock with 25 %
+    volatility; the bundled window 2012-2022 was a bull market with a median portfolio return near 19 % a
+    year). Each symbol's mean daily log return m is shrunk toward the prior m0 (annual 3.5 %: the expected
+    equity premium over bills, 3-3.5 % geometric, Dimson, Marsh & Staunton, "The Worldwide Equity Premium:
+    A Smaller Puzzle", 2008) with precision weights (normal-normal Bayes, as in Jorion 1986):
+    mu = w m + (1 - w) m0, w = tau^2 / (tau^2 + se^2), tau the prior's standard deviation (2 % a year), se the
+    standard error of m (w is about 0.06 on the bundled window). The drift is thus an excess-over-cash
+    figure, a deliberately conservative one. Severity scales the expected simple return mu + v / 2 (v the
+    window's variance) by ``drift_scale`` and the log drift is that less half the stressed variance k v, so
+    a stressed path expects less (severe) or nothing (extreme) in simple-return terms.
 
 Severity (``MC_SEVERITY``, the one table of calibration numbers)
-    See :class:`StressProfile`. Moderate is the fitted model as is. Severe and extreme scale each
-    symbol's whole variance process by k = max(Q_q(h) / mean(h), floor), with h the symbol's historical
-    conditional variance (21-session rolling variance for constant-volatility models): q = 0.75 / floor
-    1.2^2 (severe: upper-quartile volatility, at least 1.2x average), q = 0.95 / floor 1.5^2 (extreme:
-    volatility near its historical 95th percentile, at least 1.5x average). The path starts from
-    max(last variance, k mean(h)) (constant-volatility models: sigma' = sqrt(k) sigma). Student-t
-    tails get heavier (garch: nu' = 2 + (nu - 2) tail_scale; gbm stays Gaussian and filtered historical
-    simulation keeps the empirical residuals), correlations are pushed toward 1 (rho' = rho + push
-    (1 - rho); for filtered historical simulation the resampled residual rows are recoloured to the
-    pushed correlation), and the historical drift is scaled (1, 0.5, 0).
+    Severity shifts the calibrated volatility level, correlation and drift; never the tails (the
+    degrees of freedom are the fitted ones at every severity). See :class:`StressProfile`. Moderate is the
+    model as calibrated. Severe and extreme scale each symbol's long-run variance by
+    k = max(Q_q(h) / mean(h), floor), h the symbol's conditional variance over the window (21-session
+    rolling variance for constant-volatility models): q = 0.75 / floor 1.2^2 (severe) and q = 0.95 /
+    floor 1.5^2 (extreme); the path starts from max(last forecast, k v). The stressed level is the long-run
+    level, so the stress persists over the whole horizon at the fitted persistence instead of decaying.
+    Correlations are pushed toward 1 (rho' = rho + p (1 - rho)) until their mean is the mean correlation
+    the window had on the days its equal-weight portfolio's 21-session volatility was in its top quartile
+    (severe; 0.53 on the bundled window) or top 5 % (extreme; 0.67). The drift is scaled by 1 / 0.5 / 0.
 
 ``correlation_stability`` (set metadata)
     1 - mean |C_sim - C_hist| over the off-diagonal pairs, where C_hist is the correlation of the
@@ -80,7 +127,9 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
+from scipy.special import gammaln
 
+from scenarios_assets.core.calendar import calendar_name, sessions_after, sessions_between
 from scenarios_assets.core.errors import ScenarioInputError
 from scenarios_assets.core.market import constant_columns
 from scenarios_assets.core.scenario import (
@@ -102,20 +151,28 @@ FAMILY = "monte_carlo"
 SCENARIO_TYPE = "MONTE_CARLO"
 MODELS = ("garch", "gbm", "historical_distribution")
 MODEL_KEYS = {"garch": "garch", "gbm": "gbm", "historical_distribution": "fhs"}
-MODEL_LABELS = {
-    "garch": "GARCH(1,1)-t",
-    "gbm": "GBM",
-    "historical_distribution": "filtered historical simulation",
-}
+VOLATILITY_MODELS = ("gjr_garch", "garch")
+VOLATILITY_LABELS = {"gjr_garch": "GJR-GARCH(1,1,1)", "garch": "GARCH(1,1)"}
 
-# Guards of the simulation (documented limits, hit only in the far tails):
-# a simulated daily log return is clipped to [-0.7, +0.7] (about -50 % / +101 %), and the conditional
-# variance is capped at 16x max(start variance, stressed long-run variance) (volatility at most 4x).
+
+def model_label(model: str, volatility_model: str) -> str:
+    """Human-readable name of a return model with its volatility model (e.g. ``GJR-GARCH(1,1,1)-t``)."""
+    if model == "garch":
+        return f"{VOLATILITY_LABELS[volatility_model]}-t"
+    if model == "gbm":
+        return "GBM"
+    return f"filtered historical simulation ({VOLATILITY_LABELS[volatility_model]})"
+
+
+# Guards of the simulation (module docstring, "Guards"): a simulated daily log return is clipped to
+# [-0.7, +0.7]; the reference index's daily simple return is at least -20 % (the Level 3 market-wide
+# circuit breaker, NYSE Rule 7.12).
 LOG_RETURN_CLIP = 0.7
-VARIANCE_CAP = 16.0
-MIN_DOF = 3.0  # Student-t degrees of freedom after the severity shift (variance must exist)
+CIRCUIT_BREAKER = -0.20
+MIN_DOF = 5.0  # Student-t degrees of freedom: above 4, so the fourth moment (kurtosis) exists
 MAX_DOF = 50.0
-MAX_PERSISTENCE = 0.998  # alpha + beta of a simulated GARCH (an integrated fit is scaled down to it)
+MAX_PERSISTENCE = 0.99  # alpha + gamma/2 + beta of a simulated GARCH (half-life <= 69 sessions)
+REALISED_VARIANCE_DAYS = 21  # the variance ceiling: highest 21-session realised variance of the window
 MIN_FIT_OBSERVATIONS = 250  # a GARCH fit needs about a year of daily returns
 FIT_SYMBOLS_PER_PROCESS = 16  # a fit process is only worth starting for at least this many symbols
 CHUNK_ELEMENTS = 8_000_000  # scenarios are simulated in chunks of about this many (day, symbol) cells
@@ -127,18 +184,21 @@ class StressProfile:
     """Calibration shift of one severity (see the module docstring for the formulas).
 
     variance_quantile: quantile of each symbol's historical conditional variance taken as the stressed
-        long-run variance (None: the fitted model as is).
+        long-run variance (None: the calibrated long-run variance as is).
     variance_floor: minimum ratio of stressed to average historical variance (keeps severities ordered
         even when a symbol's variance distribution is narrow).
-    tail_scale: nu' = 2 + (nu - 2) * tail_scale for Student-t innovations (< 1: heavier tails).
-    correlation_push: rho' = rho + push * (1 - rho) for every off-diagonal correlation.
-    drift_scale: multiplier of the historical mean daily return.
+    correlation_quantile: the stressed correlation is the window's mean correlation on the days the
+        equal-weight portfolio's 21-session volatility is at or above this quantile (None: as estimated).
+    drift_scale: multiplier of the (shrunk) drift.
+
+    Tails are not a severity lever: the Student-t degrees of freedom are the fitted ones at every severity.
+    Persistence is the fitted one (capped) at every severity; a stressed level is the long-run level, so
+    the stress persists over the whole horizon.
     """
 
     variance_quantile: float | None
     variance_floor: float
-    tail_scale: float
-    correlation_push: float
+    correlation_quantile: float | None
     drift_scale: float
 
     def as_dict(self) -> dict:
@@ -146,21 +206,20 @@ class StressProfile:
             "variance_quantile": self.variance_quantile,
             "variance_floor": self.variance_floor,
             "volatility_floor": round(math.sqrt(self.variance_floor), 6),
-            "tail_scale": self.tail_scale,
-            "correlation_push": self.correlation_push,
+            "correlation_quantile": self.correlation_quantile,
             "drift_scale": self.drift_scale,
         }
 
 
 MC_SEVERITY: dict[str, StressProfile] = {
-    # the fitted model: last conditional variance, fitted tails, estimated correlation, historical drift
-    "moderate": StressProfile(None, 1.0, 1.0, 0.0, 1.0),
-    # upper-quartile volatility (>= 1.2x average), somewhat heavier tails, correlations 15 % of the way
-    # to 1 (e.g. 0.35 -> 0.45), half the historical drift
-    "severe": StressProfile(0.75, 1.2**2, 0.75, 0.15, 0.5),
-    # crisis: volatility near its 95th percentile (>= 1.5x average), much heavier tails, correlations
-    # 35 % of the way to 1 (0.35 -> 0.58, the level of 2008/2020 sell-offs), no drift
-    "extreme": StressProfile(0.95, 1.5**2, 0.5, 0.35, 0.0),
+    # the calibrated model: last conditional variance, window's long-run variance and correlation, shrunk drift
+    "moderate": StressProfile(None, 1.0, None, 1.0),
+    # upper-quartile volatility (>= 1.2x average), the correlation of the window's upper-quartile volatility
+    # days (0.53 on the bundled window against 0.39 overall), half the drift
+    "severe": StressProfile(0.75, 1.2**2, 0.75, 0.5),
+    # crisis: volatility near its 95th percentile (>= 1.5x average), the correlation of the window's top 5 %
+    # volatility days (0.67, the level of the 2020 sell-off), no drift
+    "extreme": StressProfile(0.95, 1.5**2, 0.95, 0.0),
 }
 
 
@@ -172,14 +231,13 @@ class CalibrationError(ValueError):
 
 @dataclass(frozen=True)
 class CalibrationWindow:
-    """The window and universe a stochastic family is calibrated on."""
+    """The window and universe a stochastic family is calibrated on, and the start state of its paths."""
 
     start: pd.Timestamp  # first session of the window
-    end: pd.Timestamp  # last session of the window
+    end: pd.Timestamp  # last session of the window: the paths' start date
     symbols: list[str]
     log_returns: pd.DataFrame  # window sessions x universe, daily log returns (NaN where missing)
-    after: pd.DataFrame  # log returns of the universe after the window's end (state filtering)
-    last_close: np.ndarray  # (N,) float64, each symbol's last observed close
+    last_close: np.ndarray  # (N,) float64, each symbol's close at the window's end (last one on or before it)
     last_close_date: dict[str, str]
     coverage: dict[str, float]
     excluded: dict[str, float]  # symbol -> coverage for symbols left out
@@ -199,6 +257,22 @@ class CalibrationWindow:
             "excluded_symbols": self.excluded,
         }
 
+    def start_state(self, data_end: pd.Timestamp, first_date) -> dict:
+        """How the paths start (set metadata ``start_state``): date, rule and the shift from the data's end."""
+        stale = {s: d for s, d in self.last_close_date.items() if d != str(self.end.date())}
+        return {
+            "date": str(self.end.date()),
+            "first_simulated_date": str(first_date),
+            "rule": (
+                "every path starts at the calibration window's end with each symbol's close on that date "
+                "(its last close on or before it where it has none), so the start state is the cross-section "
+                "the model was calibrated on"
+            ),
+            "market_data_end": str(pd.Timestamp(data_end).date()),
+            "shift_from_market_data_end_days": int((pd.Timestamp(data_end) - self.end).days),
+            "closes_before_start_date": stale,
+        }
+
 
 def _years_offset(years: float):
     years = float(years)
@@ -215,7 +289,11 @@ def calibration_window(
     symbols: list[str] | None = None,
     min_sessions: int = 60,
 ) -> CalibrationWindow:
-    """The calibration window and universe of ``close`` (see the module docstring for the rule)."""
+    """The calibration window and universe of ``close`` (see the module docstring for the rule).
+
+    ``close``: (dates x symbols) float closes, NaN where a symbol has none. Raises CalibrationError when
+    no session or symbol qualifies or the window holds fewer than ``min_sessions`` sessions.
+    """
     if symbols is not None:
         close = close.loc[:, [s for s in symbols if s in close.columns]]
     if close.shape[1] == 0:
@@ -262,7 +340,7 @@ def calibration_window(
             f"{dates[window_rows[0]].date()}..{end_date.date()} (best: {names[best]} with {coverage[best]:.0%})"
         )
     cols = np.flatnonzero(keep)
-    sub = values[:, cols]
+    sub = values[: end_row + 1, cols]  # the start state: closes up to the window's end, never after it
     seen = np.isfinite(sub)
     last_row = len(sub) - 1 - np.argmax(seen[::-1], axis=0)
     last_close = sub[last_row, np.arange(len(cols))]
@@ -271,7 +349,6 @@ def calibration_window(
         end=end_date,
         symbols=chosen,
         log_returns=pd.DataFrame(window[:, cols], index=dates[window_rows], columns=chosen),
-        after=pd.DataFrame(log_ret[end_row + 1 :, cols], index=dates[end_row + 1 :], columns=chosen),
         last_close=last_close,
         last_close_date={s: str(dates[r].date()) for s, r in zip(chosen, last_row)},
         coverage={s: round(float(c), 4) for s, c in zip(chosen, coverage[cols])},
@@ -280,46 +357,48 @@ def calibration_window(
     )
 
 
-def future_business_days(last_date: pd.Timestamp, horizon: int) -> np.ndarray:
-    """The ``horizon`` business days after ``last_date`` (datetime64[D])."""
-    days = pd.bdate_range(pd.Timestamp(last_date) + pd.Timedelta(days=1), periods=int(horizon))
-    return days.to_numpy().astype("datetime64[D]")
+def simulated_dates(start_date: pd.Timestamp, horizon: int, calendar: str) -> np.ndarray:
+    """The ``horizon`` sessions of exchange calendar ``calendar`` after ``start_date`` (datetime64[D])."""
+    return sessions_after(start_date, horizon, calendar)
 
 
 # --- GARCH fits ---------------------------------------------------------------------------------------
 
 @dataclass(frozen=True)
 class GarchFit:
-    """Per-symbol GARCH(1,1)-t fits on daily log returns in percent (arrays over the universe)."""
+    """Per-symbol GARCH(1,1)-t or GJR-GARCH(1,1,1)-t fits on daily log returns in percent (arrays (N,)
+    over the universe; ``gamma`` is 0 for the symmetric model)."""
 
     symbols: list[str]
+    volatility_model: str
     mu: np.ndarray
     omega: np.ndarray
     alpha: np.ndarray
+    gamma: np.ndarray
     beta: np.ndarray
     nu: np.ndarray
     variance: np.ndarray  # (T, N) conditional variance over the window (NaN where no return)
     residuals: np.ndarray  # (T, N) standardised residuals (NaN where no return)
-    forecast: np.ndarray  # (N,) one-step variance forecast after each symbol's last observation
+    forecast: np.ndarray  # (N,) one-step variance forecast after each symbol's last return in the window
     converged: np.ndarray  # (N,) bool; False: fit failed, moment-based fallback parameters used
-    capped: np.ndarray  # (N,) bool; True: integrated fit, persistence scaled down to MAX_PERSISTENCE
-    # (N,) bool; True: constant price in the window (every return 0): not fitted, zero variance throughout
-    flat: np.ndarray | None = None
+
+    @property
+    def persistence(self) -> np.ndarray:
+        """alpha + gamma / 2 + beta (the GJR term is active on half of the days for symmetric innovations)."""
+        return self.alpha + self.gamma / 2.0 + self.beta
 
     def summary(self) -> dict:
-        """Medians over the fitted symbols (constant-price ones have no parameters to speak of)."""
-        moving = ~self.flat if self.flat is not None else np.ones(len(self.symbols), dtype=bool)
-        if not moving.any():
-            moving = np.ones(len(self.symbols), dtype=bool)
-        persistence = self.alpha + self.beta
         return {
-            "alpha_median": float(np.median(self.alpha[moving])),
-            "beta_median": float(np.median(self.beta[moving])),
-            "persistence_median": float(np.median(persistence[moving])),
-            "nu_median": float(np.median(self.nu[moving])),
+            "volatility_model": self.volatility_model,
+            "alpha_median": float(np.median(self.alpha)),
+            "gamma_median": float(np.median(self.gamma)),
+            "beta_median": float(np.median(self.beta)),
+            "persistence_median": float(np.median(self.persistence)),
+            "nu_median": float(np.median(self.nu)),
+            "nu_min": float(np.min(self.nu)),
             "fits_not_converged": int((~self.converged).sum()),
-            "persistence_capped": int(self.capped.sum()),
-            "constant_price_symbols": int((~moving).sum()) if self.flat is not None and self.flat.any() else 0,
+            "persistence_above_cap": int((self.persistence > MAX_PERSISTENCE).sum()),
+            "nu_below_min_dof": int((self.nu < MIN_DOF).sum()),
         }
 
     def by_symbol(self) -> dict:
@@ -328,71 +407,64 @@ class GarchFit:
                 "mu": float(self.mu[i]),
                 "omega": float(self.omega[i]),
                 "alpha": float(self.alpha[i]),
+                "gamma": float(self.gamma[i]),
                 "beta": float(self.beta[i]),
                 "nu": float(self.nu[i]),
+                "persistence": float(self.persistence[i]),
                 "converged": bool(self.converged[i]),
-                "persistence_capped": bool(self.capped[i]),
             }
             for i, s in enumerate(self.symbols)
         }
 
 
-def _garch_filter(y: np.ndarray, mu: float, omega: float, alpha: float, beta: float, h0: float) -> np.ndarray:
-    """Conditional variances of ``y`` under fixed GARCH(1,1) parameters, starting from ``h0``."""
+def _garch_filter(y: np.ndarray, mu: float, omega: float, alpha: float, gamma: float, beta: float, h0: float) -> np.ndarray:
+    """Conditional variances of ``y`` under fixed (GJR-)GARCH parameters, starting from ``h0``."""
     h = np.empty(len(y))
     h_t = h0
     for t in range(len(y)):
         h[t] = h_t
-        h_t = omega + alpha * (y[t] - mu) ** 2 + beta * h_t
+        e = y[t] - mu
+        h_t = omega + (alpha + gamma * (e < 0)) * e * e + beta * h_t
     return h
 
 
-def _fit_one(y: np.ndarray, y_after: np.ndarray) -> tuple:
-    """Fit one symbol (percent log returns); returns (mu, omega, alpha, beta, nu, h, forecast, converged)."""
+def _fit_one(y: np.ndarray, volatility_model: str) -> tuple:
+    """Fit one symbol (percent log returns, (T,)); returns
+    (mu, omega, alpha, gamma, beta, nu, h (T,), one-step forecast, converged)."""
     from arch import arch_model
 
+    o = 1 if volatility_model == "gjr_garch" else 0
     converged = False
     try:
-        res = arch_model(y, mean="Constant", vol="GARCH", p=1, q=1, dist="t", rescale=False).fit(
+        res = arch_model(y, mean="Constant", vol="GARCH", p=1, o=o, q=1, dist="t", rescale=False).fit(
             disp="off", show_warning=False
         )
         p = res.params
         mu, omega, alpha, beta, nu = (float(p["mu"]), float(p["omega"]), float(p["alpha[1]"]), float(p["beta[1]"]), float(p["nu"]))
+        gamma = float(p["gamma[1]"]) if o else 0.0
         h = np.asarray(res.conditional_volatility, dtype=np.float64) ** 2
         converged = (
             res.convergence_flag == 0
-            and all(np.isfinite([mu, omega, alpha, beta, nu]))
+            and all(np.isfinite([mu, omega, alpha, gamma, beta, nu]))
             and omega > 0
             and bool(np.all(np.isfinite(h)))
         )
     except Exception:  # noqa: BLE001 - any numerical failure falls back to moment parameters
         converged = False
-    capped = False
-    if converged and alpha + beta > MAX_PERSISTENCE:
-        # An integrated fit (alpha + beta at the boundary 1) would let the simulated variance drift up
-        # without bound: scale alpha and beta down to MAX_PERSISTENCE and set omega so the long-run
-        # variance is the sample variance.
-        scale = MAX_PERSISTENCE / (alpha + beta)
-        alpha, beta = alpha * scale, beta * scale
-        omega = float(np.var(y)) * (1.0 - MAX_PERSISTENCE)
-        capped = True
     if not converged:
-        # Moment-based fallback: a typical equity GARCH (alpha 0.05, beta 0.90) matched to the sample
+        # Moment-based fallback: a typical equity (GJR-)GARCH (persistence 0.95) matched to the sample
         # mean and variance, Student-t with 8 degrees of freedom.
         mu, var = float(np.mean(y)), float(np.var(y)) or 1e-4
-        alpha, beta, nu = 0.05, 0.90, 8.0
-        omega = var * (1.0 - alpha - beta)
-        h = _garch_filter(y, mu, omega, alpha, beta, var)
-    h_last, eps_last = h[-1], y[-1] - mu
-    for x in y_after:  # filter through the observations after the window (fixed parameters)
-        h_last = omega + alpha * eps_last**2 + beta * h_last
-        eps_last = x - mu
-    forecast = omega + alpha * eps_last**2 + beta * h_last
-    return mu, omega, alpha, beta, nu, h, float(forecast), bool(converged), capped
+        alpha, gamma, beta, nu = (0.02, 0.06, 0.90, 8.0) if o else (0.05, 0.0, 0.90, 8.0)
+        omega = var * (1.0 - alpha - gamma / 2.0 - beta)
+        h = _garch_filter(y, mu, omega, alpha, gamma, beta, var)
+    e_last = y[-1] - mu
+    forecast = omega + (alpha + gamma * (e_last < 0)) * e_last**2 + beta * h[-1]
+    return mu, omega, alpha, gamma, beta, nu, h, float(forecast), bool(converged)
 
 
-def _fit_chunk(payload: list[tuple[np.ndarray, np.ndarray]]) -> list[tuple]:
-    return [_fit_one(y, y_after) for y, y_after in payload]
+def _fit_chunk(payload: list[tuple[np.ndarray, str]]) -> list[tuple]:
+    return [_fit_one(y, model) for y, model in payload]
 
 
 BLAS_THREAD_VARIABLES = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
@@ -437,23 +509,25 @@ _FIT_CACHE_SIZE = 4
 
 
 def fit_garch(
-    window: CalibrationWindow, *, workers: int = 1, extend: bool = True, cache_key: tuple | None = None
+    window: CalibrationWindow, *, volatility_model: str = "gjr_garch", workers: int = 1, cache_key: tuple | None = None
 ) -> GarchFit:
-    """Fit GARCH(1,1)-t to every symbol of the window; the fits of many symbols run on ``workers`` processes.
-
-    ``extend``: filter the variance through each symbol's returns after the window, so the forecast
-    starts from its last observation. Fits are cached per (cache_key, window, universe) in the process.
-    """
+    """Fit ``volatility_model`` (gjr_garch | garch) with Student-t innovations to every symbol of the window;
+    the fits of many symbols run on ``workers`` processes. Fits are cached per (cache_key, model, window,
+    universe) in the process. Raises CalibrationError when a symbol has fewer than MIN_FIT_OBSERVATIONS
+    returns, ScenarioInputError for an unknown volatility model."""
+    if volatility_model not in VOLATILITY_MODELS:
+        raise ScenarioInputError(
+            f"monte_carlo.volatility_model '{volatility_model}' is not supported (use {', '.join(VOLATILITY_MODELS)})"
+        )
     key = None
     if cache_key is not None:
-        key = (*cache_key, str(window.start), str(window.end), tuple(window.symbols), extend)
+        key = (*cache_key, volatility_model, str(window.start), str(window.end), tuple(window.symbols))
         if key in _FIT_CACHE:
             _FIT_CACHE.move_to_end(key)
             return _FIT_CACHE[key]
     values = window.log_returns.to_numpy(np.float64) * 100.0
-    after = window.after.to_numpy(np.float64) * 100.0
     n = values.shape[1]
-    flat = constant_columns(values)
+    flat = constant_columns(values)  # a price that never moved: nothing to fit, zero variance throughout
     payload = []
     for j in range(n):
         col = values[:, j]
@@ -462,10 +536,8 @@ def fit_garch(
             raise CalibrationError(
                 f"{window.symbols[j]} has {len(y)} returns in the fit window (at least {MIN_FIT_OBSERVATIONS} needed)"
             )
-        if flat[j]:
-            continue  # a constant price: nothing to fit (FLAT_FIT below)
-        tail = after[:, j] if extend else np.empty(0)
-        payload.append((y, tail[np.isfinite(tail)]))
+        if not flat[j]:
+            payload.append((y, volatility_model))
     fitted = np.flatnonzero(~flat)
     # Fits always run in fresh worker processes with one BLAS thread: the optimiser's results depend in
     # their last digits on the BLAS thread count, so this keeps them identical for any worker count.
@@ -483,20 +555,19 @@ def fit_garch(
     for j, res in zip(fitted, done):
         results[j] = res
     for j in np.flatnonzero(flat):
-        observed = int(np.isfinite(values[:, j]).sum())
-        results[j] = (0.0, 0.0, 0.0, 0.0, MAX_DOF, np.zeros(observed), 0.0, True, False)
+        results[j] = (0.0, 0.0, 0.0, 0.0, 0.0, MAX_DOF, np.zeros(int(np.isfinite(values[:, j]).sum())), 0.0, True)
     variance = np.full_like(values, np.nan)
     residuals = np.full_like(values, np.nan)
-    mu, omega, alpha, beta, nu, forecast, conv, capped = (np.empty(n) for _ in range(8))
-    for j, (m, o, a, b, v, h, f, c, k) in enumerate(results):
+    mu, omega, alpha, gamma, beta, nu, forecast, conv = (np.empty(n) for _ in range(8))
+    for j, (m, o, a, g, b, v, h, f, c) in enumerate(results):
         ok = np.isfinite(values[:, j])
         variance[ok, j] = h
-        # A constant price has no standardised residual; 0 keeps it out of the correlation (core.correlation).
+        # A constant price has no standardised residual; 0 keeps it out of the correlation (see correlation()).
         residuals[ok, j] = 0.0 if flat[j] else (values[ok, j] - m) / np.sqrt(h)
-        mu[j], omega[j], alpha[j], beta[j], nu[j], forecast[j], conv[j], capped[j] = m, o, a, b, v, f, c, k
+        mu[j], omega[j], alpha[j], gamma[j], beta[j], nu[j], forecast[j], conv[j] = m, o, a, g, b, v, f, c
     fit = GarchFit(
-        list(window.symbols), mu, omega, alpha, beta, nu, variance, residuals, forecast, conv.astype(bool),
-        capped.astype(bool), flat,
+        list(window.symbols), volatility_model, mu, omega, alpha, gamma, beta, nu, variance, residuals, forecast,
+        conv.astype(bool),
     )
     if key is not None:
         _FIT_CACHE[key] = fit
@@ -508,7 +579,8 @@ def fit_garch(
 # --- correlation ---------------------------------------------------------------------------------------
 
 def correlation(x: np.ndarray) -> np.ndarray:
-    """Correlation of the columns of ``x`` over its complete rows (zero-filled when too few are complete)."""
+    """Correlation (N, N) of the columns of ``x`` (T, N) over its complete rows (zero-filled when too few are
+    complete)."""
     x = np.asarray(x, dtype=np.float64)
     n = x.shape[1]
     if n == 1:
@@ -521,6 +593,12 @@ def correlation(x: np.ndarray) -> np.ndarray:
     c = (rows.T @ rows) / np.outer(std, std)
     np.fill_diagonal(c, 1.0)
     return np.clip(c, -1.0, 1.0)
+
+
+def mean_off_diagonal(c: np.ndarray) -> float:
+    """Mean of the off-diagonal entries of a square matrix (1.0 for a 1 x 1 one)."""
+    n = c.shape[0]
+    return float((c.sum() - np.trace(c)) / (n * n - n)) if n > 1 else 1.0
 
 
 def nearest_correlation(c: np.ndarray, floor: float = 1e-6) -> np.ndarray:
@@ -563,7 +641,7 @@ def parse_correlation_window(spec: str) -> int | None:
 
 
 def target_correlation(x: np.ndarray, rolling: int | None, shrinkage: float) -> tuple[np.ndarray, np.ndarray]:
-    """(correlation used for the innovations, whole-window correlation) of the rows of ``x``."""
+    """(correlation used for the innovations, whole-window correlation) of the rows of ``x`` (T, N)."""
     full = correlation(x)
     if rolling is None:
         return full, full
@@ -572,11 +650,47 @@ def target_correlation(x: np.ndarray, rolling: int | None, shrinkage: float) -> 
     return (1.0 - shrinkage) * correlation(recent) + shrinkage * full, full
 
 
+def state_correlation(x: np.ndarray, simple_returns: np.ndarray, quantile: float) -> tuple[float, int]:
+    """Mean pairwise correlation of the rows of ``x`` (T, N) on the sessions when the equal-weight
+    portfolio's 21-session volatility (of ``simple_returns`` (T, N)) is at or above its ``quantile``:
+    the correlation of stressed markets as the window recorded it. Returns (mean correlation, sessions)."""
+    port = pd.Series(portfolio_returns(np.asarray(simple_returns, dtype=np.float64)))
+    vol = port.rolling(REALISED_VARIANCE_DAYS, min_periods=REALISED_VARIANCE_DAYS // 2 + 1).std().to_numpy()
+    ok = np.isfinite(vol)
+    rows = ok & (vol >= np.nanquantile(vol, quantile))
+    return mean_off_diagonal(correlation(x[rows])), int(rows.sum())
+
+
+def t_mixing_mean(nu: np.ndarray) -> np.ndarray:
+    """c = E[sqrt((nu - 2) / chi2_nu)] per symbol: a unit-variance Student-t innovation is z * s with z
+    standard normal and s = sqrt((nu - 2) / chi2_nu), so two with independent mixing variables and
+    Gaussian correlation r are correlated r c_i c_j."""
+    nu = np.asarray(nu, dtype=np.float64)
+    return np.exp(0.5 * np.log((nu - 2.0) / 2.0) + gammaln((nu - 1.0) / 2.0) - gammaln(nu / 2.0))
+
+
+# --- drift ---------------------------------------------------------------------------------------------
+
+def shrunk_drift(x: np.ndarray, prior_annual: float, prior_sd_annual: float) -> tuple[np.ndarray, np.ndarray]:
+    """Per-symbol daily log drift (N,) shrunk toward a prior, and the weight (N,) of the window's mean.
+
+    ``x``: (T, N) daily log returns (NaN where missing). mu = w m + (1 - w) m0 with m the window's mean,
+    m0 = prior_annual / 252, w = tau^2 / (tau^2 + se^2), tau = prior_sd_annual / 252 and se = s / sqrt(n)
+    the standard error of m (normal-normal precision weighting; see the module docstring).
+    """
+    m = np.nanmean(x, axis=0)
+    n = np.isfinite(x).sum(axis=0)
+    se2 = np.nanvar(x, axis=0, ddof=1) / np.maximum(n, 1)
+    tau2 = (float(prior_sd_annual) / ANNUALISATION) ** 2
+    w = tau2 / (tau2 + se2) if tau2 > 0 else np.zeros_like(m)
+    return w * m + (1.0 - w) * float(prior_annual) / ANNUALISATION, w
+
+
 # --- the simulation model --------------------------------------------------------------------------------
 
 @dataclass
 class PathModel:
-    """Everything needed to draw the paths of one severity (decimal daily log-return units)."""
+    """Everything needed to draw the paths of one severity (decimal daily log-return units; arrays (N,))."""
 
     model: str
     symbols: list[str]
@@ -585,13 +699,17 @@ class PathModel:
     garch: bool  # GARCH variance recursion (else constant volatility ``sigma``)
     omega: np.ndarray | None = None
     alpha: np.ndarray | None = None
+    gamma: np.ndarray | None = None  # asymmetric (leverage) term; zeros for the symmetric model
     beta: np.ndarray | None = None
     h1: np.ndarray | None = None  # (N,) first-day variance
-    h_cap: np.ndarray | None = None
+    h_cap: np.ndarray | None = None  # (N,) ceiling of the conditional variance
     sigma: np.ndarray | None = None  # (N,) constant daily volatility
-    nu: float | None = None  # Student-t degrees of freedom of the innovations (None: Gaussian / resampled)
+    nu: np.ndarray | None = None  # (N,) Student-t degrees of freedom (None: Gaussian / resampled)
     chol: np.ndarray | None = None  # (N, N) float32 lower Cholesky factor of the innovation correlation
     pool: np.ndarray | None = None  # (R, N) float32 standardised residual rows (filtered historical simulation)
+    floor: np.ndarray | None = None  # (N,) lowest daily log return (the index's circuit breaker; -clip elsewhere)
+    frozen: np.ndarray | None = None  # (N,) bool: constant price in the window: every simulated return is 0
+    reference: int | None = None  # column of the reference index, if in the universe
     description: dict = field(default_factory=dict)
 
     @property
@@ -610,6 +728,77 @@ def _stress_factor(history_variance: np.ndarray, profile: StressProfile) -> np.n
     return np.maximum(ratio, profile.variance_floor)
 
 
+def _variance_ceiling(x: np.ndarray) -> np.ndarray:
+    """Highest 21-session realised variance (N,) of each symbol's daily log returns ``x`` (T, N) in the window."""
+    rolling = pd.DataFrame(x).rolling(REALISED_VARIANCE_DAYS, min_periods=REALISED_VARIANCE_DAYS // 2 + 1).var()
+    return rolling.max().to_numpy(np.float64)
+
+
+TARGETING_SESSIONS = 20_000  # sessions of the variance-targeting simulation (about 80 years)
+TARGETING_BURN_IN = 500
+TARGETING_ITERATIONS = 4
+TARGETING_SEED = 20_101_987  # fixed: the calibration does not depend on the scenarios' seeds
+
+
+def _targeting_innovations(nu: np.ndarray | None, residuals: np.ndarray) -> np.ndarray:
+    """(TARGETING_SESSIONS, N) unit-variance innovations of the targeting simulation, from a fixed seed:
+    Student-t with ``nu`` (N,) per symbol, or (``nu`` None) rows of the standardised ``residuals`` (T, N)."""
+    rng = np.random.Generator(np.random.PCG64(TARGETING_SEED))
+    n = residuals.shape[1]
+    if nu is None:
+        pool = residuals[np.isfinite(residuals).all(axis=1)]
+        pool = pool / pool.std(axis=0)
+        return pool[rng.integers(0, len(pool), size=TARGETING_SESSIONS)]
+    z = rng.standard_normal((TARGETING_SESSIONS, n))
+    return z * np.sqrt((nu - 2.0) / (2.0 * rng.standard_gamma(np.broadcast_to(nu / 2.0, z.shape))))
+
+
+def targeted_omega(
+    alpha: np.ndarray, gamma: np.ndarray, beta: np.ndarray, long_run: np.ndarray, cap: np.ndarray, draws: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """omega (N,) of h' = omega + (alpha + gamma 1[z < 0]) z^2 h + beta h, h capped at ``cap``, whose stationary
+    mean is ``long_run`` (N,), and the mean it reaches relative to ``long_run`` (N,).
+
+    Variance targeting (Engle & Mezrich 1996) sets omega = long_run (1 - P) with P = alpha + gamma / 2 + beta;
+    the ceiling then removes the rare spikes that carry much of a heavy-tailed variance process's mean (the
+    S&P 500's GJR-t fit has gamma 0.32), so omega is raised by fixed-point iteration omega <- omega long_run /
+    mean(h) on a simulation of ``draws`` (T, N) unit-variance innovations (common to every iteration).
+    """
+    growth = beta + (alpha + gamma * (draws < 0)) * draws**2  # (T, N): h' = omega + growth h
+    omega = long_run * (1.0 - alpha - gamma / 2.0 - beta)
+    achieved = np.ones_like(omega)
+    for iteration in range(TARGETING_ITERATIONS + 1):
+        h = long_run.copy()
+        total = np.zeros_like(omega)
+        for t in range(len(growth)):
+            h = np.minimum(omega + growth[t] * h, cap)
+            if t >= TARGETING_BURN_IN:
+                total += h
+        mean = total / (len(growth) - TARGETING_BURN_IN)
+        achieved = np.divide(mean, long_run, out=np.ones_like(mean), where=long_run > 0)  # a constant series stays 0
+        if iteration < TARGETING_ITERATIONS:
+            omega = omega * np.clip(1.0 / achieved, 1.0, 2.0)  # the ceiling only lowers the mean
+    return omega, achieved
+
+
+def _correlation_push(base: np.ndarray, x: np.ndarray, simple: np.ndarray, profile: StressProfile) -> tuple[float, dict]:
+    """The push p toward 1 that takes the mean correlation of ``base`` to the window's stressed-state mean."""
+    if profile.correlation_quantile is None:
+        return 0.0, {}
+    target, sessions = state_correlation(x, simple, profile.correlation_quantile)
+    current = mean_off_diagonal(base)
+    push = float(np.clip((target - current) / (1.0 - current), 0.0, 1.0)) if current < 1.0 else 0.0
+    return push, {
+        "stressed_correlation_target": target,
+        "stressed_correlation_sessions": sessions,
+        "stressed_correlation_rule": (
+            f"mean correlation on the window's sessions with equal-weight portfolio 21-session volatility at or above "
+            f"its {profile.correlation_quantile:.0%} quantile"
+        ),
+        "correlation_push": push,
+    }
+
+
 def calibrate(
     window: CalibrationWindow,
     cfg: dict,
@@ -617,11 +806,16 @@ def calibrate(
     *,
     model: str | None = None,
     workers: int = 1,
-    extend: bool = True,
     cache_key: tuple | None = None,
     last_close: np.ndarray | None = None,
+    reference: str | None = None,
 ) -> PathModel:
-    """Fit the configured model on ``window`` and apply the severity profile."""
+    """Fit the configured model on ``window`` and apply the severity profile (module docstring).
+
+    ``cfg``: the ``monte_carlo`` config section; ``reference``: the reference index symbol (its daily
+    return gets the circuit-breaker floor). Raises ScenarioInputError for unsupported settings,
+    CalibrationError when the data cannot calibrate the model.
+    """
     model = model or cfg["return_model"]
     if model not in MODELS:
         raise ScenarioInputError(f"monte_carlo.return_model '{model}' is not supported (use {', '.join(MODELS)})")
@@ -631,123 +825,202 @@ def calibrate(
     use_garch = model == "garch" or (model == "historical_distribution" and scaling.lower() == "garch")
     if model == "garch" and scaling.lower() != "garch":
         raise ScenarioInputError("monte_carlo.return_model garch needs volatility_scaling GARCH")
+    vol_model = str(cfg.get("volatility_model", "gjr_garch"))
+    if vol_model not in VOLATILITY_MODELS:
+        raise ScenarioInputError(
+            f"monte_carlo.volatility_model '{vol_model}' is not supported (use {', '.join(VOLATILITY_MODELS)})"
+        )
     rolling = parse_correlation_window(cfg["correlation_matrix"])
     shrinkage = float(cfg["correlation_shrinkage"])
     if not 0.0 <= shrinkage <= 1.0:
         raise ScenarioInputError(f"monte_carlo.correlation_shrinkage must lie in [0, 1], got {shrinkage}")
     profile = MC_SEVERITY[severity]
     x = window.log_returns.to_numpy(np.float64)
-    flat = constant_columns(x)
-    moving = ~flat if not flat.all() else np.ones(len(flat), dtype=bool)  # medians of the description
+    simple = np.expm1(x)
     close0 = window.last_close if last_close is None else np.asarray(last_close, dtype=np.float64)
-    pm = PathModel(model=model, symbols=list(window.symbols), mu=np.zeros(len(window.symbols)), last_close=close0, garch=use_garch)
-    desc: dict = {"model": MODEL_LABELS[model], "return_model": model, "volatility_scaling": "GARCH" if use_garch else "none"}
+    n = len(window.symbols)
+    drift, drift_weight = shrunk_drift(x, float(cfg["drift_prior_annual"]), float(cfg["drift_prior_sd_annual"]))
+    pm = PathModel(model=model, symbols=list(window.symbols), mu=np.zeros(n), last_close=close0, garch=use_garch)
+    flat = constant_columns(x)
+    if flat.any():  # a price that never moved in the window (e.g. a money-market fund at 1.00)
+        pm.frozen = flat
+    desc: dict = {
+        "model": model_label(model, vol_model),
+        "return_model": model,
+        "volatility_model": vol_model if use_garch else None,
+        "volatility_scaling": "GARCH" if use_garch else "none",
+        "drift_rule": (
+            f"window mean shrunk toward {float(cfg['drift_prior_annual']):.1%} a year (prior sd "
+            f"{float(cfg['drift_prior_sd_annual']):.1%}) with precision weights; the expected simple return "
+            f"(log drift + variance / 2) times {profile.drift_scale:g}, less half the stressed variance"
+        ),
+        "drift_weight_of_window_mean_median": float(np.median(drift_weight)),
+        "window_drift_annual_median": float(np.median(np.nanmean(x, axis=0) * ANNUALISATION)),
+    }
+    variance = np.nanvar(x, axis=0, ddof=1)  # the window's sample variance: the long-run target
 
     if use_garch:
-        fit = fit_garch(window, workers=workers, extend=extend, cache_key=cache_key)
+        fit = fit_garch(window, volatility_model=vol_model, workers=workers, cache_key=cache_key)
         k = _stress_factor(fit.variance, profile)
-        mean_h = np.nanmean(fit.variance, axis=0)
-        pm.mu = np.nanmean(x, axis=0) * profile.drift_scale  # the window's mean log return (see docstring)
-        pm.omega = fit.omega * k / 1e4
-        pm.alpha, pm.beta = fit.alpha.copy(), fit.beta.copy()
-        h1 = np.maximum(fit.forecast, k * mean_h) if profile.variance_quantile is not None else fit.forecast
-        pm.h1 = h1 / 1e4
-        pm.h_cap = VARIANCE_CAP * np.maximum(pm.h1, k * mean_h / 1e4)
+        persistence = fit.persistence
+        scale = np.minimum(1.0, MAX_PERSISTENCE / persistence)
+        pm.alpha, pm.gamma, pm.beta = fit.alpha * scale, fit.gamma * scale, fit.beta * scale
+        long_run = k * variance
+        forecast = fit.forecast / 1e4
+        # moderate starts at the window's long-run variance (the calibration window's regime, not one day's
+        # state: end-2022 NVDA 70 % against 44 % on average); stressed severities at least at the forecast
+        pm.h1 = np.maximum(forecast, long_run) if profile.variance_quantile is not None else long_run.copy()
+        pm.h_cap = np.maximum.reduce([_variance_ceiling(x), pm.h1, long_run])
+        draws = _targeting_innovations(np.clip(fit.nu, MIN_DOF, MAX_DOF) if model == "garch" else None, fit.residuals)
+        pm.omega, achieved = targeted_omega(pm.alpha, pm.gamma, pm.beta, long_run, pm.h_cap, draws)
+        # drift_scale scales the expected simple return (log drift + variance / 2), as for GBM below; the log
+        # drift is what remains after half the stressed long-run variance
+        pm.mu = (drift + variance / 2.0) * profile.drift_scale - long_run / 2.0
         residuals = fit.residuals
         desc["fitted_parameters"] = fit.summary()
         desc["fitted_parameters_by_symbol"] = fit.by_symbol()
-        desc["annualised_volatility_start_median"] = float(np.median(np.sqrt(pm.h1 * ANNUALISATION)[moving]))
-        desc["annualised_volatility_long_run_median"] = float(np.median(np.sqrt(k * mean_h / 1e4 * ANNUALISATION)[moving]))
+        desc["persistence_cap"] = MAX_PERSISTENCE
+        desc["persistence_capped_symbols"] = [s for s, c in zip(window.symbols, scale < 1.0) if c]
+        desc["starting_variance_rule"] = (
+            "the window's long-run variance" if profile.variance_quantile is None
+            else "max(one-step forecast after the window's last return, stressed long-run variance)"
+        )
+        desc["annualised_volatility_forecast_median"] = float(np.median(np.sqrt(forecast * ANNUALISATION)))
+        desc["annualised_volatility_start_median"] = float(np.median(np.sqrt(pm.h1 * ANNUALISATION)))
+        desc["annualised_volatility_long_run_median"] = float(np.median(np.sqrt(long_run * ANNUALISATION)))
+        desc["annualised_volatility_ceiling_median"] = float(np.median(np.sqrt(pm.h_cap * ANNUALISATION)))
+        desc["variance_targeting"] = {
+            "rule": (
+                f"omega set so the stationary mean of the capped variance recursion is the window's variance "
+                f"(x the severity factor), on a {TARGETING_SESSIONS:,}-session simulation with a fixed seed"
+            ),
+            "achieved_ratio_min": float(achieved.min()),
+            "achieved_ratio_median": float(np.median(achieved)),
+        }
         if model == "garch":
-            nu = float(np.clip(np.median(fit.nu[moving]), MIN_DOF, MAX_DOF))
-            pm.nu = float(np.clip(2.0 + (nu - 2.0) * profile.tail_scale, MIN_DOF, MAX_DOF))
-            desc["innovation_dof"] = pm.nu
+            pm.nu = np.clip(fit.nu, MIN_DOF, MAX_DOF)
+            desc["innovation_dof_median"] = float(np.median(pm.nu))
+            desc["innovation_dof_bounds"] = [MIN_DOF, MAX_DOF]
     else:
         m = np.nanmean(x, axis=0)
         s = np.nanstd(x, axis=0, ddof=1)
         rolling_var = pd.DataFrame(x).rolling(21, min_periods=15).var().to_numpy()
         k = _stress_factor(rolling_var, profile)
-        sigma = np.where(flat, 0.0, s * np.sqrt(k))
-        if model == "gbm":  # log drift = (mu_arith * drift_scale) - sigma'^2 / 2 with mu_arith = m + s^2 / 2
-            pm.mu = (m + s**2 / 2.0) * profile.drift_scale - sigma**2 / 2.0
-        else:
-            pm.mu = m * profile.drift_scale
+        sigma = s * np.sqrt(k)
+        # log drift = (arithmetic drift x drift_scale) - sigma'^2 / 2, arithmetic = mu + s^2 / 2
+        pm.mu = (drift + s**2 / 2.0) * profile.drift_scale - sigma**2 / 2.0
         pm.sigma = sigma
-        with np.errstate(divide="ignore", invalid="ignore"):
-            residuals = np.where(flat, np.where(np.isfinite(x), 0.0, np.nan), (x - m) / s)
-        desc["annualised_volatility_median"] = float(np.median((sigma * np.sqrt(ANNUALISATION))[moving]))
-    desc["annualised_drift_median"] = float(np.median((pm.mu * ANNUALISATION)[moving]))
-    desc["volatility_stress_factor_median"] = float(np.median(np.sqrt(k)[moving]))
-    if flat.any():
-        desc["constant_price_symbols"] = [sym for sym, f in zip(window.symbols, flat) if f]
-        desc["constant_price_rule"] = (
-            "every return in the calibration window is 0: simulated with zero volatility and drift (the path "
-            "stays at the last close)"
-        )
+        residuals = (x - m) / s
+        desc["annualised_volatility_median"] = float(np.median(sigma * np.sqrt(ANNUALISATION)))
+    desc["annualised_drift_median"] = float(np.median(pm.mu * ANNUALISATION))
+    desc["volatility_stress_factor_median"] = float(np.median(np.sqrt(k)))
 
     if model == "historical_distribution":
         pool = residuals[np.isfinite(residuals).all(axis=1)]
-        pool = pool - pool.mean(axis=0)  # the drift is the window's mean; residual rows carry none
+        pool = pool - pool.mean(axis=0)  # the drift is the model's; residual rows carry none
         if len(pool) < 20:
             raise CalibrationError("fewer than 20 sessions have a residual for every symbol (filtered historical simulation)")
-        if profile.correlation_push > 0:  # recolour the resampled rows toward the stressed correlation
-            emp = nearest_correlation(correlation(pool))
-            a = cholesky(push_correlation(emp, profile.correlation_push)) @ np.linalg.inv(cholesky(emp))
+        emp = nearest_correlation(correlation(pool))
+        push, info = _correlation_push(emp, residuals, simple, profile)
+        if push > 0:  # recolour the resampled rows toward the stressed correlation
+            a = cholesky(push_correlation(emp, push)) @ np.linalg.inv(cholesky(emp))
             pool = pool @ a.T
         pm.pool = np.ascontiguousarray(pool, dtype=np.float32)
         desc["correlation"] = f"empirical (whole dates of standardised residuals, {len(pool)} sessions)"
+        desc.update(info)
     else:
-        corr, _ = target_correlation(residuals, rolling, shrinkage)
-        corr = push_correlation(corr, profile.correlation_push)
-        pm.chol = np.ascontiguousarray(cholesky(corr), dtype=np.float32)
-        off = corr[~np.eye(len(corr), dtype=bool)]
+        corr, _ = target_correlation(x, rolling, shrinkage)
+        push, info = _correlation_push(corr, x, simple, profile)
+        corr = push_correlation(corr, push)
+        gaussian = corr
+        if pm.nu is not None:  # independent mixing shrinks correlations by c_i c_j: divide it out
+            c = t_mixing_mean(pm.nu)
+            gaussian = np.clip(corr / np.outer(c, c), -0.999, 0.999)
+            np.fill_diagonal(gaussian, 1.0)
+        pm.chol = np.ascontiguousarray(cholesky(gaussian), dtype=np.float32)
         desc["correlation"] = (
-            f"{cfg['correlation_matrix']} of {'standardised residuals' if use_garch else 'log returns'}"
+            f"{cfg['correlation_matrix']} of daily log returns"
             + (f", blended with the window's (weight {shrinkage:g})" if rolling is not None else "")
-            + (f", pushed {profile.correlation_push:.0%} toward 1" if profile.correlation_push else "")
+            + (f", pushed {push:.0%} toward 1 (stressed-state correlation of the window)" if push else "")
         )
-        desc["innovation_correlation_mean"] = float(off.mean()) if off.size else 1.0
+        desc["innovation_correlation_mean"] = mean_off_diagonal(corr)
+        desc.update(info)
+    floor = np.full(n, -LOG_RETURN_CLIP)
+    if reference is not None and reference in window.symbols:
+        pm.reference = window.symbols.index(reference)
+        floor[pm.reference] = math.log1p(CIRCUIT_BREAKER)
+        desc["circuit_breaker"] = {
+            "symbol": reference,
+            "daily_return_floor": CIRCUIT_BREAKER,
+            "source": "NYSE Rule 7.12 market-wide circuit breaker, Level 3 (20 % decline of the S&P 500 halts trading for the day)",
+        }
+    pm.floor = floor
     desc["severity_profile"] = profile.as_dict()
+    if flat.any():
+        desc["constant_price_symbols"] = [sym for sym, f in zip(window.symbols, flat) if f]
+        desc["constant_price_rule"] = ("every return in the calibration window is 0: simulated with zero volatility "
+                                       "and drift (the path stays at the last close)")
     pm.description = desc
     return pm
 
 
-def _innovations(pm: PathModel, rng: np.random.Generator, horizon: int) -> np.ndarray:
-    """One scenario's (T, N) float32 standardised innovations, all drawn from its own generator."""
+def _innovations(pm: PathModel, rng: np.random.Generator, horizon: int) -> tuple[np.ndarray, np.ndarray | None]:
+    """One scenario's (T, N) float32 standard normal draws (or resampled residual rows) and, for Student-t
+    innovations, its (T, N) float32 mixing factors sqrt((nu - 2) / chi2_nu); all from its own generator."""
     if pm.pool is not None:
-        return pm.pool[rng.integers(0, len(pm.pool), size=horizon)]
+        return pm.pool[rng.integers(0, len(pm.pool), size=horizon)], None
     eps = rng.standard_normal((horizon, pm.n), dtype=np.float32)
-    if pm.nu is not None:  # multivariate t: one chi-square mixing variable per day, unit variance
-        mix = np.sqrt((pm.nu - 2.0) / rng.chisquare(pm.nu, size=horizon)).astype(np.float32)
-        eps *= mix[:, None]
-    return eps  # correlated in simulate_log_returns (the mixing factor is per day, so it commutes)
+    if pm.nu is None:
+        return eps, None
+    shape = np.broadcast_to((pm.nu / 2.0).astype(np.float32), (horizon, pm.n))
+    chi2 = 2.0 * rng.standard_gamma(shape, dtype=np.float32)
+    mix = np.sqrt((pm.nu.astype(np.float32) - 2.0) / np.maximum(chi2, np.float32(1e-30)))
+    return eps, mix
 
 
 def simulate_log_returns(pm: PathModel, seeds: list[int], horizon: int) -> np.ndarray:
-    """(S, T, N) float32 daily log returns of the scenarios with these seeds."""
-    z = np.empty((len(seeds), horizon, pm.n), dtype=np.float32)
+    """(S, T, N) float32 daily log returns of the scenarios with these seeds; a constant-price symbol
+    (``pm.frozen``) gets 0 every day, whatever drift or borrowed volatility the model has."""
+    out = _simulate(pm, seeds, horizon)
+    if pm.frozen is not None and pm.frozen.any():
+        out[:, :, pm.frozen] = 0.0
+    return out
+
+
+def _simulate(pm: PathModel, seeds: list[int], horizon: int) -> np.ndarray:
+    s = len(seeds)
+    z = np.empty((s, horizon, pm.n), dtype=np.float32)
+    mix = np.empty_like(z) if pm.nu is not None and pm.pool is None else None
     for i, seed in enumerate(seeds):
-        z[i] = _innovations(pm, scenario_rng(seed), horizon)
+        z[i], m = _innovations(pm, scenario_rng(seed), horizon)
+        if mix is not None:
+            mix[i] = m
     if pm.chol is not None and pm.n > 1:
         # One product for the chunk (a product per scenario is several times slower with threaded BLAS on
         # a busy machine). Each row's result does not depend on how many rows are multiplied at once, so
         # paths stay bit-identical for any chunking (test_monte_carlo checks it).
         z = (z.reshape(-1, pm.n) @ pm.chol.T).reshape(z.shape)
+    if mix is not None:  # each symbol's own mixing variable, after the correlation (see the module docstring)
+        z *= mix
+        del mix
     mu = pm.mu.astype(np.float32)
+    lower = (pm.floor if pm.floor is not None else np.full(pm.n, -LOG_RETURN_CLIP)).astype(np.float32)
+    upper = np.float32(LOG_RETURN_CLIP)
     if not pm.garch:
         out = z * pm.sigma.astype(np.float32) + mu
-        return np.clip(out, -LOG_RETURN_CLIP, LOG_RETURN_CLIP, out=out)
-    omega, alpha, beta = (v.astype(np.float32) for v in (pm.omega, pm.alpha, pm.beta))
+        return np.clip(out, lower, upper, out=out)
+    omega, alpha, gamma, beta = (v.astype(np.float32) for v in (pm.omega, pm.alpha, pm.gamma, pm.beta))
     cap = pm.h_cap.astype(np.float32)
-    h = np.broadcast_to(pm.h1.astype(np.float32), (len(seeds), pm.n)).copy()
-    for t in range(horizon):  # the GARCH recursion, on whole (scenarios x symbols) arrays
+    h = np.broadcast_to(pm.h1.astype(np.float32), (s, pm.n)).copy()
+    for t in range(horizon):  # the GJR-GARCH recursion, on whole (scenarios x symbols) arrays
         r = np.sqrt(h) * z[:, t] + mu
-        np.clip(r, -LOG_RETURN_CLIP, LOG_RETURN_CLIP, out=r)
+        np.clip(r, lower, upper, out=r)
         z[:, t] = r
         eps = r - mu
-        h = omega + alpha * (eps * eps) + beta * h
+        h = omega + (alpha + gamma * (eps < 0)) * (eps * eps) + beta * h
         np.minimum(h, cap, out=h)
     return z
+
 
 
 def returns_and_prices(log_returns: np.ndarray, last_close: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -982,6 +1255,7 @@ def stream_monte_carlo(ctx, indices: list[int] | None = None) -> ScenarioStream:
         raise ScenarioInputError(f"monte_carlo.time_horizon_days must be >= 2, got {horizon}")
     levels = [float(c) for c in cfg["confidence_levels"]]
     model = cfg["return_model"]
+    reference = ctx.config["data"]["reference_symbol"]
     try:
         window = calibration_window(
             ctx.market.close,
@@ -991,11 +1265,12 @@ def stream_monte_carlo(ctx, indices: list[int] | None = None) -> ScenarioStream:
             end=cfg["calibration_end"],
             min_sessions=MIN_FIT_OBSERVATIONS,
         )
-        pm = calibrate(window, cfg, severity, workers=workers_of(ctx), cache_key=(ctx.market.data_version,))
+        pm = calibrate(window, cfg, severity, workers=workers_of(ctx), cache_key=(ctx.market.data_version,), reference=reference)
     except CalibrationError as exc:
         return empty_set(FAMILY, ctx, f"cannot calibrate the Monte Carlo model: {exc}").stream()
 
-    dates = future_business_days(ctx.market.dates[-1], horizon)
+    calendar = calendar_name(ctx.config)
+    dates = simulated_dates(window.end, horizon, calendar)
     history_simple = np.expm1(window.log_returns.to_numpy(np.float64))
     baseline = baseline_volatility(history_simple)
     calibration = {
@@ -1006,12 +1281,14 @@ def stream_monte_carlo(ctx, indices: list[int] | None = None) -> ScenarioStream:
         "parameters": {k: v for k, v in pm.description.items() if k not in ("fitted_parameters_by_symbol", "severity_profile", "model")},
     }
     key_prefix = MODEL_KEYS[model]
-    name_prefix = f"Monte Carlo {MODEL_LABELS[model]} ({severity})"
+    name_prefix = f"Monte Carlo {pm.description['model']} ({severity})"
+    index_days = IndexDays(pm)
 
     def chunks():
         for part in chunks_of(idx, chunk_size(horizon, pm.n, paths_per_chunk_of(ctx))):
             seeds = [scenario_seed(ctx.seed, FAMILY, severity, i) for i in part]
             log_r = simulate_log_returns(pm, seeds, horizon)
+            index_days.add(log_r)
             simple, prices = returns_and_prices(log_r, pm.last_close)
             del log_r
             meta = [{"model": pm.description["model"], "scenario_index": i, "calibration_source": calibration} for i in part]
@@ -1026,6 +1303,8 @@ def stream_monte_carlo(ctx, indices: list[int] | None = None) -> ScenarioStream:
         "num_scenarios": len(idx),
         "time_horizon_days": horizon,
         "start_date": str(dates[0]),
+        "trading_calendar": calendar,
+        "start_state": window.start_state(ctx.market.dates[-1], dates[0]),
         "confidence_levels": levels,
         "calibration": (
             f"{pm.description['model']} fitted on {window.sessions} sessions {window.start.date()}..{window.end.date()} "
@@ -1042,9 +1321,40 @@ def stream_monte_carlo(ctx, indices: list[int] | None = None) -> ScenarioStream:
     }
     return ScenarioStream(
         FAMILY, severity, ctx.market.data_version, ctx.config_hash, chunks(), metadata=metadata,
-        finish=lambda stats: {**risk_metadata(stats, levels), **stability_metadata(history_simple, stats)},
+        finish=lambda stats: {**risk_metadata(stats, levels), **stability_metadata(history_simple, stats), **index_days.metadata()},
         correlation_paths=len(idx),
     )
+
+
+class IndexDays:
+    """The reference index's worst simulated day and its days at the circuit breaker, accumulated over the
+    streamed chunks (order-independent, so any chunking gives the same figures)."""
+
+    def __init__(self, pm: PathModel):
+        self.column = pm.reference
+        self.floor = None if pm.reference is None else float(pm.floor[pm.reference])
+        self.worst = math.inf
+        self.at_floor = 0
+        self.paths_at_floor = 0
+
+    def add(self, log_returns: np.ndarray) -> None:
+        """Count one chunk of (S, T, N) simulated daily log returns."""
+        if self.column is None or log_returns.size == 0:
+            return
+        index = log_returns[:, :, self.column].astype(np.float64)
+        self.worst = min(self.worst, float(index.min()))
+        hits = (index <= self.floor + 1e-6).sum(axis=1)
+        self.at_floor += int(hits.sum())
+        self.paths_at_floor += int((hits > 0).sum())
+
+    def metadata(self) -> dict:
+        if self.column is None or not math.isfinite(self.worst):
+            return {}
+        return {
+            "index_worst_day": float(np.expm1(self.worst)),
+            "index_days_at_circuit_breaker": self.at_floor,
+            "index_paths_at_circuit_breaker": self.paths_at_floor,
+        }
 
 
 # --- projection of events beyond the data (historical full cycles) -------------------------------------------
@@ -1064,18 +1374,20 @@ def project_event(
     mc_cfg: dict,
     symbols: list[str] | None = None,
     workers: int = 1,
+    calendar: str = "XNYS",
+    reference: str | None = None,
 ) -> Replay | str:
-    """Replay the observed start of an event and extend it to ``end`` with GARCH(1,1)-t paths.
+    """Replay the observed start of an event and extend it to ``end`` with GJR-GARCH-t paths.
 
     Symbols: those with data on the event's first session (restricted to ``symbols`` when given). The
     observed part ends on the last date every one of them has data (``observed_until``; SPX's
     2025-01-31 on the bundled data for the 2025 tariff cycle) and is replayed as any event at this
-    severity. The GARCH model is fitted on the ``fit_window_years`` before ``observed_until``, starts
-    from the conditional variance then and takes the Monte Carlo severity profile; the path starts
-    from the last replayed price. The seed is scenario_seed(base, "historical", severity,
-    crc32(key)), so the projection does not depend on the catalog's order; it seeds PROJECTION_PATHS
-    paths and the scenario takes the one whose equal-weight max drawdown is their median, a
-    representative path rather than an arbitrary draw.
+    severity. The GARCH model (``mc_cfg``'s volatility model) is fitted on the ``fit_window_years`` before
+    ``observed_until``, starts from the conditional variance then and takes the Monte Carlo severity
+    profile; the path starts from the last replayed price and runs over the sessions of ``calendar`` up
+    to ``end``. The seed is scenario_seed(base, "historical", severity, crc32(key)), so the projection does
+    not depend on the catalog's order; it seeds PROJECTION_PATHS paths and the scenario takes the one whose
+    equal-weight max drawdown is their median, a representative path rather than an arbitrary draw.
     """
     from scenarios_assets.core.historical import Replay, replay_window  # historical imports this module lazily
 
@@ -1106,14 +1418,14 @@ def project_event(
         cols = [replay.symbols.index(s) for s in window.symbols]
         pm = calibrate(
             window, {**mc_cfg, "return_model": "garch", "volatility_scaling": "GARCH"}, severity, model="garch",
-            workers=workers, extend=False, cache_key=(market.data_version, "projection"),
-            last_close=replay.prices[-1, cols].astype(np.float64),
+            workers=workers, cache_key=(market.data_version, "projection"),
+            last_close=replay.prices[-1, cols].astype(np.float64), reference=reference,
         )
     except CalibrationError as exc:
         return f"the projection model cannot be calibrated: {exc}"
-    proj_dates = pd.bdate_range(observed_until + pd.Timedelta(days=1), end).to_numpy().astype("datetime64[D]")
+    proj_dates = sessions_between(observed_until + pd.Timedelta(days=1), end, calendar)
     if len(proj_dates) == 0:
-        return "no business day to project"
+        return f"no {calendar} session to project"
     seed = scenario_seed(base_seed, "historical", severity, zlib.crc32(key.encode()))
     path_seeds = [int(v >> np.uint64(1)) for v in np.random.SeedSequence(seed).generate_state(PROJECTION_PATHS, np.uint64)]
     log_r = simulate_log_returns(pm, path_seeds, len(proj_dates))

@@ -9,7 +9,16 @@ config, documented in ``catalog/regimes.yaml``):
   ``|P - P[-63]| / sum(|daily changes|)`` over 63 sessions (trend strength: 1 is a straight line, 0 a
   round trip) and the 63-session range ``max / min - 1``;
 * bull: SMA50 > SMA200, momentum > 0, volatility < ``bull_max_volatility``;
-* bear: SMA50 < SMA200, momentum < 0, volatility > ``bear_min_volatility``;
+* bear (``bear_rule: drawdown``, default): the sessions from a closing high to the lowest close before that
+  high is regained, when that low is at least ``bear_min_decline`` (20 %) below the high: the conventional
+  dating of bear markets (peak to trough, close to close; e.g. S&P Dow Jones Indices' and Yardeni
+  Research's lists), so a fast bear (COVID 2020: 23 sessions, -33.9 %) is caught from its peak, whatever
+  its length. On the bundled S&P 500 it finds exactly the four bears since 1990: 2000-03-24..2002-10-09,
+  2007-10-09..2009-03-09, 2020-02-19..2020-03-23 and 2022-01-03..2022-10-12; the near-bears of 1990
+  (-19.9 %), 1998 (-19.3 %), 2011 (-19.4 %) and 2018 (-19.8 %) stay below the threshold;
+* bear (``bear_rule: trend``, the seed's criteria, kept as a labelled variant): SMA50 < SMA200,
+  momentum < 0, volatility > ``bear_min_volatility``, smoothed like the other types; it labels bears late
+  (48-152 sessions after the peak) and misses fast ones;
 * ranging: efficiency ratio < ``ranging_max_efficiency`` and range < ``ranging_max_range``;
 * high volatility: VIX > ``vix_threshold`` (the realised-volatility proxy where VIX is missing, see
   ``market.build_economic``) and at least ``min_large_moves`` daily moves beyond ``large_move`` in the last
@@ -19,7 +28,8 @@ Bull, bear and ranging are *trend* regimes and exclusive: a day takes the first 
 whose criteria hold (bear and bull are the more specific statements about direction). High volatility is
 a *volatility* state and overlays them: the autumn of 2008 is both a bear and a high-volatility segment.
 
-Smoothing, per regime type, so that single-day flips do not fragment a segment:
+Smoothing, per regime type (not the drawdown bears, which are dated exactly), so that single-day flips do
+not fragment a segment:
 1. persistence: runs of the raw label shorter than ``min_persistence_days`` are dropped;
 2. interruptions of at most ``max_gap_days`` sessions between two runs are merged into the segment;
 3. segments shorter than ``min_regime_days[type]`` are dropped;
@@ -104,8 +114,39 @@ def regime_features(close: pd.Series, vix: pd.Series | None, cfg: dict) -> pd.Da
     return out
 
 
+BEAR_RULES = ("drawdown", "trend")
+
+
+def drawdown_bears(close: pd.Series, min_decline: float) -> pd.Series:
+    """Boolean per session of ``close``: True from a closing high to the lowest close of its drawdown (the
+    sessions until the high is regained, or the data ends), when that low is at least ``min_decline``
+    (a fraction, e.g. 0.20) below the high. Vectorised over the drawdown episodes."""
+    c = close.to_numpy(np.float64)
+    out = np.zeros(len(c), dtype=bool)
+    if len(c) == 0:
+        return pd.Series(out, index=close.index)
+    peak = np.maximum.accumulate(c)
+    episode = np.cumsum(c >= peak)  # a new episode starts at every closing high
+    frame = pd.DataFrame({"episode": episode, "close": c, "row": np.arange(len(c))})
+    groups = frame.groupby("episode", sort=True)
+    first = groups["row"].first().to_numpy()
+    trough = frame.loc[groups["close"].idxmin(), "row"].to_numpy()
+    depth = c[trough] / c[first] - 1.0
+    for start, end in zip(first[depth <= -float(min_decline) + 1e-12], trough[depth <= -float(min_decline) + 1e-12]):
+        out[start : end + 1] = True
+    return pd.Series(out, index=close.index)
+
+
+def bear_rule(cfg: dict) -> str:
+    rule = str(cfg.get("bear_rule", "drawdown"))
+    if rule not in BEAR_RULES:
+        raise ScenarioInputError(f"generation.regime.bear_rule '{rule}' is not supported (use {' or '.join(BEAR_RULES)})")
+    return rule
+
+
 def raw_regimes(features: pd.DataFrame, cfg: dict) -> pd.DataFrame:
-    """Daily raw criteria per regime type (before smoothing); False where features are undefined."""
+    """Daily raw criteria per regime type (before smoothing); False where features are undefined (the drawdown
+    bears need closes only, so they are dated from the first session)."""
     f = features
     valid = f[["sma_long", "momentum", "volatility", "efficiency", "range", "large_moves"]].notna().all(axis=1)
     raw = pd.DataFrame(index=f.index)
@@ -113,7 +154,18 @@ def raw_regimes(features: pd.DataFrame, cfg: dict) -> pd.DataFrame:
     raw["bear"] = (f["sma_short"] < f["sma_long"]) & (f["momentum"] < 0) & (f["volatility"] > cfg["bear_min_volatility"])
     raw["ranging"] = (f["efficiency"] < cfg["ranging_max_efficiency"]) & (f["range"] < cfg["ranging_max_range"])
     raw["high_volatility"] = (f["vix"] > cfg["vix_threshold"]) & (f["large_moves"] >= cfg["min_large_moves"])
-    return raw.where(valid, False).astype(bool)
+    raw = raw.where(valid, False).astype(bool)
+    if bear_rule(cfg) == "drawdown":
+        raw["bear"] = drawdown_bears(f["close"], float(cfg["bear_min_decline"]))
+    return raw
+
+
+def min_segment_days(cfg: dict, regime: str) -> int:
+    """Minimum sessions of a segment: ``min_regime_days`` (the seed's), except drawdown bears, which the
+    depth of the fall defines (2: a segment needs a return)."""
+    if regime == "bear" and bear_rule(cfg) == "drawdown":
+        return 2
+    return int(cfg["min_regime_days"][regime])
 
 
 # --- smoothing ------------------------------------------------------------------------------------
@@ -159,8 +211,11 @@ def classify(features: pd.DataFrame, cfg: dict) -> tuple[pd.DataFrame, pd.DataFr
     claimed = np.zeros(len(raw), dtype=bool)
     for regime in TREND_REGIMES:  # exclusive, in priority order
         own = raw[regime].to_numpy() & ~claimed
-        mask = smooth_mask(own, int(min_days[regime]), gap, persist)
-        mask = drop_short_runs(mask & ~claimed, int(min_days[regime]))
+        if regime == "bear" and bear_rule(cfg) == "drawdown":  # dated peak to trough, no smoothing
+            mask = own
+        else:
+            mask = smooth_mask(own, int(min_days[regime]), gap, persist)
+            mask = drop_short_runs(mask & ~claimed, int(min_days[regime]))
         smoothed[regime] = mask
         claimed |= mask
     smoothed["high_volatility"] = smooth_mask(
@@ -215,7 +270,13 @@ def find_segments(close: pd.Series, vix: pd.Series | None, cfg: dict, index: str
 
 
 def _why_none(regime: str, index: str, cfg: dict, classified: int, sessions: int, diag: dict) -> str:
-    need = int(cfg["min_regime_days"][regime])
+    need = min_segment_days(cfg, regime)
+    if regime == "bear" and bear_rule(cfg) == "drawdown":
+        return (
+            f"no bear market in {index}: no fall of at least {float(cfg['bear_min_decline']):.0%} from a closing high "
+            f"to the lowest close before that high was regained (bear_rule drawdown; lower "
+            "generation.regime.bear_min_decline, or use bear_rule trend)"
+        )
     if classified == 0:
         return (
             f"{index} has {sessions} sessions, fewer than the {cfg['sma_long_days']} needed for its "
@@ -279,7 +340,7 @@ def generate_regimes(ctx) -> ScenarioSet:
         for seg in segments:
             start, end = max(seg.start, first), min(seg.end, last)
             in_window = int(((market.dates >= start) & (market.dates <= end)).sum())
-            if in_window < int(cfg["min_regime_days"][seg.regime]):
+            if in_window < min_segment_days(cfg, seg.regime):
                 outside += 1  # outside the selected date range (or clipped below the minimum length)
                 continue
             replay = replay_window(
@@ -315,7 +376,8 @@ def generate_regimes(ctx) -> ScenarioSet:
                     "replay_scale": severity.replay_scale,
                     "coverage": replay.coverage,
                     "excluded_symbols": sorted(set(market.symbols) - set(replay.symbols)),
-                    "criteria": definitions[seg.regime]["rule"],
+                    "criteria": _rule_text(definitions, seg.regime, cfg),
+                    **({"bear_rule": bear_rule(cfg)} if seg.regime == "bear" else {}),
                     "source": (
                         f"regime classification of {index} daily closes (catalog/regimes.yaml, "
                         f"config generation.regime); replay of market data {market.data_version} ({market.source})"
@@ -355,7 +417,19 @@ def generate_regimes(ctx) -> ScenarioSet:
     )
 
 
+def _rule_text(definitions: dict, regime: str, cfg: dict) -> str:
+    """The catalog's rule of ``regime`` (for bear, the configured rule's text)."""
+    if regime == "bear" and bear_rule(cfg) == "trend":
+        return definitions["bear"]["rule_trend"]
+    return definitions[regime]["rule"]
+
+
 def _check_config(cfg: dict) -> None:
+    bear_rule(cfg)
+    if bear_rule(cfg) == "drawdown" and not 0.0 < float(cfg["bear_min_decline"]) < 1.0:
+        raise ScenarioInputError(
+            f"generation.regime.bear_min_decline must lie strictly between 0 and 1, got {cfg['bear_min_decline']}"
+        )
     missing = [r for r in REGIME_TYPES if r not in cfg["min_regime_days"]]
     if missing:
         raise ScenarioInputError(f"generation.regime.min_regime_days lacks {', '.join(missing)}")

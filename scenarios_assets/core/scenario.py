@@ -45,7 +45,8 @@ class Scenario:
         self.dates = np.asarray(self.dates, dtype="datetime64[D]")
         self.returns = np.asarray(self.returns, dtype=np.float32)
         self.prices = np.asarray(self.prices, dtype=np.float32)
-        stats = path_statistics(self.returns, self.prices)
+        low = self.extra.get("low")
+        stats = path_statistics(self.returns, self.prices, None if low is None else np.asarray(low, dtype=np.float32))
         self.expected_return = stats["total_return"]
         self.max_drawdown = stats["max_drawdown"]
         self.metadata.setdefault("annualised_volatility", stats["annualised_volatility"])
@@ -172,19 +173,67 @@ def portfolio_returns(returns: np.ndarray) -> np.ndarray:
         return np.where(counts > 0, total / np.maximum(counts, 1), 0.0)
 
 
-def path_statistics(returns: np.ndarray, prices: np.ndarray) -> dict:
+def path_statistics(returns: np.ndarray, prices: np.ndarray, low: np.ndarray | None = None) -> dict:
+    """Total return, max drawdown and annualised volatility of the equal-weight portfolio of a (T, N) path,
+    and each symbol's max drawdown.
+
+    ``low`` (T, N), optional: intraday lows (NaN where a session has no bar range). A low is a trough
+    after the previous close, so drawdowns count it: a symbol's against its running peak of closes, the
+    portfolio's as the previous wealth times the mean of low / previous close over the symbols (each
+    symbol's close where it has no low; exact when the lows fall in the same minute, as in the modelled
+    flash crashes, else a lower bound of the portfolio's intraday low).
+    """
     port = portfolio_returns(returns)
     wealth = np.cumprod(1.0 + port)
     ann_vol = float(np.std(port, ddof=1) * np.sqrt(ANNUALISATION)) if len(port) > 1 else 0.0
+    mdd = max_drawdown(np.concatenate([[1.0], wealth]))
+    previous = _previous_close(returns, prices)
+    # each symbol's path starts at the close before its first return, as the portfolio's starts at 1
+    by_symbol = max_drawdown(np.concatenate([previous[:1], prices.astype(np.float64)]))
+    if low is not None and np.isfinite(low).any():
+        mdd = min(mdd, _intraday_drawdown(returns, previous, low, wealth))
+        by_symbol = np.fmin(by_symbol, _symbol_intraday_drawdown(previous, prices, low))
     return {
         "total_return": float(wealth[-1] - 1.0),
-        "max_drawdown": float(min(0.0, max_drawdown(np.concatenate([[1.0], wealth])))),
+        "max_drawdown": float(min(0.0, mdd)),
         "annualised_volatility": ann_vol,
         # = [_round(v) for v in ...], without a NumPy scalar per symbol (1,000 scenarios x 500 symbols)
-        "max_drawdown_by_symbol_list": [
-            round(v, 6) if math.isfinite(v) else None for v in max_drawdown(prices.astype(np.float64)).tolist()
-        ],
+        "max_drawdown_by_symbol_list": [round(v, 6) if math.isfinite(v) else None for v in by_symbol.tolist()],
     }
+
+
+def _previous_close(returns: np.ndarray, prices: np.ndarray) -> np.ndarray:
+    """(T, N) close of the session before each one (the first from its return: P_1 / (1 + r_1))."""
+    p = prices.astype(np.float64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        first = p[:1] / (1.0 + returns[:1].astype(np.float64))
+    return np.concatenate([first, p[:-1]])
+
+
+def _intraday_drawdown(returns: np.ndarray, prev: np.ndarray, low: np.ndarray, wealth: np.ndarray) -> float:
+    """Worst fall of the portfolio's intraday low from its running peak of closes (the start at 1 included);
+    ``prev`` (T, N): each session's previous close."""
+    with np.errstate(invalid="ignore", divide="ignore"):
+        ratio = np.where(np.isfinite(low), low / prev, 1.0 + returns.astype(np.float64))
+    present = np.isfinite(returns)
+    counts = present.sum(axis=1)
+    low_return = np.where(present, ratio - 1.0, 0.0).sum(axis=1) / np.maximum(counts, 1)
+    before = np.concatenate([[1.0], wealth[:-1]])
+    peak = np.maximum.accumulate(before)
+    return float(np.min(before * (1.0 + low_return) / peak - 1.0))
+
+
+def _symbol_intraday_drawdown(prev: np.ndarray, prices: np.ndarray, low: np.ndarray) -> np.ndarray:
+    """(N,) worst fall of each symbol's intraday low from its running peak of earlier closes (``prev`` (T, N):
+    each session's previous close, so the first session's low counts against the starting close)."""
+    earlier = np.fmax.accumulate(prev, axis=0)
+    with np.errstate(invalid="ignore"):
+        dd = low.astype(np.float64) / earlier - 1.0
+    dd = np.where(np.isfinite(dd), dd, np.nan)
+    out = np.full(prices.shape[1], np.nan)
+    has = np.isfinite(dd).any(axis=0)
+    out[has] = np.nanmin(dd[:, has], axis=0)
+    return out
 
 
 def _round(value: float | None, digits: int = 6) -> float | None:

@@ -26,7 +26,10 @@ from scenarios_assets.core.scenario import Scenario
 from scenarios_assets.core.severity import SEVERITIES
 
 CATALOG_FILES = (METADATA_FILE, TIMESERIES_FILE, SUMMARY_FILE)
-EXTRA_COLUMNS = ("volume_multiplier", "spread_multiplier")
+# Optional per-cell series of some families (null elsewhere): the session's intraday high and low prices
+# (stress flash crashes), and liquidity multipliers (stress liquidity tests).
+BAR_COLUMNS = ("high", "low")
+EXTRA_COLUMNS = ("volume_multiplier", "spread_multiplier", *BAR_COLUMNS)
 # Every part of every family has exactly these columns (an absent extra column is all null), so a dataset
 # of parts reads with one schema; `family` and `severity` come from the hive partition directories.
 TIMESERIES_SCHEMA = pa.schema([
@@ -166,6 +169,11 @@ def summary_text(document: dict, run: dict) -> str:
     if ranges:
         widest = max((sl.get("symbols_covered", 0) for sl in slices.values()), default=0)
         lines.append(f"coverage: up to {widest} symbols per slice, {min(r[0] for r in ranges)} .. {max(r[1] for r in ranges)}")
+    starts = sorted({(key.split("/")[0], st["date"], st["market_data_end"]) for key, sl in slices.items()
+                     if isinstance(st := (sl.get("metadata") or {}).get("start_state"), dict)})
+    if starts:  # simulated paths start at their calibration end, which may lie before the data's end
+        lines.append("paths start: " + "; ".join(
+            f"{family} at {date} (calibration end; market data to {end})" for family, date, end in starts))
     failures = [f"  {key}: {name} ({res['detail'] or res['value']})"
                 for key, sl in slices.items() for name, res in sl["validation"].items() if not res["passed"]]
     lines += ["", f"validation failures: {len(failures)}", *failures]

@@ -13,8 +13,20 @@ stay finite and positive whatever the shock:
   volatility multiplier path ``1 + (m - 1) w(t)``, correlated as the historical correlation blended
   towards the stress correlation with weight ``w(t) = |f(t)|`` (the intensity). The noise is a bridge
   pinned to zero at the profile's full-shock session and at the horizon, so the calibrated trough and
-  end state are exactly the documented figures; the noise only adds day-to-day variation (and can only
-  deepen the drawdown a little).
+  end state are exactly the documented figures, and it is kept inside the band of the calibrated path
+  (:func:`bounded_noise`): a symbol never goes below its calibrated lowest level (the trough: noise never
+  deepens it) nor more than NOISE_TOLERANCE (1 % in log) above its highest level (the anchor for a
+  falling symbol), so its deepest point is the calibrated one and its max drawdown within 1 pp of it (a
+  path without a calibrated fall stays within +-0.5 %). The equal-weight portfolio is then pinned and banded
+  the same way (:func:`pin_portfolio`) by a common daily factor on the symbols other than the reference
+  index, which moves them off their banded paths (Credit Spread Widening: up to 8 % in log at severe, 11 %
+  at extreme); the index keeps its band exactly.
+  The noise room shrinks smoothly (``room * tanh(noise / room)``) toward the band's edges.
+
+The flash crashes' intraday low is in the daily data: session 1 carries ``high`` and ``low`` columns (the
+minute path of ``metadata.intraday`` scaled to each symbol's close), and the scenario's max drawdown
+counts the low (:func:`scenarios_assets.core.scenario.path_statistics`). Other sessions have no bar range
+(null).
 
 Severity: the numbers in the catalog are the ``severe`` calibration; moderate and extreme follow the scale
 k = 0.5 / 1.0 / 1.5 of ``severity.REPLAY_SCALE`` with the per-quantity rules documented in the catalog
@@ -26,8 +38,8 @@ Start state (the anchor): the last session on which at least ``anchor_min_share`
 symbols have a close, or ``anchor_date`` when configured. Symbols without a close that day are left out
 and listed. For the bundled data (20 large caps and 5 factor ETFs end 2022-12-28, IXIC 2018-12-31, SPX
 2025-01-31, NVDA 2025-02-14) the anchor is 2022-12-28 with 27 of 28 symbols (all but IXIC); SPX and NVDA
-start from their 2022-12-28 closes so the cross-section is consistent. The paths run over the weekdays
-after the anchor.
+start from their 2022-12-28 closes so the cross-section is consistent. The paths run over the sessions of
+the exchange calendar ``data.trading_calendar`` (XNYS) after the anchor.
 """
 
 from __future__ import annotations
@@ -39,6 +51,7 @@ import numpy as np
 import pandas as pd
 
 from scenarios_assets.catalog import load_catalog
+from scenarios_assets.core.calendar import calendar_name, sessions_after
 from scenarios_assets.core.errors import ScenarioInputError
 from scenarios_assets.core.historical import _portfolio_vol
 from scenarios_assets.core.market import constant_columns
@@ -48,6 +61,7 @@ from scenarios_assets.core.severity import REPLAY_SCALE, scenario_rng, scenario_
 FAMILY = "stress"
 SCENARIO_TYPE = "STRESS"
 NOISE_SEVERITY = "severe"  # the seed key of the common random numbers
+NOISE_TOLERANCE = 0.01  # log room of the noise above a symbol's highest calibrated level (module docstring)
 MAX_CORRELATION = 0.95
 ANNUALISATION = 252
 
@@ -328,6 +342,76 @@ def pin_bridge(cum: np.ndarray, pin_day: int) -> np.ndarray:
     return out
 
 
+def bounded_noise(deterministic: np.ndarray, noise: np.ndarray, tolerance: float = NOISE_TOLERANCE) -> np.ndarray:
+    """Cumulative log noise (T, N) kept inside the band of the calibrated log path ``deterministic`` (T, N).
+
+    Per symbol the band is [lo, hi]. A path that falls (below -``tolerance``): lo = its lowest calibrated level
+    min(D), hi = max(0, max(D)) + ``tolerance``, so its deepest point is the calibrated one and its drawdown at
+    most ``tolerance`` (log) deeper. Any other path: [-``tolerance`` / 2, max(0, max(D)) + ``tolerance`` / 2], a
+    drawdown of at most ``tolerance``. Noise toward an edge is squashed to ``room * tanh(noise / room)`` with
+    ``room`` the distance to that edge, so it is nearly unchanged far from the edges and vanishes at them.
+    """
+    d_min = deterministic.min(axis=0)
+    falls = d_min < -tolerance
+    lo = np.where(falls, d_min, -tolerance / 2.0)
+    hi = np.maximum(deterministic.max(axis=0), 0.0) + np.where(falls, tolerance, tolerance / 2.0)
+    down = np.maximum(deterministic - lo, 0.0)
+    up = np.maximum(hi - deterministic, 0.0)
+    room = np.where(noise >= 0, up, down)
+    safe = np.where(room > 0, room, 1.0)
+    return np.where(room > 0, room * np.tanh(noise / safe), 0.0)
+
+
+def pin_portfolio(log_path: np.ndarray, calibrated: np.ndarray, pin_day: int, unshifted: np.ndarray) -> tuple[np.ndarray, float]:
+    """Log paths (T, N) whose equal-weight, daily rebalanced portfolio keeps the calibrated path's trough.
+
+    Day-to-day dispersion between symbols earns a rebalanced portfolio a rebalancing return (about half
+    the cross-sectional variance per session: 2.6 pp by the trough of Credit Spread Widening), so with every
+    symbol pinned the portfolio would end shallower than calibrated. The portfolio's own noise (its log path
+    less the calibrated portfolio's) is bridged to zero at ``pin_day`` and the horizon and kept in the
+    calibrated portfolio's band (:func:`bounded_noise`); a common daily factor on the symbols not in
+    ``unshifted`` (N,) bool (the reference index, already exact) makes the portfolio follow that path
+    exactly. Returns the paths and the largest absolute shift given to a symbol (log).
+    """
+    gross = np.exp(np.diff(log_path, axis=0, prepend=0.0))
+    calibrated_gross = np.exp(np.diff(calibrated, axis=0, prepend=0.0))
+    portfolio = np.cumsum(np.log(gross.mean(axis=1)))
+    target_portfolio = np.cumsum(np.log(calibrated_gross.mean(axis=1)))
+    noise = pin_bridge((portfolio - target_portfolio)[:, None], pin_day)
+    target = target_portfolio + bounded_noise(target_portfolio[:, None], noise)[:, 0]
+    shifted = ~np.asarray(unshifted, dtype=bool)
+    if not shifted.any():
+        return log_path, 0.0
+    n = log_path.shape[1]
+    target_gross = np.exp(np.diff(target, prepend=0.0))
+    fixed_sum = gross[:, ~shifted].sum(axis=1)
+    factor = (n * target_gross - fixed_sum) / gross[:, shifted].sum(axis=1)
+    if not (factor > 0).all():  # the index alone would exceed the target (not reachable in the catalog's tests)
+        return log_path, 0.0
+    shift = np.cumsum(np.log(factor))
+    out = log_path.copy()
+    out[:, shifted] += shift[:, None]
+    return out, float(np.abs(shift).max())
+
+
+def intraday_bar(defn: "StressDefinition", severity: str, log_path: np.ndarray, anchor_prices: np.ndarray,
+                 minutes: int) -> dict[str, np.ndarray]:
+    """``high`` and ``low`` (T, N) float32 prices of a flash crash: session 1 from the minute path scaled to
+    each symbol's session-1 close (log scale = the symbol's session-1 log move / the path's close log move),
+    NaN on the other sessions (no bar range is modelled there)."""
+    path = _intraday_path_of(defn, severity, minutes)
+    close_move = float(np.log(path[-1]))
+    day1 = log_path[0]  # (N,) session-1 log move of each symbol from its anchor close
+    scale = day1 / close_move if close_move != 0 else np.zeros_like(day1)
+    low1 = np.minimum(day1, scale * np.log(path.min()))
+    high1 = np.maximum(np.maximum(day1, 0.0), scale * np.log(path.max()))  # the open is the previous close
+    high = np.full(log_path.shape, np.nan, dtype=np.float32)
+    low = np.full(log_path.shape, np.nan, dtype=np.float32)
+    high[0] = anchor_prices * np.exp(high1)
+    low[0] = anchor_prices * np.exp(low1)
+    return {"high": high, "low": low}
+
+
 # --- one scenario ---------------------------------------------------------------------------------
 
 @dataclass(frozen=True)
@@ -343,7 +427,9 @@ class StressInputs:
     defensive: np.ndarray  # (N,) 1 for the defensive block of the correlation breakdown
     vix0: float
     rates0: dict[str, float | None]
-    dates: pd.DatetimeIndex  # weekdays after the anchor, long enough for every definition
+    dates: pd.DatetimeIndex  # sessions after the anchor (trading calendar), long enough for every definition
+    # (N,) bool: symbols the portfolio pin leaves exact: the reference index, and constant prices
+    unshifted: np.ndarray | None = None
     constant_price_symbols: tuple[str, ...] = ()  # price never moved up to the anchor: no shock, no noise
 
 
@@ -436,10 +522,13 @@ def build_scenario(defn: StressDefinition, severity: str, inputs: StressInputs, 
     index = zlib.crc32(defn.key.encode()) & 0x7FFFFFFF
     noise_severity = NOISE_SEVERITY if cfg["common_noise"] else severity
     seed = scenario_seed(base_seed, FAMILY, noise_severity, index)
+    correction = 0.0
     if cfg["noise"]:
         z = correlated_noise(scenario_rng(seed), horizon, inputs.hist_chol, corr_weight, within, across, groups)
         daily = z * inputs.daily_vol[None, :] * vol_path[:, None]
-        log_path = log_path + pin_bridge(np.cumsum(daily, axis=0), defn.full_shock_day)
+        calibrated = log_path
+        log_path = calibrated + bounded_noise(calibrated, pin_bridge(np.cumsum(daily, axis=0), defn.full_shock_day))
+        log_path, correction = pin_portfolio(log_path, calibrated, defn.full_shock_day, inputs.unshifted)
 
     log_prices = np.log(anchor.prices)[None, :] + log_path
     prices = np.exp(log_prices)
@@ -448,6 +537,8 @@ def build_scenario(defn: StressDefinition, severity: str, inputs: StressInputs, 
     dates = inputs.dates[:horizon]
 
     factor_paths, extra = _factor_paths(defn, severity, inputs, frac, intensity, vol_path, applied, n)
+    if defn.intraday:
+        extra.update(intraday_bar(defn, severity, log_path, anchor.prices, int(cfg["intraday_minutes"])))
     metadata = {
         "stress_key": defn.key,
         "kind": defn.kind,
@@ -468,6 +559,11 @@ def build_scenario(defn: StressDefinition, severity: str, inputs: StressInputs, 
             "common_across_severities": bool(cfg["common_noise"]),
             "seed_severity_key": noise_severity,
             "pinned_sessions": [defn.full_shock_day, horizon],
+            "portfolio_correction_max": round(correction, 6),
+            "band": (
+                f"each symbol stays between its calibrated lowest level and {NOISE_TOLERANCE:.0%} (log) above its "
+                "highest (the anchor for a falling symbol): the noise never deepens the calibrated trough"
+            ),
         },
         "sources": defn.sources,
         "source": f"catalog/stress_tests.yaml:{defn.key} - " + _headline_source(defn),
@@ -541,17 +637,21 @@ def _factor_paths(defn, severity, inputs: StressInputs, frac, intensity, vol_pat
     return {k: np.round(np.asarray(v, dtype=np.float64), 6).tolist() for k, v in paths.items()}, extra
 
 
-def _intraday_metadata(defn: StressDefinition, severity: str, minutes: int) -> dict:
+def _intraday_path_of(defn: StressDefinition, severity: str, minutes: int) -> np.ndarray:
     intra = defn.intraday
-    depth = intraday_depth(intra, severity)
-    path = intraday_path(
-        depth,
+    return intraday_path(
+        intraday_depth(intra, severity),
         int(intra["start_minute"]),
         int(intra["trough_minute"]),
         float(intra["recovery_by_close"]),
         float(intra["rebound_half_life_minutes"]),
         minutes,
     )
+
+
+def _intraday_metadata(defn: StressDefinition, severity: str, minutes: int) -> dict:
+    depth = intraday_depth(defn.intraday, severity)
+    path = _intraday_path_of(defn, severity, minutes)
     return {
         "session": 1,
         "minutes": minutes,
@@ -562,7 +662,7 @@ def _intraday_metadata(defn: StressDefinition, severity: str, minutes: int) -> d
         "note": (
             "level of a beta-1 symbol relative to the previous close at minutes 0..N of session 1 (09:30 ET = "
             "minute 0); symbol i's log path is its shock scale times this one's; the daily series of session 1 "
-            "is this bar's close (before noise)"
+            "is this bar's close (before noise), and its high and low columns are the scaled path's extremes"
         ),
     }
 
@@ -602,10 +702,11 @@ def prepare_inputs(ctx, definitions: list[StressDefinition]) -> StressInputs:
         recent = col.iloc[-5:].dropna() if len(col) else col
         rates0[tenor] = float(recent.iloc[-1]) if len(recent) else None
     horizon = max((d.horizon_days for d in definitions), default=1)
-    dates = pd.bdate_range(anchor.date + pd.Timedelta(days=1), periods=horizon)
+    dates = pd.DatetimeIndex(sessions_after(anchor.date, horizon, calendar_name(ctx.config)))
     return StressInputs(
         anchor, exposures, daily_vol, hist_corr, np.linalg.cholesky(hist_corr), average_correlation(hist_corr),
-        defensive, vix0, rates0, dates, tuple(sym for sym, f in zip(anchor.symbols, flat) if f),
+        defensive, vix0, rates0, dates, np.array([s == market.reference.name for s in anchor.symbols]) | flat,
+        tuple(sym for sym, f in zip(anchor.symbols, flat) if f),
     )
 
 

@@ -73,8 +73,11 @@ def _present(s: Scenario) -> np.ndarray:
 def non_finite_cells(s: Scenario) -> int:
     present = _present(s)
     bad = np.isinf(s.prices) | (present & ~np.isfinite(s.returns)) | (~present & np.isfinite(s.returns))
-    for series in s.extra.values():
-        bad |= present & ~np.isfinite(series)
+    for name, series in s.extra.items():
+        if name in ("high", "low"):  # bar columns: null (NaN) where a session has no modelled range, never inf
+            bad |= present & np.isinf(series)
+        else:
+            bad |= present & ~np.isfinite(series)
     return int(bad.sum())
 
 

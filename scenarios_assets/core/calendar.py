@@ -1,0 +1,73 @@
+"""Exchange trading calendars for simulated dates (``exchange_calendars``, the maintained calendar library
+behind zipline-reloaded: holiday rules, early closes and ad-hoc closures of 50+ exchanges).
+
+Every family that dates days beyond the market data (Monte Carlo, bootstrap, stress, projected events)
+takes its sessions from here, so no simulated path trades on an exchange holiday (the NYSE is closed
+2025-07-04, 2025-12-25 and 2026-01-01; a business-day calendar is not). The calendar is
+``data.trading_calendar`` of the config (default ``XNYS``, the New York Stock Exchange, whose sessions
+the bundled S&P 500 history 1990-2025 matches one for one). The bundled universe trades on the NYSE and
+Nasdaq, which keep the same sessions, so one calendar dates every symbol.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+import numpy as np
+import pandas as pd
+
+from scenarios_assets.core.errors import ScenarioInputError
+
+DEFAULT_CALENDAR = "XNYS"
+
+
+@lru_cache(maxsize=16)
+def _calendar(name: str, first_year: int, last_year: int):
+    import exchange_calendars as xcals
+
+    try:
+        return xcals.get_calendar(name, start=f"{first_year}-01-01", end=f"{last_year}-12-31")
+    except xcals.errors.InvalidCalendarName:
+        raise ScenarioInputError(
+            f"data.trading_calendar '{name}' is not an exchange_calendars calendar (e.g. XNYS, XNAS, XLON, XTKS)"
+        ) from None
+
+
+def check_calendar(name: str) -> None:
+    """Raise ScenarioInputError (one line naming the config key) when ``name`` is not a known calendar."""
+    import exchange_calendars as xcals
+
+    if name not in xcals.get_calendar_names(include_aliases=True):
+        raise ScenarioInputError(
+            f"data.trading_calendar '{name}' is not an exchange_calendars calendar (e.g. XNYS, XNAS, XLON, XTKS)"
+        )
+
+
+def sessions_after(last_date, count: int, name: str = DEFAULT_CALENDAR) -> np.ndarray:
+    """The first ``count`` sessions of calendar ``name`` strictly after ``last_date`` (datetime64[D], (count,)).
+
+    Raises ScenarioInputError for an unknown calendar name.
+    """
+    count = int(count)
+    if count <= 0:
+        return np.empty(0, dtype="datetime64[D]")
+    start = pd.Timestamp(last_date).normalize() + pd.Timedelta(days=1)
+    # 252 sessions span about 365 days; twice the count in calendar days plus a margin always suffices
+    end = start + pd.Timedelta(days=2 * count + 30)
+    cal = _calendar(name, start.year, end.year)
+    sessions = cal.sessions_in_range(start, end)[:count]
+    return sessions.to_numpy().astype("datetime64[D]")
+
+
+def sessions_between(first, last, name: str = DEFAULT_CALENDAR) -> np.ndarray:
+    """The sessions of calendar ``name`` in [``first``, ``last``] (datetime64[D])."""
+    first, last = pd.Timestamp(first).normalize(), pd.Timestamp(last).normalize()
+    if last < first:
+        return np.empty(0, dtype="datetime64[D]")
+    cal = _calendar(name, first.year, last.year)
+    return cal.sessions_in_range(first, last).to_numpy().astype("datetime64[D]")
+
+
+def calendar_name(config: dict) -> str:
+    """The configured trading calendar (``data.trading_calendar``)."""
+    return str((config.get("data") or {}).get("trading_calendar") or DEFAULT_CALENDAR)
