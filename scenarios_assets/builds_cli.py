@@ -1,6 +1,7 @@
 """`scenarios builds`: the kept builds of an output directory, newest first, the current one marked.
 
     scenarios builds [--output-dir DIR] [--json]
+    scenarios builds ID [--output-dir DIR]      that build's summary (scenario_summary.txt)
 
 Each line: build id, whether it is current, when it was generated, data version, config hash, scenario
 count and the slices it holds (new or carried over). Read one with ``load_scenarios(DIR, build=ID)`` or
@@ -14,7 +15,7 @@ import os
 import sys
 from pathlib import Path
 
-from scenarios_assets.core.builds import BUILD_FILE, METADATA_FILE, build_path, current_build_id, published_builds
+from scenarios_assets.core.builds import BUILD_FILE, METADATA_FILE, SUMMARY_FILE, build_path, current_build_id, published_builds
 from scenarios_assets.core.errors import ScenarioInputError
 from scenarios_assets.core.paths import DEFAULT_OUTPUT_DIR
 
@@ -48,6 +49,7 @@ def builds_main(argv: list[str]) -> int:
 
     parser = OneLineParser(prog="scenarios builds", description="List the kept builds of the scenario library.")
     parser.add_argument("--output-dir", help=f"library directory (default: $SCENARIOS_OUTPUT_DIR or {DEFAULT_OUTPUT_DIR})")
+    parser.add_argument("build", nargs="?", help="a kept build's id: print its summary")
     parser.add_argument("--json", action="store_true", help="print the list as JSON")
     try:
         args = parser.parse_args(argv)
@@ -55,6 +57,13 @@ def builds_main(argv: list[str]) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     out = Path(args.output_dir or os.environ.get("SCENARIOS_OUTPUT_DIR") or DEFAULT_OUTPUT_DIR)
+    if args.build:
+        try:
+            print((build_path(out, args.build) / SUMMARY_FILE).read_text(), end="")
+        except FileNotFoundError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        return 0
     rows = describe_builds(out)
     if args.json:
         print(json.dumps(rows, indent=2))

@@ -562,3 +562,21 @@ def test_write_slice_holds_one_chunk_of_paths_at_a_time(make_ctx, tmp_path):
           f"120 in one chunk {whole / 1e6:.1f} MB; 120 paths of arrays {120 * path_bytes / 1e6:.1f} MB")
     assert many - few < 0.25 * 90 * path_bytes  # 90 more paths cost less than a quarter of their arrays
     assert many < whole / 5 and whole > 120 * path_bytes
+
+
+def test_scenarios_builds_lists_the_kept_builds_and_prints_one_by_id(sets, tmp_path, capsys):
+    from scenarios_assets.builds_cli import builds_main
+
+    out = tmp_path / "lib"
+    first, _, _ = publish_sets(out, [sets["historical", "moderate"]])
+    second, _, _ = publish_sets(out, [sets["stress", "moderate"]], carry_over=True)
+    assert builds_main(["--output-dir", str(out), "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert [(r["build_id"], r["current"], r["new"], r["carried_over"]) for r in rows] == [
+        (second.name, True, ["stress/moderate"], ["historical/moderate"]),
+        (first.name, False, ["historical/moderate"], []),
+    ]
+    assert builds_main([first.name, "--output-dir", str(out)]) == 0
+    assert capsys.readouterr().out == (first / builds.SUMMARY_FILE).read_text()
+    assert builds_main(["no-such-build", "--output-dir", str(out)]) == 2
+    assert f"kept builds: {first.name}, {second.name}" in capsys.readouterr().err
