@@ -287,7 +287,7 @@ def test_a_partial_run_keeps_every_other_slice_byte_identical(sets, tmp_path):
     out = tmp_path / "lib"
     full, _, _ = publish_sets(out, list(sets.values()))
     full_doc = json.loads((full / builds.METADATA_FILE).read_text())
-    assert len(full_doc["scenarios"]) == sum(len(ss) for ss in sets.values()) == 3 * (12 + 16)
+    assert len(full_doc["scenarios"]) == sum(len(ss) for ss in sets.values()) == 3 * (13 + 16)  # 13 replayed events (2022 bear included), 16 stress tests
 
     # One family at one severity, regenerated (same data and config): the rest comes from the current build.
     partial, header, plan = publish_sets(out, [sets["historical", "severe"]], carry_over=True)
@@ -324,7 +324,7 @@ def test_a_partial_run_keeps_every_other_slice_byte_identical(sets, tmp_path):
         else ("carried", True, sets[f, s].data_version) for f, s in sets}
     stale_summary = (stale_build / builds.SUMMARY_FILE).read_text()
     assert "carried-over slices from another data version or config: 5" in stale_summary
-    assert len(load_scenarios(out)) == 84 and builds.published_builds(out) == [partial.name, stale_build.name]
+    assert len(load_scenarios(out)) == 3 * (13 + 16) and builds.published_builds(out) == [partial.name, stale_build.name]
 
 
 def test_a_full_run_without_carry_over_holds_only_what_it_built(sets, tmp_path):
@@ -345,14 +345,14 @@ def test_cli_partial_run_keeps_the_library(tmp_path, monkeypatch, capsys):
     assert cli.main(["--output-dir", str(out)]) == 0, capsys.readouterr().err
     full = builds.current_build(out)
     full_doc = json.loads((out / builds.METADATA_FILE).read_text())
-    assert len(full_doc["scenarios"]) == 507 and len(full_doc["families"]) == 15
+    assert len(full_doc["scenarios"]) == 504 and len(full_doc["families"]) == 15
     assert all(v["origin"] == "new" for v in full_doc["families"].values())
 
     assert cli.main(["--type", "historical", "--severity", "severe", "--output-dir", str(out)]) == 0, capsys.readouterr().err
     partial = builds.current_build(out)
     doc = json.loads((out / builds.METADATA_FILE).read_text())
     assert partial != full and doc["run"]["previous_build"] == full.name
-    assert len(doc["scenarios"]) == 507 and len(load_scenarios(out)) == 507
+    assert len(doc["scenarios"]) == 504 and len(load_scenarios(out)) == 504
     assert {k: v["origin"] for k, v in doc["families"].items()} == {
         k: "new" if k == "historical/severe" else "carried" for k in full_doc["families"]}
     assert not any(v["stale"] for v in doc["families"].values())
@@ -365,7 +365,7 @@ def test_cli_partial_run_keeps_the_library(tmp_path, monkeypatch, capsys):
         assert all((os.stat(old[r]).st_ino == os.stat(new[r]).st_ino) == (key != "historical/severe") for r in old)
     assert builds.published_builds(out) == [full.name, partial.name] and dot_entries(out) == NOTHING_LEFT
     summary = (out / builds.SUMMARY_FILE).read_text()  # what the CLI printed at the end
-    assert "scenarios: 507" in summary and "new slices: historical/severe" in summary
+    assert "scenarios: 504" in summary and "new slices: historical/severe" in summary
     assert f"carried over from build {full.name}: historical/moderate, historical/extreme, regime/moderate" in summary
 
 
@@ -419,7 +419,7 @@ def test_two_builds_of_the_same_inputs_are_identical(make_ctx, tmp_path):
         doc.pop("generated_at"), doc.pop("run")
         docs.append((out, doc))
     (a, doc_a), (b, doc_b) = docs
-    assert doc_a == doc_b and len(doc_a["scenarios"]) == 12 + 6 + 6
+    assert doc_a == doc_b and len(doc_a["scenarios"]) == 13 + 6 + 6
     for dataset in (builds.TIMESERIES_FILE, builds.METRICS_FILE, builds.PORTFOLIO_FILE):
         parts_a = sorted(p.relative_to(a / "current") for p in (a / "current" / dataset).rglob("*.parquet"))
         parts_b = sorted(p.relative_to(b / "current") for p in (b / "current" / dataset).rglob("*.parquet"))

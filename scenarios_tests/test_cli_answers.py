@@ -240,6 +240,11 @@ def test_killed_cli_runs_are_marked_failed_and_free_the_queue(tmp_path, monkeypa
 
     home, out = tmp_path / "home", tmp_path / "lib"
     monkeypatch.setenv("DAGSTER_HOME", str(home))  # the instance config (dagster.yaml) reads it
+    from scenarios_assets.cli import ensure_dagster_home
+
+    ensure_dagster_home()
+    with DagsterInstance.from_config(str(home)):
+        pass  # the instance's schema exists before the test polls it beside a child (no concurrent migration)
     killed = [_start_and_kill_cli(home, out) for _ in range(3)]
     in_progress = RunsFilter(statuses=[DagsterRunStatus.STARTED, DagsterRunStatus.STARTING])
     with DagsterInstance.from_config(str(home)) as instance:
