@@ -45,6 +45,7 @@ import pyarrow.parquet as pq
 from fastapi import Body, FastAPI, Path as PathParam, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi_offline import FastAPIOffline
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -793,7 +794,9 @@ def create_app(
     instance_holder: dict = {}
     launch_lock = _LaunchLock(requests.dir / ".launch.lock")
 
-    app = FastAPI(
+    # Swagger UI (/docs) and ReDoc (/redoc) from the files fastapi-offline ships (FastAPI's self-hosting recipe,
+    # under /static-offline-docs), not from a CDN: the docs work without internet.
+    app = FastAPIOffline(
         title="Market scenarios API",
         version="1.0.0",
         description="The scenario library of the catalog files (scenario_metadata.json, "
