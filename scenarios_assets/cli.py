@@ -207,15 +207,19 @@ class RunFailed(RuntimeError):
     pass
 
 
-def run_plan(plan: Plan, out=sys.stdout, tags: dict | None = None) -> int:
+def run_plan(plan: Plan, out=sys.stdout, tags: dict | None = None, preflight_seconds: float = 0.0) -> int:
     """Run market data, each severity's families, then the catalog, as Dagster runs on the instance
-    (``tags``: extra tags on every run, e.g. the REST API's request id)."""
+    (``tags``: extra tags on every run, e.g. the REST API's request id). Each step is shown as it starts and
+    ends (bars on a terminal, plain lines elsewhere: ``cli_progress``); the end says where the wall time went
+    (``preflight_seconds``: the caller's load of the market data before, counted in)."""
+    started_at = time.perf_counter()
     if not plan.verbose:
         warnings.filterwarnings("ignore")
         os.environ.setdefault("PYTHONWARNINGS", "ignore")  # step subprocesses of --parallel inherit it
     from dagster import DagsterInstance, execute_job, reconstructable
 
     from scenarios_assets import definitions
+    from scenarios_assets.cli_progress import RunTiming, RunWatcher, make_display, time_report, totals_lines
 
     home = ensure_dagster_home()
     instance = DagsterInstance.get()
@@ -229,14 +233,19 @@ def run_plan(plan: Plan, out=sys.stdout, tags: dict | None = None) -> int:
     if not plan.verbose:
         base_config["loggers"] = {"console": {"config": {"log_level": "CRITICAL"}}}
     print(f"dagster instance: {home}", file=out)
+    display = make_display(out, plain=plan.verbose)  # with Dagster's own log lines, bars would be torn apart
+    runs: list[RunTiming] = []
 
     def run(job_fn, label: str, partition: str | None = None, assets=None):
         started = time.perf_counter()
-        run_tags = {"scenarios/cli": "1"} | (tags or {}) | ({"dagster/partition": partition} if partition else {})
-        result = execute_job(
-            reconstructable(job_fn), instance=instance, run_config=base_config, tags=run_tags, asset_selection=assets
-        )
+        with RunWatcher(instance, display, partition or "") as watcher:
+            run_tags = ({"scenarios/cli": "1"} | (tags or {}) | ({"dagster/partition": partition} if partition else {})
+                        | watcher.tags)
+            result = execute_job(
+                reconstructable(job_fn), instance=instance, run_config=base_config, tags=run_tags, asset_selection=assets
+            )
         seconds = time.perf_counter() - started
+        runs.append(RunTiming(label, seconds, list(watcher.steps.values())))
         if not result.success:
             raise RunFailed(f"{label} failed (run {result.run_id}): {_failure_message(result)}")
         return result, seconds
@@ -250,9 +259,9 @@ def run_plan(plan: Plan, out=sys.stdout, tags: dict | None = None) -> int:
         family_keys = [AssetKey(["scenarios", FAMILY_SPECS[f].asset_name]) for f in plan.families]
         for severity in plan.severities:
             result, secs = run(definitions.scenarios_job_def, f"scenarios [{severity}]", severity, family_keys)
-            for line in _family_lines(result, severity):
-                print(line, file=out)
-            print(f"  {severity}: done in {secs:.1f} s", file=out)
+            in_steps = sum(step.seconds or 0.0 for step in runs[-1].steps)
+            print(f"  {severity}: done in {secs:.1f} s ({in_steps:.1f} s in its steps, the rest Dagster's run "
+                  "start-up and inputs)", file=out)
         result, secs = run(definitions.catalog_job_def, "catalog")
     except RunFailed as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -260,12 +269,18 @@ def run_plan(plan: Plan, out=sys.stdout, tags: dict | None = None) -> int:
         return EXIT_RUN_FAILED
     if plan.settings["dry_run"]:
         print(f"  dry run: catalog validated, nothing written ({secs:.1f} s)", file=out)
+        print("", file=out)
+        for line in totals_lines(runs):
+            print(line, file=out)
     else:
         build = current_build(plan.output_dir)
         print(f"  build {build.name if build else '?'} published in {plan.output_dir} ({secs:.1f} s)", file=out)
         if build is not None and (build / SUMMARY_FILE).exists():
             print("", file=out)
             print((build / SUMMARY_FILE).read_text(), file=out, end="")
+    print("", file=out)
+    for line in time_report(preflight_seconds + time.perf_counter() - started_at, preflight_seconds, runs):
+        print(line, file=out)
     return EXIT_OK
 
 
@@ -275,27 +290,6 @@ def _library_state(output_dir: Path, before: str | None) -> str:
     if after == before:
         return f"the library in {output_dir} is unchanged (current build: {after or 'none'})"
     return f"build {after} was published in {output_dir} before the failure (the previous one, {before or 'none'}, is kept)"
-
-
-def _family_lines(result, severity: str) -> list[str]:
-    checks: dict[str, list] = {}
-    for evaluation in result.get_asset_check_evaluations():
-        checks.setdefault(evaluation.asset_key.path[-1], []).append(evaluation)
-    lines = []
-    for event in result.get_asset_materialization_events():
-        mat = event.materialization
-        name = mat.asset_key.path[-1]
-        md = mat.metadata
-        count = md["scenario_count"].value if "scenario_count" in md else "?"
-        skipped = md["skipped_count"].value if "skipped_count" in md else 0
-        evaluations = checks.get(name, [])
-        failed = [e.check_name for e in evaluations if not e.passed]
-        status = f"checks {len(evaluations) - len(failed)}/{len(evaluations)} passed" + (
-            f" (failed: {', '.join(failed)})" if failed else ""
-        )
-        seconds = md["generation_seconds"].value if "generation_seconds" in md else 0.0
-        lines.append(f"  {severity:<9}{name:<13}{count:>5} scenarios, {skipped} skipped, {status}, {seconds:.2f} s")
-    return lines
 
 
 def _failure_message(result) -> str:
@@ -327,23 +321,25 @@ def main(argv: list[str] | None = None) -> int:
 
         module, function = SUBCOMMANDS[argv[0]].split(":")
         return getattr(importlib.import_module(module), function)(argv[1:])
+    started = time.perf_counter()
     try:
         args = build_parser().parse_args(argv)
         plan = plan_from_args(args)
         print(f"scenarios: families {', '.join(plan.families)}; severities {', '.join(plan.severities)}; "
-              f"config {config_hash(plan.config)}")
-        print(f"  {preflight(plan)}")
+              f"config {config_hash(plan.config)}", flush=True)
+        print(f"  {preflight(plan)}", flush=True)
     except ScenarioInputError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    preflight_seconds = time.perf_counter() - started
     if plan.executor == "dask" and not plan.dask_scheduler:
         from scenarios_assets.defs.executors import local_dask_cluster
 
         ensure_dagster_home()  # before the workers start: they inherit DAGSTER_HOME, which the instance config reads
         with local_dask_cluster(plan.workers, quiet=not plan.verbose) as address:
             plan.dask_scheduler = address
-            return run_plan(plan)
-    return run_plan(plan)
+            return run_plan(plan, preflight_seconds=preflight_seconds)
+    return run_plan(plan, preflight_seconds=preflight_seconds)
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -360,6 +361,7 @@ def load_market_data(source: str | Path, **selection) -> MarketData:
     source: a ``postgresql://`` source gets the selection in its SQL query (``core.database``), a file is read
     and validated whole, then selected. The same rows thus give the same panel and data version from either.
     """
+    started = time.perf_counter()
     symbols = selection.get("symbols") or None
     start = _parse_date(selection.get("start_date"), "start date")
     end = _parse_date(selection.get("end_date"), "end date")
@@ -385,7 +387,9 @@ def load_market_data(source: str | Path, **selection) -> MarketData:
         if ohlcv.empty:
             raise ScenarioInputError(f"market data '{name}' has no rows for the requested symbols and dates")
     report = {**report, "rows": len(ohlcv)}
-    return build_market_data(ohlcv, name, report=report, available_symbols=available, **selection)
+    market = build_market_data(ohlcv, name, report=report, available_symbols=available, **selection)
+    market.report["load_seconds"] = round(time.perf_counter() - started, 3)  # read, validate, align
+    return market
 
 
 def read_economic(source: str | Path) -> pd.DataFrame:

@@ -1012,7 +1012,7 @@ def stream_monte_carlo(ctx, indices: list[int] | None = None) -> ScenarioStream:
     return ScenarioStream(
         FAMILY, severity, ctx.market.data_version, ctx.config_hash, chunks(), metadata=metadata,
         finish=lambda stats: {**risk_metadata(stats, levels), **stability_metadata(history_simple, stats)},
-        correlation_paths=len(idx),
+        correlation_paths=len(idx), size=len(idx),
     )
 
 

@@ -137,11 +137,12 @@ def from_directory(output_dir: str | Path, metrics: pd.DataFrame | None = None) 
     ``scenario_portfolio.parquet`` dataset (one row per scenario and date), never the whole time series."""
     import pyarrow.dataset as ds
 
-    from scenarios_assets.core.builds import PORTFOLIO_FILE, resolve
+    from scenarios_assets.core.builds import BUILD_FILE, PORTFOLIO_FILE, resolve
     from scenarios_assets.core.storage import PARTITIONING
 
     root = Path(output_dir)
-    if not (root / METADATA_FILE).is_file() or (root / "current").exists():
+    in_build = (root / METADATA_FILE).is_file() or (root / BUILD_FILE).is_file()  # a build being written has its header first
+    if not in_build or (root / "current").exists():
         root = resolve(root)
     document, records = _slim_records(root)
     wealth, has_ts = {}, (root / TIMESERIES_FILE).exists()

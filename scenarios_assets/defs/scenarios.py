@@ -27,7 +27,8 @@ from scenarios_assets.core.library import IncompleteLibraryError, build_and_publ
 from scenarios_assets.core.market import MarketData
 from scenarios_assets.core.report import write_report
 from scenarios_assets.core.severity import SEVERITIES
-from scenarios_assets.core.slices import SliceManifest, write_slice
+from scenarios_assets.core.slices import SliceManifest, SliceProgress, write_slice
+from scenarios_assets.core.timing import Phases
 from scenarios_assets.core.validation import CATALOG_CHECKS, catalog_checks, checks_for
 from scenarios_assets.defs.automation import catalog_condition
 from scenarios_assets.defs.monitoring import markdown_table, measured
@@ -81,6 +82,23 @@ def family_metadata(m: SliceManifest, figures: dict) -> dict:
     }
 
 
+PROGRESS_LOG_SECONDS = 1.0  # at most one progress line per second in the run's log (and the last one)
+
+
+def progress_logger(context: AssetExecutionContext):
+    """A ``write_slice`` progress callback that logs :meth:`SliceProgress.message` lines to the run (the UI shows
+    them, the command line draws its bars from them), at most one per PROGRESS_LOG_SECONDS and always the last."""
+    last = [float("-inf")]
+
+    def report(p: SliceProgress) -> None:
+        now = time.monotonic()
+        if now - last[0] >= PROGRESS_LOG_SECONDS or (p.total is not None and p.done >= p.total):
+            last[0] = now
+            context.log.info(p.message())
+
+    return report
+
+
 def build_family_asset(spec: FamilySpec) -> AssetsDefinition:
     key = family_key(spec)
     checks = checks_for(spec.family)
@@ -100,7 +118,8 @@ def build_family_asset(spec: FamilySpec) -> AssetsDefinition:
         with measured() as figures:
             started = time.perf_counter()
             try:
-                manifest = write_slice(family_stream(spec.family, ctx), staging, config["performance"]["save_timeseries"])
+                manifest = write_slice(family_stream(spec.family, ctx), staging, config["performance"]["save_timeseries"],
+                                       progress=progress_logger(context))
                 manifest.generation_seconds = time.perf_counter() - started  # calibration included
             except BaseException:
                 if staging is not None:
@@ -180,20 +199,23 @@ def staging_cleanup(context: AssetExecutionContext, out, available: dict, consum
 def catalog(context: AssetExecutionContext, settings: ScenarioSettings, market: MarketData, **family_slices):
     config = settings.pipeline_config()
     out = settings.output_path()
+    phases = Phases(on_start=lambda name: context.log.info(f"catalog: {name.replace('_', ' ')}"))
     with measured() as figures:
         try:
-            plan = plan_build(
-                family_slices, settings.catalog_families(), settings.catalog_severities(), market.data_version,
-                settings.config_hash(), out, carry_over=bool(settings.families or settings.severities),
-                all_families=list(FAMILY_SPECS), all_severities=list(SEVERITIES),
-                save_timeseries=bool(config["performance"]["save_timeseries"]) and not settings.dry_run,
-            )
+            with phases.timed("plan"):
+                plan = plan_build(
+                    family_slices, settings.catalog_families(), settings.catalog_severities(), market.data_version,
+                    settings.config_hash(), out, carry_over=bool(settings.families or settings.severities),
+                    all_families=list(FAMILY_SPECS), all_severities=list(SEVERITIES),
+                    save_timeseries=bool(config["performance"]["save_timeseries"]) and not settings.dry_run,
+                )
         except IncompleteLibraryError as exc:
             yield AssetCheckResult(
                 asset_key=CATALOG_KEY, check_name="complete_and_current", passed=False, metadata={"detail": str(exc)}
             )
             raise Failure(description=str(exc)) from None
-        diversity = catalog_checks(plan.manifests)
+        with phases.timed("plan"):
+            diversity = catalog_checks(plan.manifests)
         unusable = [name for name, res in diversity.items() if res["blocking"] and not res["passed"]]
         if unusable:  # nothing is written: the current build stays
             yield from check_results(CATALOG_KEY, diversity)
@@ -202,10 +224,12 @@ def catalog(context: AssetExecutionContext, settings: ScenarioSettings, market: 
         build_id, generated_at = "", ""
         if not settings.dry_run:
             timings = {s.manifest.key: round(s.manifest.generation_seconds, 3) for s in plan.sources if s.origin == "new"}
-            final, header = build_and_publish(plan, out, int(config["performance"]["keep_builds"]),
-                                              run={"timings": timings}, report=report_writer(context, charts))
+            run = {"timings": timings, "time": {"market_data": market.report.get("load_seconds")}}
+            final, header = build_and_publish(plan, out, int(config["performance"]["keep_builds"]), run=run,
+                                              report=report_writer(context, charts), phases=phases)
             build_id, generated_at = final.name, header["generated_at"]
-            staging_cleanup(context, out, family_slices, {s.manifest.slice_id for s in plan.sources})
+            with phases.timed("clean_staging"):
+                staging_cleanup(context, out, family_slices, {s.manifest.slice_id for s in plan.sources})
     slices = plan.manifests
     counts = {m.key: m.count for m in slices}
     checks_run = sum(len(m.validation) for m in slices)
@@ -237,6 +261,7 @@ def catalog(context: AssetExecutionContext, settings: ScenarioSettings, market: 
             "dry_run": settings.dry_run,
             "data_version": plan.data_version,
             "config_hash": plan.config_hash,
+            "catalog_seconds": MetadataValue.json(phases.seconds),
             **{f"step_{k}": v for k, v in figures.items()},
             **charts,
         },
