@@ -207,12 +207,13 @@ class RunFailed(RuntimeError):
     pass
 
 
-def run_plan(plan: Plan, out=sys.stdout, tags: dict | None = None, preflight_seconds: float = 0.0) -> int:
+def run_plan(plan: Plan, out=None, tags: dict | None = None, preflight_seconds: float = 0.0) -> int:
     """Run market data, each severity's families, then the catalog, as Dagster runs on the instance
     (``tags``: extra tags on every run, e.g. the REST API's request id). Each step is shown as it starts and
     ends (bars on a terminal, plain lines elsewhere: ``cli_progress``); the end says where the wall time went
     (``preflight_seconds``: the caller's load of the market data before, counted in)."""
     started_at = time.perf_counter()
+    out = out if out is not None else sys.stdout
     if not plan.verbose:
         warnings.filterwarnings("ignore")
         os.environ.setdefault("PYTHONWARNINGS", "ignore")  # step subprocesses of --parallel inherit it

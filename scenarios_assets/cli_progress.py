@@ -127,7 +127,8 @@ class BarDisplay:
         if p.total is not None and bar.total != p.total:
             bar.total = p.total
             bar.bar_format = "{desc}{percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt}{unit} [{elapsed}<{remaining}]"
-        bar.update(p.done - bar.n)
+        bar.n = p.done
+        bar.refresh()  # drawn now: progress lines arrive at most once a second per step
 
     def phase(self, step: StepState) -> None:
         bar = self.bars.get(step.key)
