@@ -54,6 +54,7 @@ from scenarios_assets.core.builds import METADATA_FILE, METRICS_FILE, REPORT_FIL
 from scenarios_assets.core.errors import ScenarioInputError
 from scenarios_assets.core.families import CLI_TYPES
 from scenarios_assets.core.paths import DEFAULT_DAGSTER_HOME, DEFAULT_OUTPUT_DIR
+from scenarios_assets.core.report import CHART_PREFIX
 from scenarios_assets.core.scenario import FAMILIES
 from scenarios_assets.core.severity import SEVERITIES
 from scenarios_assets.core.storage import TIMESERIES_SCHEMA, TimeseriesPart
@@ -173,6 +174,15 @@ class Snapshot:
         bounds = np.searchsorted(codes[order], np.arange(len(ids.dictionary) + 1))
         rows = {sid: order[bounds[i]:bounds[i + 1]] for i, sid in enumerate(ids.dictionary.to_pylist())}
         return _SliceMetrics(table.drop_columns([c for c in METRICS_DROP if c in table.column_names]), rows)
+
+    def open_chart(self, chart: str):
+        """The report's chart ``chart`` (``scenario_report_<chart>.png`` of the build)."""
+        try:
+            return open(self.path / f"{CHART_PREFIX}{chart}.png", "rb")
+        except FileNotFoundError:
+            self.ensure_alive()
+            raise ApiError(404, f"no chart '{chart}' in build {self.build_id or self.path} (the report's charts follow "
+                                "the families the build holds)") from None
 
     def open_report(self):
         try:
@@ -1052,6 +1062,20 @@ def create_app(
         size = os.fstat(source.fileno()).st_size
         return StreamingResponse(_file_chunks(source), media_type="text/html; charset=utf-8",
                                  headers={**snap.headers, "Content-Length": str(size)})
+
+    @app.get("/report/charts/{chart}.png", tags=["catalog"], response_class=StreamingResponse, responses={
+        200: {"content": {"image/png": {"schema": {"type": "string", "format": "binary"}}},
+              "description": "one chart of the report (the Dagster UI shows them in the catalog's metadata)"},
+        **_error_responses(404, 422, 503)}, summary="One chart of the visual report, as PNG")
+    def report_chart(chart: Annotated[str, PathParam(pattern=r"^[a-z0-9_]{1,64}$",
+                                                     description="chart key, e.g. overview, monte_carlo_fan")],
+                     build: BuildParam = None):
+        snap, source = store.read(build, lambda snap: snap.open_chart(chart))
+        size = os.fstat(source.fileno()).st_size
+        # A build never changes once published: a chart asked for by build id may be cached for good.
+        cache = {"Cache-Control": "public, max-age=31536000, immutable"} if build else {}
+        return StreamingResponse(_file_chunks(source), media_type="image/png",
+                                 headers={**snap.headers, **cache, "Content-Length": str(size)})
 
     return app
 

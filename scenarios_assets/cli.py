@@ -14,14 +14,15 @@ import shutil
 import sys
 import time
 import warnings
-from dataclasses import dataclass
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 
 from scenarios_assets.core.config import config_hash, default_config, load_config
 from scenarios_assets.core.errors import ScenarioInputError
 from scenarios_assets.core.families import CLI_TYPES, FAMILY_SPECS, enabled, families_for_type
-from scenarios_assets.core.paths import DEFAULT_DAGSTER_HOME, DEFAULT_OUTPUT_DIR, PROJECT_ROOT
+from scenarios_assets.core.paths import DEFAULT_DAGSTER_HOME, DEFAULT_OUTPUT_DIR, INSTANCE_TEMPLATE
 from scenarios_assets.core.severity import parse_severities
 from scenarios_assets.core.builds import SUMMARY_FILE, current_build, current_build_id
 
@@ -54,12 +55,29 @@ def _positive_int(text: str) -> int:
     return value
 
 
+# Subcommands besides generation: name -> "module:function" taking argv and returning an exit code.
+SUBCOMMANDS: dict[str, str] = {
+    "builds": "scenarios_assets.builds_cli:builds_main",
+    "load-market-data": "scenarios_assets.db_cli:load_market_data_main",
+    "serve": "scenarios_assets.api:serve",
+}
+SUBCOMMAND_HELP = {
+    "serve": "the REST API over the library (OpenAPI docs at /docs)",
+    "load-market-data": "publish OHLCV rows into a PostgreSQL table",
+    "builds": "list the kept builds of the library (* = current)",
+}
+
+
 def build_parser() -> argparse.ArgumentParser:
+    commands = "\n".join(f"  scenarios {name:<17} {what}" for name, what in SUBCOMMAND_HELP.items())
     p = OneLineParser(
         prog="scenarios",
-        description="Generate the market-scenario library through Dagster.",
-        epilog="Other commands: `scenarios builds` (the kept builds of the library), `scenarios serve` (the REST "
-        "API), `scenarios load-market-data` (publish OHLCV into PostgreSQL); each takes --help.",
+        usage="scenarios [options]                 generate the library (options below)\n"
+              "       scenarios COMMAND [options]         " + ", ".join(SUBCOMMAND_HELP) + " (each takes --help)",
+        description="Generate the market-scenario library through Dagster, or run one of the commands:\n" + commands,
+        epilog="Steps are shown as they start and end (bars on a terminal, plain lines otherwise); the run ends with "
+               "where its wall time went.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--type", default="all", choices=CLI_TYPES, help="which scenario families to generate")
     p.add_argument("--include-full-cycles", action="store_true", help="also replay full market cycles")
@@ -67,8 +85,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--severity", default="all", choices=("moderate", "severe", "extreme", "all"))
     p.add_argument("--save-timeseries", action="store_true", default=None, help="write scenario_timeseries.parquet")
     p.add_argument("--no-save-timeseries", dest="save_timeseries", action="store_false", help="metadata and summary only")
-    p.add_argument("--parallel", action="store_true", help="run the families of a severity as parallel processes")
-    p.add_argument("--workers", type=_positive_int, help="processes for --parallel (default: config, 2)")
+    p.add_argument("--parallel", action="store_true",
+                   help="run the family steps of a severity as parallel processes. Slower on 2 cores: every step "
+                        "process costs seconds to start and the steps share the cores (measured on this project's "
+                        "2-core machine: see the README, Command line); it pays only with long steps (many paths "
+                        "and symbols) and more cores. The default runs in process")
+    p.add_argument("--workers", type=_positive_int,
+                   help="processes for --parallel or --executor multiprocess/dask (default: config, 2); "
+                        "without them it has no effect, and says so")
     p.add_argument("--executor", choices=("in_process", "multiprocess", "dask"),
                    help="how steps run (default: in_process, multiprocess with --parallel); dask: one task per "
                         "family step on a dask.distributed cluster")
@@ -101,6 +125,7 @@ class Plan:
     verbose: bool
     executor: str = "in_process"
     dask_scheduler: str | None = None
+    notes: list[str] = field(default_factory=list)  # one line each, printed before anything runs
 
 
 def plan_from_args(args: argparse.Namespace) -> Plan:
@@ -161,8 +186,12 @@ def plan_from_args(args: argparse.Namespace) -> Plan:
     executor = args.executor or ("dask" if args.dask_scheduler else "multiprocess" if parallel else "in_process")
     if args.dask_scheduler and executor != "dask":
         raise ScenarioInputError(f"--dask-scheduler needs --executor dask, not --executor {executor}")
+    notes = []
+    if args.workers is not None and executor == "in_process":
+        notes.append(f"note: --workers {args.workers} has no effect: the steps run in this process; add --parallel "
+                     f"(or --executor multiprocess/dask) to run them on {args.workers} processes")
     return Plan(families, severities, settings, config, output_dir, executor != "in_process", workers, args.verbose,
-                executor, args.dask_scheduler)
+                executor, args.dask_scheduler, notes)
 
 
 def _has_path(mapping: dict, keys: tuple[str, ...]) -> bool:
@@ -191,11 +220,12 @@ def preflight(plan: Plan) -> str:
 
 
 def ensure_dagster_home() -> Path:
-    """DAGSTER_HOME, defaulting to the project's .dagster_home with the project's dagster.yaml in it."""
+    """DAGSTER_HOME, defaulting to the project's .dagster_home with the project's instance config
+    (dagster.sqlite.yaml) in it as dagster.yaml."""
     home = Path(os.environ.get("DAGSTER_HOME") or DEFAULT_DAGSTER_HOME).resolve()
     home.mkdir(parents=True, exist_ok=True)
     os.environ["DAGSTER_HOME"] = str(home)
-    target, template = home / "dagster.yaml", PROJECT_ROOT / "dagster.yaml"
+    target, template = home / "dagster.yaml", INSTANCE_TEMPLATE
     # A home without instance config gets the project's; the project's own home always tracks it.
     stale = home == DEFAULT_DAGSTER_HOME.resolve() and target.exists() and target.read_bytes() != template.read_bytes()
     if template.exists() and (not target.exists() or stale):
@@ -237,9 +267,13 @@ def run_plan(plan: Plan, out=None, tags: dict | None = None, preflight_seconds: 
     display = make_display(out, plain=plan.verbose)  # with Dagster's own log lines, bars would be torn apart
     runs: list[RunTiming] = []
 
+    # Step processes (--parallel, Dask) print Dagster's DEBUG line "Executing step ... in subprocess" to the
+    # terminal before the run's (quiet) loggers take over: their console output goes to a log file instead.
+    step_log = None if plan.verbose or plan.executor == "in_process" else home / "logs" / "scenarios-steps.log"
+
     def run(job_fn, label: str, partition: str | None = None, assets=None):
         started = time.perf_counter()
-        with RunWatcher(instance, display, partition or "") as watcher:
+        with RunWatcher(instance, display, partition or "") as watcher, stderr_to(step_log):
             run_tags = ({"scenarios/cli": "1"} | (tags or {}) | ({"dagster/partition": partition} if partition else {})
                         | watcher.tags)
             result = execute_job(
@@ -267,6 +301,8 @@ def run_plan(plan: Plan, out=None, tags: dict | None = None, preflight_seconds: 
     except RunFailed as exc:
         print(f"error: {exc}", file=sys.stderr)
         print(_library_state(plan.output_dir, before), file=sys.stderr)
+        if step_log is not None:
+            print(f"the step processes' console output is in {step_log}", file=sys.stderr)
         return EXIT_RUN_FAILED
     if plan.settings["dry_run"]:
         print(f"  dry run: catalog validated, nothing written ({secs:.1f} s)", file=out)
@@ -283,6 +319,25 @@ def run_plan(plan: Plan, out=None, tags: dict | None = None, preflight_seconds: 
     for line in time_report(preflight_seconds + time.perf_counter() - started_at, preflight_seconds, runs):
         print(line, file=out)
     return EXIT_OK
+
+
+@contextmanager
+def stderr_to(path: Path | None):
+    """File descriptor 2 (inherited by step subprocesses) appended to ``path`` for the block; None: unchanged."""
+    if path is None:
+        yield
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with open(path, "ab") as log:
+        os.dup2(log.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
 
 
 def _library_state(output_dir: Path, before: str | None) -> str:
@@ -307,12 +362,6 @@ def _failure_message(result) -> str:
     return "a step failed; run with --verbose or open the run in the Dagster UI"
 
 
-# Subcommands besides generation: name -> "module:function" taking argv and returning an exit code.
-SUBCOMMANDS: dict[str, str] = {
-    "builds": "scenarios_assets.builds_cli:builds_main",
-    "load-market-data": "scenarios_assets.db_cli:load_market_data_main",
-    "serve": "scenarios_assets.api:serve",
-}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -326,6 +375,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
         plan = plan_from_args(args)
+        for note in plan.notes:
+            print(note, file=sys.stderr, flush=True)
         print(f"scenarios: families {', '.join(plan.families)}; severities {', '.join(plan.severities)}; "
               f"config {config_hash(plan.config)}", flush=True)
         print(f"  {preflight(plan)}", flush=True)

@@ -4,6 +4,7 @@
 import shutil
 import time
 from collections import Counter
+from pathlib import Path
 
 import pandas as pd
 from dagster import (
@@ -21,7 +22,7 @@ from dagster import (
     asset,
 )
 
-from scenarios_assets.core.builds import REPORT_FILE, clean_staging, new_staging
+from scenarios_assets.core.builds import REPORT_FILE, TMP_PREFIX, clean_staging, new_staging
 from scenarios_assets.core.families import FAMILY_SPECS, FamilySpec, GenerationContext, family_stream
 from scenarios_assets.core.library import IncompleteLibraryError, build_and_publish, plan_build
 from scenarios_assets.core.market import MarketData
@@ -143,9 +144,13 @@ def failure_rates_by_family(slices: list[SliceManifest]) -> dict[str, float]:
     return {family: round(failed[family] / run[family], 4) if run[family] else 0.0 for family in run}
 
 
-def report_writer(context: AssetExecutionContext, charts: dict):
+def report_writer(context: AssetExecutionContext, charts: dict, api_url: str):
     """Writes the report into the build directory before it is published; the charts become asset metadata.
-    The report is a by-product: if it fails, the build is published without it and says why."""
+    The report is a by-product: if it fails, the build is published without it and says why.
+
+    The UI shows each chart in place in the catalog's metadata panel as an image served by the REST API
+    (``api_url``: `scenarios serve`, which `make ui` starts beside the UI) for this build; the report itself is a
+    link there and a path."""
 
     def write(build_dir) -> None:
         try:
@@ -154,8 +159,14 @@ def report_writer(context: AssetExecutionContext, charts: dict):
             context.log.warning(f"scenario report not written: {exc}")
             charts["report_error"] = str(exc)
             return
-        charts["report"] = MetadataValue.path(str(files[REPORT_FILE]))
-        charts.update({f"chart_{chart.key}": MetadataValue.md(chart.markdown()) for chart in report.charts})
+        build_id = Path(build_dir).name.removeprefix(TMP_PREFIX)
+        charts["report"] = MetadataValue.path(str(Path(build_dir).with_name(build_id) / REPORT_FILE))  # once published
+        charts["report_url"] = MetadataValue.url(f"{api_url}/report?build={build_id}")
+        charts.update({
+            f"chart_{chart.key}": MetadataValue.md(
+                chart.linked_markdown(f"{api_url}/report/charts/{chart.key}.png?build={build_id}"))
+            for chart in report.charts
+        })
 
     return write
 
@@ -226,7 +237,7 @@ def catalog(context: AssetExecutionContext, settings: ScenarioSettings, market: 
             timings = {s.manifest.key: round(s.manifest.generation_seconds, 3) for s in plan.sources if s.origin == "new"}
             run = {"timings": timings, "time": {"market_data": market.report.get("load_seconds")}}
             final, header = build_and_publish(plan, out, int(config["performance"]["keep_builds"]), run=run,
-                                              report=report_writer(context, charts), phases=phases)
+                                              report=report_writer(context, charts, settings.api_base_url()), phases=phases)
             build_id, generated_at = final.name, header["generated_at"]
             with phases.timed("clean_staging"):
                 staging_cleanup(context, out, family_slices, {s.manifest.slice_id for s in plan.sources})
