@@ -44,7 +44,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from fastapi import Body, FastAPI, Path as PathParam, Query, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.responses import JSONResponse, Response, StreamingResponse
 from fastapi_offline import FastAPIOffline
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -1069,13 +1069,19 @@ def create_app(
         **_error_responses(404, 422, 503)}, summary="One chart of the visual report, as PNG")
     def report_chart(chart: Annotated[str, PathParam(pattern=r"^[a-z0-9_]{1,64}$",
                                                      description="chart key, e.g. overview, monte_carlo_fan")],
-                     build: BuildParam = None):
+                     build: BuildParam = None,
+                     width: Annotated[int | None, Query(ge=100, le=4000, description=(
+                         "scale down to this many pixels wide (aspect kept; never up), e.g. for the Dagster "
+                         "UI's metadata panel"))] = None):
         snap, source = store.read(build, lambda snap: snap.open_chart(chart))
-        size = os.fstat(source.fileno()).st_size
         # A build never changes once published: a chart asked for by build id may be cached for good.
-        cache = {"Cache-Control": "public, max-age=31536000, immutable"} if build else {}
+        headers = {**snap.headers, **({"Cache-Control": "public, max-age=31536000, immutable"} if build else {})}
+        if width is not None:
+            with source:
+                return Response(_scaled_png(source.read(), width), media_type="image/png", headers=headers)
+        size = os.fstat(source.fileno()).st_size
         return StreamingResponse(_file_chunks(source), media_type="image/png",
-                                 headers={**snap.headers, **cache, "Content-Length": str(size)})
+                                 headers={**headers, "Content-Length": str(size)})
 
     return app
 
@@ -1083,6 +1089,19 @@ def create_app(
 async def _iterate(chunks: list[bytes]):
     for chunk in chunks:
         yield chunk
+
+
+def _scaled_png(png: bytes, width: int) -> bytes:
+    """``png`` scaled down to ``width`` pixels wide, aspect kept (Pillow, Lanczos); unchanged when not wider."""
+    from PIL import Image
+
+    with Image.open(io.BytesIO(png)) as image:
+        if image.width <= width:
+            return png
+        height = max(1, round(image.height * width / image.width))
+        out = io.BytesIO()
+        image.resize((width, height), Image.Resampling.LANCZOS).save(out, format="PNG", optimize=True)
+        return out.getvalue()
 
 
 def _file_chunks(source) -> Iterator[bytes]:

@@ -8,12 +8,10 @@ import pytest
 
 from scenarios_assets import cli
 from scenarios_assets.cli_progress import BarDisplay, PlainDisplay, StepState, make_display
-from scenarios_assets.core.builds import METADATA_FILE, REPORT_FILE, SUMMARY_FILE, new_staging
+from scenarios_assets.core.builds import METADATA_FILE, REPORT_FILE, SUMMARY_FILE
 from scenarios_assets.core.families import family_stream
-from scenarios_assets.core.library import build_and_publish, plan_build
-from scenarios_assets.core.report import write_report
 from scenarios_assets.core.slices import SliceProgress, write_slice
-from scenarios_assets.core.timing import Phases
+from scenarios_tests.operator_helpers import publish_build
 
 GBM_30_BY_7 = {
     "generation": {"stochastic": {"monte_carlo": {"num_scenarios": 30, "return_model": "gbm"}}},
@@ -47,19 +45,9 @@ def test_progress_lines_read_back_exactly():
 @pytest.fixture(scope="module")
 def published(make_ctx, tmp_path_factory):
     """A build of historical and stress at severe, assembled from real slices with the real report."""
-    out = tmp_path_factory.mktemp("library")
-    manifests = {}
-    for family in ("historical", "stress"):
-        staging = new_staging(out, family, "severe", "test-run")
-        manifests[family] = {"severe": write_slice(family_stream(family, make_ctx("severe")), staging)}
-        manifests[family]["severe"].generation_seconds = {"historical": 1.25, "stress": 0.5}[family]
-    ctx = make_ctx("severe")
-    plan = plan_build(manifests, ["historical", "stress"], ["severe"], ctx.market.data_version, ctx.config_hash, out,
-                      carry_over=False, all_families=["historical", "stress"], all_severities=["severe"])
-    phases = Phases()
-    run = {"timings": {"historical/severe": 1.25, "stress/severe": 0.5}, "time": {"market_data": 0.75}}
-    final, header = build_and_publish(plan, out, 2, run=run, report=lambda d: write_report(d), phases=phases)
-    return final, phases
+    return publish_build(tmp_path_factory.mktemp("library"), make_ctx, seconds={"historical": 1.25, "stress": 0.5},
+                         run={"timings": {"historical/severe": 1.25, "stress/severe": 0.5},
+                              "time": {"market_data": 0.75}})
 
 
 def test_build_records_where_its_steps_time_went(published):

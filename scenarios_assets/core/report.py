@@ -73,11 +73,12 @@ class Chart:
         """Markdown with the image embedded (the Dagster UI shows it only in a dialog: see linked_markdown)."""
         return f"**{self.title}**\n\n![{self.title}]({self.data_uri()})\n\n{self.caption}"
 
-    def linked_markdown(self, url: str) -> str:
-        """Markdown showing the image at ``url``. The Dagster UI (1.13) renders a Markdown metadata value in place
-        only when it is shorter than INLINE_MARKDOWN_LIMIT characters, else behind a "[Show Markdown]" link:
-        an embedded PNG never fits, a link to the image does (the caption is cut to fit)."""
-        head = f"**{self.title}**\n\n![{self.title}]({url})\n\n"
+    def linked_markdown(self, url: str, thumbnail_url: str | None = None) -> str:
+        """Markdown showing the image at ``thumbnail_url`` (default ``url``), a link to ``url``. The Dagster UI (1.13)
+        renders a Markdown metadata value in place only when it is shorter than INLINE_MARKDOWN_LIMIT characters,
+        else behind a "[Show Markdown]" link: an embedded PNG never fits, a link to the image does (the caption
+        is cut to fit)."""
+        head = f"**{self.title}**\n\n[![{self.title}]({thumbnail_url or url})]({url})\n\n"
         room = INLINE_MARKDOWN_LIMIT - 1 - len(head)
         caption = self.caption if len(self.caption) <= room else self.caption[: max(room - 1, 0)] + "…"
         return head + caption

@@ -83,6 +83,7 @@ def family_metadata(m: SliceManifest, figures: dict) -> dict:
     }
 
 
+UI_CHART_WIDTH = 560  # pixels: the charts as they fit the metadata panel's value column (a click opens them whole)
 PROGRESS_LOG_SECONDS = 1.0  # at most one progress line per second in the run's log (and the last one)
 
 
@@ -162,11 +163,9 @@ def report_writer(context: AssetExecutionContext, charts: dict, api_url: str):
         build_id = Path(build_dir).name.removeprefix(TMP_PREFIX)
         charts["report"] = MetadataValue.path(str(Path(build_dir).with_name(build_id) / REPORT_FILE))  # once published
         charts["report_url"] = MetadataValue.url(f"{api_url}/report?build={build_id}")
-        charts.update({
-            f"chart_{chart.key}": MetadataValue.md(
-                chart.linked_markdown(f"{api_url}/report/charts/{chart.key}.png?build={build_id}"))
-            for chart in report.charts
-        })
+        for chart in report.charts:
+            url = f"{api_url}/report/charts/{chart.key}.png?build={build_id}"
+            charts[f"chart_{chart.key}"] = MetadataValue.md(chart.linked_markdown(url, f"{url}&width={UI_CHART_WIDTH}"))
 
     return write
 
