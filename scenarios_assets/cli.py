@@ -213,6 +213,12 @@ def preflight(plan: Plan) -> str:
     from scenarios_assets.core.market import load_configured_market_data, market_source
 
     market = load_configured_market_data(market_source(plan.settings.get("market_data")), plan.config["data"])
+    spelled = market.report.get("symbols_requested")
+    if spelled and spelled != plan.config["data"]["symbols_universe"]:  # e.g. spx -> SPX: one config, one hash
+        overrides = json.loads(plan.settings["overrides_json"])
+        overrides.setdefault("data", {})["symbols_universe"] = spelled
+        plan.settings["overrides_json"] = json.dumps(overrides, sort_keys=True)
+        plan.config["data"]["symbols_universe"] = spelled
     return (
         f"market data {market.source}: {len(market.symbols)} symbols, {market.dates[0].date()}..{market.dates[-1].date()}, "
         f"version {market.data_version}"
@@ -377,9 +383,10 @@ def main(argv: list[str] | None = None) -> int:
         plan = plan_from_args(args)
         for note in plan.notes:
             print(note, file=sys.stderr, flush=True)
+        loaded = preflight(plan)  # may respell --symbols as the data does (spx -> SPX), hence before the hash
         print(f"scenarios: families {', '.join(plan.families)}; severities {', '.join(plan.severities)}; "
               f"config {config_hash(plan.config)}", flush=True)
-        print(f"  {preflight(plan)}", flush=True)
+        print(f"  {loaded}", flush=True)
     except ScenarioInputError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT

@@ -26,7 +26,7 @@ MARKED: dict[str, tuple[str, ...]] = {
         "test_api.py::test_live_server_serves_and_runs_a_generation_on_dagster",  # uvicorn + a Dagster generation
     ),
     "browser": ("test_report.py::test_report_renders_in_headless_chromium",),
-    "postgres": ("test_postgres.py::",),
+    "postgres": ("test_postgres.py::", "test_symbols.py::test_postgres_source_respells_symbols_in_sql"),
     "scale": (),
 }
 

@@ -305,6 +305,31 @@ def _fill_short_gaps(close: pd.DataFrame, source: str) -> tuple[pd.DataFrame, in
     return filled, int((inside & ~seen).to_numpy().sum())
 
 
+def resolve_symbols(requested: list[str], available: list[str], source: str) -> list[str]:
+    """The requested symbols as the data spells them: the exact name, else the one name that equals it ignoring
+    case (``spx`` -> ``SPX``); duplicates dropped, order kept. Raises ScenarioInputError for a name that matches
+    nothing (listing the available ones) or, ignoring case, more than one (``Spx`` with both ``SPX`` and ``spx``)."""
+    exact = set(available)
+    folded: dict[str, list[str]] = {}
+    for name in available:
+        folded.setdefault(name.casefold(), []).append(name)
+    resolved, unknown, ambiguous = [], [], []
+    for name in requested:
+        matches = [name] if name in exact else folded.get(name.casefold(), [])
+        if len(matches) == 1:
+            resolved.append(matches[0])
+        elif matches:
+            ambiguous.append(f"{name} ({' or '.join(sorted(matches))})")
+        else:
+            unknown.append(name)
+    if unknown:
+        raise unknown_symbols_error(unknown, available, source)
+    if ambiguous:
+        raise ScenarioInputError(f"symbol(s) {', '.join(ambiguous)} of market data '{source}' differ only in case; "
+                                 "give the exact name")
+    return list(dict.fromkeys(resolved))
+
+
 def unknown_symbols_error(unknown: list[str], available: list[str], source: str) -> ScenarioInputError:
     return ScenarioInputError(
         f"unknown symbol(s) {', '.join(unknown)} in market data '{source}' (available: {', '.join(available)})"
@@ -370,7 +395,8 @@ def load_market_data(source: str | Path, **selection) -> MarketData:
         from scenarios_assets.core.database import read_ohlcv_postgres, source_name
 
         name = source_name(str(source))
-        raw = read_ohlcv_postgres(str(source), symbols, start, end, reference)  # checks unknown symbols
+        raw = read_ohlcv_postgres(str(source), symbols, start, end, reference)  # resolves the symbols' case
+        symbols = raw.attrs.get("symbols", symbols)
         if raw.empty and (symbols or start is not None or end is not None):
             raise ScenarioInputError(f"market data '{name}' has no rows for the requested symbols and dates")
         ohlcv, report = validate_ohlcv(raw, name)
@@ -380,13 +406,12 @@ def load_market_data(source: str | Path, **selection) -> MarketData:
         ohlcv, report = validate_ohlcv(read_ohlcv(source), name)
         available = sorted(ohlcv["symbol"].unique()) if symbols else None
         if symbols:
-            unknown = [s for s in symbols if s not in available]
-            if unknown:
-                raise unknown_symbols_error(unknown, available, name)
+            symbols = resolve_symbols(symbols, available, name)
         ohlcv = select_rows(ohlcv, symbols, start, end, reference)
         if ohlcv.empty:
             raise ScenarioInputError(f"market data '{name}' has no rows for the requested symbols and dates")
-    report = {**report, "rows": len(ohlcv)}
+    report = {**report, "rows": len(ohlcv), **({"symbols_requested": symbols} if symbols else {})}
+    selection = {**selection, "symbols": symbols}
     market = build_market_data(ohlcv, name, report=report, available_symbols=available, **selection)
     market.report["load_seconds"] = round(time.perf_counter() - started, 3)  # read, validate, align
     return market

@@ -169,10 +169,25 @@ def summary_text(document: dict, run: dict) -> str:
     failures = [f"  {key}: {name} ({res['detail'] or res['value']})"
                 for key, sl in slices.items() for name, res in sl["validation"].items() if not res["passed"]]
     lines += ["", f"validation failures: {len(failures)}", *failures]
-    skipped = [f"  {key}: {sk['name']}: {sk['reason']}" for key, sl in slices.items() for sk in sl["skipped"]]
-    lines += ["", f"skipped: {len(skipped)}", *skipped]
+    lines += ["", *skipped_lines(slices)]
     lines += time_lines(run)
     return "\n".join(lines) + "\n"
+
+
+def skipped_lines(slices: dict) -> list[str]:
+    """What was skipped and why, each (family, name, reason) once with the severities it applies to (the same
+    event usually fails the same way at every severity)."""
+    grouped: dict[tuple[str, str, str], list[str]] = {}
+    count = 0
+    for key, sl in slices.items():
+        family, severity = key.split("/")
+        for sk in sl["skipped"]:
+            grouped.setdefault((family, sk["name"], sk["reason"]), []).append(severity)
+            count += 1
+    lines = [f"skipped: {count}" + (f" ({len(grouped)} distinct)" if len(grouped) < count else "")]
+    for (family, name, reason), severities in grouped.items():
+        lines.append(f"  {family} [{', '.join(severities)}]: {name}: {reason}")
+    return lines
 
 
 PHASE_NAMES = {"plan": "plan and checks", "link_files": "link files", "report": "report", "metadata": "metadata",
