@@ -243,11 +243,13 @@ class RunFailed(RuntimeError):
     pass
 
 
-def run_plan(plan: Plan, out=None, tags: dict | None = None, preflight_seconds: float = 0.0) -> int:
+def run_plan(plan: Plan, out=None, tags: dict | None = None, preflight_seconds: float = 0.0,
+             startup_seconds: float = 0.0) -> int:
     """Run market data, each severity's families, then the catalog, as Dagster runs on the instance
     (``tags``: extra tags on every run, e.g. the REST API's request id). Each step is shown as it starts and
     ends (bars on a terminal, plain lines elsewhere: ``cli_progress``); the end says where the wall time went
-    (``preflight_seconds``: the caller's load of the market data before, counted in)."""
+    (``startup_seconds``, ``preflight_seconds``: the process's start-up and the caller's load of the market data
+    before, counted in)."""
     started_at = time.perf_counter()
     out = out if out is not None else sys.stdout
     if not plan.verbose:
@@ -322,7 +324,8 @@ def run_plan(plan: Plan, out=None, tags: dict | None = None, preflight_seconds: 
             print("", file=out)
             print((build / SUMMARY_FILE).read_text(), file=out, end="")
     print("", file=out)
-    for line in time_report(preflight_seconds + time.perf_counter() - started_at, preflight_seconds, runs):
+    wall = startup_seconds + preflight_seconds + time.perf_counter() - started_at
+    for line in time_report(wall, preflight_seconds, runs, startup_seconds):
         print(line, file=out)
     return EXIT_OK
 
@@ -378,6 +381,7 @@ def main(argv: list[str] | None = None) -> int:
         module, function = SUBCOMMANDS[argv[0]].split(":")
         return getattr(importlib.import_module(module), function)(argv[1:])
     started = time.perf_counter()
+    startup_seconds = _process_age()  # the interpreter and the imports before main()
     try:
         args = build_parser().parse_args(argv)
         plan = plan_from_args(args)
@@ -397,8 +401,15 @@ def main(argv: list[str] | None = None) -> int:
         ensure_dagster_home()  # before the workers start: they inherit DAGSTER_HOME, which the instance config reads
         with local_dask_cluster(plan.workers, quiet=not plan.verbose) as address:
             plan.dask_scheduler = address
-            return run_plan(plan, preflight_seconds=preflight_seconds)
-    return run_plan(plan, preflight_seconds=preflight_seconds)
+            return run_plan(plan, preflight_seconds=preflight_seconds, startup_seconds=startup_seconds)
+    return run_plan(plan, preflight_seconds=preflight_seconds, startup_seconds=startup_seconds)
+
+
+def _process_age() -> float:
+    """Seconds since this process started (psutil: the kernel's start time of the process)."""
+    import psutil
+
+    return max(time.time() - psutil.Process().create_time(), 0.0)
 
 
 if __name__ == "__main__":
