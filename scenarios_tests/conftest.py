@@ -31,6 +31,7 @@ MARKED: dict[str, tuple[str, ...]] = {
         "test_dagster_graph.py::test_whole_graph_materialises_with_all_checks_passing",
         "test_dagster_graph.py::test_same_data_config_seed_give_identical_outputs",
         "test_dagster_graph.py::test_severity_is_monotone_for_every_family",
+        "test_builds.py::test_cli_partial_run_keeps_the_library",  # several CLI builds of the library, ~1.5 min
     ),
 }
 
