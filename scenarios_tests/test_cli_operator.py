@@ -38,3 +38,20 @@ def test_step_processes_console_goes_to_the_log_file(tmp_path, capfd):
     with cli.stderr_to(None):  # --verbose or in process: untouched
         subprocess.run([sys.executable, "-c", code], check=True)
     assert "DEBUG" in capfd.readouterr().err
+
+
+def test_a_window_ending_before_the_data_says_why(make_ctx):
+    """The projected tariff cycle's window ends on SPX's last date (2025-01-31 in the bundled data) while the market
+    data, and so the run header, runs to NVDA's 2025-02-14: the skip reason names both and why."""
+    from scenarios_assets.core.families import generate_family
+    from scenarios_assets.core.market import load_configured_market_data
+    from scenarios_assets.core.paths import BUNDLED_OHLCV
+
+    overrides = {"generation": {"historical": {"include_full_cycles": True}}, "data": {"start_date": "2024-12-01"}}
+    ctx = make_ctx("severe", overrides)
+    ctx = make_ctx("severe", overrides, load_configured_market_data(BUNDLED_OHLCV, ctx.config["data"]))
+    [reason] = [s["reason"] for s in generate_family("historical", ctx).skipped if s["key"] == "tariff_cycle_2025_2026"]
+    assert "the calibration window 2015-01-31..2025-01-31 holds" in reason
+    assert "(the market data starts 2024-12-02)" in reason
+    assert reason.endswith("the observed part ends 2025-01-31, the last date every symbol of the event has data "
+                           "(SPX's last; the market data runs to 2025-02-14)")

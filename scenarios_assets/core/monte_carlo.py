@@ -239,8 +239,9 @@ def calibration_window(
     if years is None:
         window_rows = window_rows[1:]  # the first session has no return
     if window_rows.size < min_sessions:
+        since = f" (the market data starts {dates[0].date()})" if dates[0] > lo else ""
         raise CalibrationError(
-            f"the calibration window {lo.date()}..{end_date.date()} holds {window_rows.size} sessions "
+            f"the calibration window {lo.date()}..{end_date.date()} holds {window_rows.size} sessions{since} "
             f"(at least {min_sessions} needed)"
         )
     values = close.to_numpy(np.float64)
@@ -1079,7 +1080,11 @@ def project_event(
             last_close=replay.prices[-1, cols].astype(np.float64),
         )
     except CalibrationError as exc:
-        return f"the projection model cannot be calibrated: {exc}"
+        # Say why its window ends before the market data does: the event's first symbol to run out of data.
+        lagging = min(chosen, key=lambda s: last_dates[s])
+        return (f"the projection model cannot be calibrated: {exc}; the observed part ends {observed_until.date()}, "
+                f"the last date every symbol of the event has data ({lagging}'s last; the market data runs to "
+                f"{close.index[-1].date()})")
     proj_dates = pd.bdate_range(observed_until + pd.Timedelta(days=1), end).to_numpy().astype("datetime64[D]")
     if len(proj_dates) == 0:
         return "no business day to project"
