@@ -169,7 +169,8 @@ class RunWatcher:
 
         # Its own instance object (own storage connections) for the thread; the run's events are in the
         # shared storage whatever process writes them.
-        ref = instance.get_ref() if hasattr(instance, "get_ref") else None
+        ref = instance.get_ref() if getattr(instance, "is_persistent", False) else None
+        self._owned = ref is not None
         self._instance = DagsterInstance.from_ref(ref) if ref is not None else instance
         self.display = display
         self.severity = severity
@@ -192,6 +193,8 @@ class RunWatcher:
         self._done.set()
         self._thread.join()
         self.display.close()
+        if self._owned:
+            self._instance.dispose()
 
     def _loop(self) -> None:
         while not self._done.wait(POLL_SECONDS):
