@@ -12,8 +12,11 @@ CLI validates its flags and runs the CLI's plan (market data, each severity's fa
 Dagster runs on the project's instance (``DAGSTER_HOME``), in a background process; the runs carry the
 tag ``scenarios/request_id`` so the Dagster UI and ``GET /runs/{run_id}`` follow them.
 
-Errors are JSON ``{"status", "error", "message"[, "details"]}``: 404 for an unknown id or build, 422 for
-bad parameters, 503 while there is no catalog; never a stack trace.
+Errors are JSON ``{"status", "error", "message"[, "details"]}``: 400 for a body that is not JSON, 404 for
+an unknown id or build, 413 for a body above ``MAX_BODY_BYTES``, 422 for bad parameters, 503 while there is
+no catalog; never a stack trace, and no server file path (``_redact``). Links (``next``, ``status_url``,
+``Location``) are paths relative to the server's root, or absolute under a configured public base URL
+(``--public-url`` / ``$SCENARIOS_PUBLIC_URL``), never built from the request's ``Host`` header.
 """
 
 from __future__ import annotations
@@ -80,6 +83,10 @@ ACCEPT = {
     "*/*": "json",
 }
 BATCH_ROWS = 16_384
+# Largest request body accepted (413 beyond): a generation request is a few kB (1,000 symbols ~ 25 kB).
+MAX_BODY_BYTES = 64 * 1024
+# Absolute server paths in an answer's text are cut to their last component (``_redact``).
+_ABSOLUTE_PATH = re.compile(r"(?<![\w:/.~-])/(?:[^\s'\"/()]+/)+([^\s'\"/()]*)")
 
 
 class ApiError(Exception):
@@ -401,11 +408,13 @@ class ScenarioDetail(ScenarioSummary):
     metrics: Metrics
     build_id: str
     generated_at: str
-    data_version: str
+    data_version: str = Field(description="the data version this scenario's slice was built from")
+    config_hash: str = Field(description="the config hash this scenario's slice was built with")
+    origin: Literal["new", "carried"] = Field(description="new in this build, or carried over from an earlier one")
+    stale: bool = Field(description="carried over from another data version or config of its family")
 
 
 class CatalogInfo(BaseModel):
-    output_dir: str
     build_id: str
     generated_at: str
     data_version: str
@@ -491,7 +500,6 @@ class GenerateAccepted(BaseModel):
     dagster_ui_url: str | None
     families: list[str]
     severities: list[str]
-    output_dir: str
 
 
 class DagsterRun(BaseModel):
@@ -521,8 +529,8 @@ class RunStatus(BaseModel):
 
 
 def _error_responses(*codes: int) -> dict:
-    text = {400: "Unreadable body (not UTF-8 JSON)", 404: "Not found", 406: "Not acceptable", 409: "Conflict",
-            422: "Invalid parameters", 503: "No catalog yet"}
+    text = {400: "Unreadable body (not JSON, or empty)", 404: "Not found", 406: "Not acceptable", 409: "Conflict",
+            413: "Body too large", 422: "Invalid parameters", 503: "No catalog yet"}
     return {code: {"model": ErrorBody, "description": text.get(code, "Error")} for code in codes}
 
 
@@ -779,10 +787,52 @@ def _error(status: int, message: str, details: list | None = None, headers: dict
         phrase = HTTPStatus(status).phrase
     except ValueError:
         phrase = "Error"
-    body = {"status": status, "error": phrase, "message": message}
+    body = {"status": status, "error": phrase, "message": _redact(message)}
     if details is not None:
-        body["details"] = details
+        body["details"] = [{**d, "message": _redact(str(d.get("message", "")))} for d in details]
     return JSONResponse(body, status_code=status, headers=headers)
+
+
+def _redact(text: str) -> str:
+    """``text`` with every absolute file path cut to its last component ('/srv/data/ohlcv.parquet' ->
+    'ohlcv.parquet'): answers name the input, never where the server keeps it."""
+    return _ABSOLUTE_PATH.sub(lambda m: m.group(1) or "/", str(text))
+
+
+class BodyLimit:
+    """ASGI middleware: a request body above ``limit`` bytes is refused with 413, before it is read when
+    Content-Length says so, else as soon as the bytes received pass the limit (chunked uploads)."""
+
+    def __init__(self, app, limit: int):
+        self.app, self.limit = app, int(limit)
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        declared = dict(scope.get("headers") or []).get(b"content-length")
+        if declared is not None and (not declared.isdigit() or int(declared) > self.limit):
+            response = _error(413, f"the request body is {declared.decode(errors='replace')[:20]} bytes; at most "
+                                   f"{self.limit} are accepted")
+            return await response(scope, receive, send)
+        received = 0
+
+        async def limited():
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.limit:
+                    raise StarletteHTTPException(413, f"the request body passed {self.limit} bytes, the most accepted")
+            return message
+
+        return await self.app(scope, limited, send)
+
+
+def _link(request: Request, path: str, base: str | None) -> str:
+    """``path`` (absolute within the app) as a link: under the configured public base URL, else relative to
+    the server's root; never from the request's Host header."""
+    root = request.scope.get("root_path", "") or ""
+    return f"{base or ''}{root}{path}"
 
 
 def create_app(
@@ -790,14 +840,19 @@ def create_app(
     dagster_home: str | Path | None = None,
     dagster_ui_url: str | None = None,
     launcher=None,
+    public_url: str | None = None,
+    max_body_bytes: int = MAX_BODY_BYTES,
 ) -> FastAPI:
     """The API over the catalog in ``output_dir`` (default: $SCENARIOS_OUTPUT_DIR or data/scenarios);
     generation runs go to the Dagster instance in ``dagster_home`` (default: $DAGSTER_HOME or the
     project's .dagster_home). ``dagster_ui_url`` (or $SCENARIOS_DAGSTER_UI_URL), e.g.
-    http://127.0.0.1:3000, adds links to the runs in the Dagster UI."""
+    http://127.0.0.1:3000, adds links to the runs in the Dagster UI. ``public_url`` (or $SCENARIOS_PUBLIC_URL),
+    e.g. https://scenarios.example.org, makes the API's own links absolute under it (default: relative paths).
+    Bodies above ``max_body_bytes`` get 413."""
     out = Path(output_dir or os.environ.get("SCENARIOS_OUTPUT_DIR") or DEFAULT_OUTPUT_DIR).resolve()
     home = Path(dagster_home or os.environ.get("DAGSTER_HOME") or DEFAULT_DAGSTER_HOME).resolve()
     ui = (dagster_ui_url or os.environ.get("SCENARIOS_DAGSTER_UI_URL") or "").rstrip("/") or None
+    base = (public_url or os.environ.get("SCENARIOS_PUBLIC_URL") or "").rstrip("/") or None
     store = CatalogStore(out)
     requests = RequestLog(home)
     launcher = launcher or SubprocessLauncher(requests, home)
@@ -815,6 +870,7 @@ def create_app(
     )
     app.state.store = store
     app.state.launcher = launcher
+    app.add_middleware(BodyLimit, limit=max_body_bytes)
 
     @app.exception_handler(ApiError)
     async def _api_error(_request, exc: ApiError):
@@ -831,6 +887,14 @@ def create_app(
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(_request, exc: RequestValidationError):
+        errors = exc.errors()
+        unreadable = next((e for e in errors if e.get("type") == "json_invalid"), None)
+        if unreadable is not None:
+            position = unreadable.get("loc", ("body", "?"))[-1]
+            reason = (unreadable.get("ctx") or {}).get("error", "invalid JSON")
+            return _error(400, f"the request body is not valid JSON: {reason} (at character {position})")
+        if any(e.get("type") == "missing" and tuple(e.get("loc", ())) == ("body",) for e in errors):
+            return _error(400, "the request body is empty: send a JSON object ({} for the defaults)")
         details = []
         for err in exc.errors():
             loc = ".".join(str(p) for p in err.get("loc", ()))
@@ -868,7 +932,7 @@ def create_app(
         files = sorted(p.name for p in snap.path.iterdir() if not p.name.startswith(".") and p.name != builds.SLICES_DIR
                        and (p.is_file() or p.name.endswith(".parquet")))
         return JSONResponse({
-            "output_dir": str(out), **snap.provenance, "data_version": snap.data_version,
+            **snap.provenance, "data_version": snap.data_version,
             "config_hash": snap.config_hash, "scenario_count": len(snap.records), "counts": counts,
             "families": snap.document.get("families", {}), "files": files,
         }, headers=snap.headers)
@@ -902,7 +966,8 @@ def create_app(
         page = items[offset: offset + limit]
         nxt = None
         if offset + limit < len(items):
-            nxt = str(request.url.include_query_params(offset=offset + limit, limit=limit))
+            query = request.url.include_query_params(offset=offset + limit, limit=limit).query
+            nxt = _link(request, f"{request.url.path.removeprefix(request.scope.get('root_path', '') or '')}?{query}", base)
         body = {
             "total": len(items), "offset": offset, "limit": limit, "count": len(page), "next": nxt,
             **snap.provenance, "data_version": snap.data_version, "config_hash": snap.config_hash, "items": page,
@@ -912,7 +977,7 @@ def create_app(
     # Declared before /scenarios/{scenario_id}, so that other methods on /scenarios/generate get a 405 whose
     # Allow header names POST.
     @app.post("/scenarios/generate", status_code=202, response_model=GenerateAccepted, tags=["runs"],
-              responses=_error_responses(400, 409, 422),
+              responses=_error_responses(400, 409, 413, 422),
               summary="Validate a generation config and launch its Dagster runs")
     def generate(request: Request, body: GenerateRequest = Body(...)):
         config = body.model_dump(mode="json")
@@ -932,11 +997,11 @@ def create_app(
             record = {"id": request_id, "state": "queued", "created_at": _utc(), "request": config,
                       "families": plan.families, "severities": plan.severities, "output_dir": str(out), "pid": None}
             launcher.launch(record)
-        status_url = str(request.url_for("run_status", run_id=request_id))
+        status_url = _link(request, str(request.app.url_path_for("run_status", run_id=request_id)), base)
         return JSONResponse(
             {"run_id": request_id, "state": "queued", "status_url": status_url,
              "dagster_ui_url": _ui_runs_url(ui, request_id), "families": plan.families,
-             "severities": plan.severities, "output_dir": str(out)},
+             "severities": plan.severities},
             status_code=202, headers={"Location": status_url},
         )
 
@@ -958,10 +1023,14 @@ def create_app(
             "portfolio": computed["portfolio"],
             "by_symbol": rows if rows is not None else computed["by_symbol"],
         }
+        entry = (snap.document.get("families") or {}).get(f"{record['family']}/{record['severity']}") or {}
         return {
             **record, **_summary(record),
             "validation": record.get("validation") or {}, "metadata": record.get("metadata") or {},
-            "metrics": metrics, **snap.provenance, "data_version": snap.data_version,
+            "metrics": metrics, **snap.provenance,
+            "data_version": str(entry.get("data_version") or snap.data_version),
+            "config_hash": str(entry.get("config_hash") or snap.config_hash),
+            "origin": entry.get("origin", "new"), "stale": bool(entry.get("stale", False)),
         }
 
     @app.get("/scenarios/{scenario_id}", response_model=ScenarioDetail, tags=["scenarios"],
@@ -1036,10 +1105,11 @@ def create_app(
             error = record.get("error")
             if state not in RequestLog.FINAL and not _alive(record):
                 state, error = "failure", "the generation process exited unexpectedly; see its log " \
-                                          f"({requests.dir / (run_id + '.log')})"
+                                          f"({run_id}.log in the server's request directory)"
             return {
                 "run_id": run_id, "kind": "generation", "state": state, "created_at": record.get("created_at"),
-                "started_at": record.get("started_at"), "finished_at": record.get("finished_at"), "error": error,
+                "started_at": record.get("started_at"), "finished_at": record.get("finished_at"),
+                "error": _redact(error) if error else None,
                 "request": record.get("request"), "families": record.get("families"),
                 "severities": record.get("severities"), "dagster_runs": runs,
                 "dagster_ui_url": _ui_runs_url(ui, run_id),
@@ -1222,6 +1292,8 @@ def serve(argv: list[str]) -> int:
     parser.add_argument("--output-dir",
                         help=f"catalog directory (default: $SCENARIOS_OUTPUT_DIR or {DEFAULT_OUTPUT_DIR})")
     parser.add_argument("--dagster-ui", help="URL of the Dagster UI for run links (default: $SCENARIOS_DAGSTER_UI_URL)")
+    parser.add_argument("--public-url", help="base URL of the API's own links, e.g. https://scenarios.example.org "
+                        "(default: $SCENARIOS_PUBLIC_URL, else links are paths relative to the server's root)")
     parser.add_argument("--log-level", default="info", choices=("critical", "error", "warning", "info", "debug"))
     parser.add_argument("--workers", type=int, default=1,
                         help="worker processes (default 1; each parses and caches the builds it reads)")
@@ -1239,7 +1311,7 @@ def serve(argv: list[str]) -> int:
     import uvicorn
 
     home = cli.ensure_dagster_home()
-    app = create_app(args.output_dir, home, args.dagster_ui)
+    app = create_app(args.output_dir, home, args.dagster_ui, public_url=args.public_url)
     print(f"serving {app.state.store.output_dir} on http://{args.host}:{args.port} (docs: /docs; "
           f"Dagster instance {home}; {args.workers} worker(s))", flush=True)
     if args.workers == 1:
@@ -1249,6 +1321,8 @@ def serve(argv: list[str]) -> int:
     os.environ["SCENARIOS_OUTPUT_DIR"] = str(app.state.store.output_dir)
     if args.dagster_ui:
         os.environ["SCENARIOS_DAGSTER_UI_URL"] = args.dagster_ui
+    if args.public_url:
+        os.environ["SCENARIOS_PUBLIC_URL"] = args.public_url
     uvicorn.run("scenarios_assets.api:create_app", factory=True, workers=args.workers, host=args.host, port=args.port,
                 log_level=args.log_level)
     return 0

@@ -38,6 +38,7 @@ def describe_builds(out: Path) -> list[dict]:
             "scenarios": sum(int(f.get("count", 0)) for f in families.values()),
             "new": [k for k, f in families.items() if f.get("origin") == "new"],
             "carried_over": [k for k, f in families.items() if f.get("origin") == "carried"],
+            "stale": [k for k, f in families.items() if f.get("stale")],
         })
     return rows
 
@@ -63,6 +64,7 @@ def builds_main(argv: list[str]) -> int:
         return 0
     for row in rows:
         carried = f"; carried over: {', '.join(row['carried_over'])}" if row["carried_over"] else ""
+        carried += f" (stale: {', '.join(row['stale'])})" if row["stale"] else ""
         print(f"{'*' if row['current'] else ' '} {row['build_id']}  {row['generated_at']}  data {row['data_version']}  "
               f"config {row['config_hash']}  {row['scenarios']} scenarios; new: {', '.join(row['new']) or 'none'}{carried}")
     return 0

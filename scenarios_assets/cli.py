@@ -22,6 +22,8 @@ from pathlib import Path
 from scenarios_assets.core.config import config_hash, default_config, load_config
 from scenarios_assets.core.errors import ScenarioInputError
 from scenarios_assets.core.families import CLI_TYPES, FAMILY_SPECS, enabled, families_for_type
+from scenarios_assets.core.database import PASSWORD_ENV, split_password
+from scenarios_assets.core.price_moves import parse_accepted_moves
 from scenarios_assets.core.paths import DEFAULT_DAGSTER_HOME, DEFAULT_OUTPUT_DIR, INSTANCE_TEMPLATE
 from scenarios_assets.core.severity import parse_severities
 from scenarios_assets.core.builds import SUMMARY_FILE, current_build, current_build_id
@@ -104,6 +106,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--end-date", type=_iso_date, help="last date of market data to use (YYYY-MM-DD)")
     p.add_argument("--dry-run", action="store_true", help="generate and validate, write nothing")
     p.add_argument("--market-data", help="OHLCV Parquet/CSV file or directory, or a postgresql:// URL")
+    p.add_argument("--accept-move", action="append", metavar="SYMBOL:YYYY-MM-DD",
+                   help="accept a real one-session move that the split check refuses (repeatable; adds to the "
+                        "config's data.accepted_moves)")
     p.add_argument("--output-dir", help=f"the library: its builds and current files (default: {DEFAULT_OUTPUT_DIR})")
     p.add_argument("--config", help="YAML config overriding the shipped defaults")
     p.add_argument("--seed", type=int, help="base seed of every random draw")
@@ -125,7 +130,13 @@ class Plan:
     verbose: bool
     executor: str = "in_process"
     dask_scheduler: str | None = None
+    # Environment variables the run's processes need but Dagster must not store (a database password).
+    secrets: dict[str, str] = field(default_factory=dict, repr=False)
     notes: list[str] = field(default_factory=list)  # one line each, printed before anything runs
+
+    def apply_secrets(self) -> None:
+        """Put ``secrets`` into this process's environment, which the run's steps inherit."""
+        os.environ.update(self.secrets)
 
 
 def plan_from_args(args: argparse.Namespace) -> Plan:
@@ -165,13 +176,18 @@ def plan_from_args(args: argparse.Namespace) -> Plan:
         overrides["performance"] = performance
 
     config = load_config(args.config, overrides)
+    if args.accept_move:
+        parse_accepted_moves(args.accept_move, "--accept-move")
+        moves = list(dict.fromkeys([*config["data"]["accepted_moves"], *args.accept_move]))
+        overrides.setdefault("data", {})["accepted_moves"] = moves
+        config = load_config(args.config, overrides)
     families = [f for f in families_for_type(args.type) if enabled(FAMILY_SPECS[f], config)]
     if not families:
         raise ScenarioInputError(f"--type {args.type}: no enabled scenario family of that type in this version")
     severities = parse_severities(args.severity)
     parallel = bool(args.parallel or config["performance"]["parallel"])
     workers = int(args.workers or config["performance"]["workers"])
-    output_dir = Path(args.output_dir or os.environ.get("SCENARIOS_OUTPUT_DIR") or DEFAULT_OUTPUT_DIR).resolve()
+    output_dir = check_output_dir(args.output_dir)
     settings = {
         "config_file": str(Path(args.config).resolve()) if args.config else "",
         "overrides_json": json.dumps(overrides, sort_keys=True),
@@ -180,9 +196,20 @@ def plan_from_args(args: argparse.Namespace) -> Plan:
         "severities": severities,
         "dry_run": bool(args.dry_run),
     }
-    if args.market_data:
+    secrets: dict[str, str] = {}
+    if args.market_data is not None:
         source = args.market_data
-        settings["market_data"] = source if "://" in source else str(Path(source).resolve())
+        if not source.strip():
+            raise ScenarioInputError("--market-data is empty (give a Parquet/CSV file or directory, or a postgresql:// URL)")
+        if "://" in source:
+            # The password never enters the run config Dagster stores: the run's process gets it from the
+            # environment (core.database.PASSWORD_ENV).
+            source, password = split_password(source)
+            if password is not None:
+                secrets[PASSWORD_ENV] = password
+            settings["market_data"] = source
+        else:
+            settings["market_data"] = str(Path(source).resolve())
     executor = args.executor or ("dask" if args.dask_scheduler else "multiprocess" if parallel else "in_process")
     if args.dask_scheduler and executor != "dask":
         raise ScenarioInputError(f"--dask-scheduler needs --executor dask, not --executor {executor}")
@@ -191,7 +218,37 @@ def plan_from_args(args: argparse.Namespace) -> Plan:
         notes.append(f"note: --workers {args.workers} has no effect: the steps run in this process; add --parallel "
                      f"(or --executor multiprocess/dask) to run them on {args.workers} processes")
     return Plan(families, severities, settings, config, output_dir, executor != "in_process", workers, args.verbose,
-                executor, args.dask_scheduler, notes)
+                executor, args.dask_scheduler, secrets, notes)
+
+
+def check_output_dir(given: str | None) -> Path:
+    """The library directory (``--output-dir``, else $SCENARIOS_OUTPUT_DIR, else data/scenarios), checked
+    before anything runs: not empty, not a file, and creatable/writable (a probe file is created and removed
+    in it, or in its nearest existing parent). Raises ScenarioInputError naming the flag or variable."""
+    import tempfile
+
+    env = os.environ.get("SCENARIOS_OUTPUT_DIR")
+    what, text = ("--output-dir", given) if given is not None else ("SCENARIOS_OUTPUT_DIR", env) if env is not None else (
+        "the default output directory", str(DEFAULT_OUTPUT_DIR))
+    if not text.strip():
+        raise ScenarioInputError(f"{what} is empty (give the library's directory, e.g. data/scenarios)")
+    path = Path(text).expanduser().resolve()
+    if path.exists() and not path.is_dir():
+        raise ScenarioInputError(f"{what} '{text}' is a file, not a directory (give the library's directory)")
+    existing = path
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir():
+        raise ScenarioInputError(f"{what} '{text}': '{existing}' is a file, so the directory cannot be created")
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".scenarios-write-check-", dir=existing)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        where = "" if existing == path else f" (its nearest existing parent '{existing}')"
+        raise ScenarioInputError(f"{what} '{text}' is not writable{where}: {reason}") from None
+    return path
 
 
 def _has_path(mapping: dict, keys: tuple[str, ...]) -> bool:
@@ -209,8 +266,15 @@ def _set_path(mapping: dict, keys: tuple[str, ...], value) -> None:
 
 
 def preflight(plan: Plan) -> str:
-    """Load and validate the market data exactly as the asset will, so bad input fails here, cleanly."""
+    """Load and validate the market data exactly as the asset will, so bad input fails here, cleanly; check
+    the config's catalog selections (historical events, stress tests) too."""
+    from scenarios_assets.core.historical import load_events
     from scenarios_assets.core.market import load_configured_market_data, market_source
+    from scenarios_assets.core.stress import select_definitions
+
+    generation = plan.config["generation"]
+    load_events(generation["historical"]["include_full_cycles"], generation["historical"]["events"])
+    select_definitions(generation["stress"])
 
     market = load_configured_market_data(market_source(plan.settings.get("market_data")), plan.config["data"])
     spelled = market.report.get("symbols_requested")
@@ -219,10 +283,37 @@ def preflight(plan: Plan) -> str:
         overrides.setdefault("data", {})["symbols_universe"] = spelled
         plan.settings["overrides_json"] = json.dumps(overrides, sort_keys=True)
         plan.config["data"]["symbols_universe"] = spelled
-    return (
+    lines = [
         f"market data {market.source}: {len(market.symbols)} symbols, {market.dates[0].date()}..{market.dates[-1].date()}, "
         f"version {market.data_version}"
-    )
+    ]
+    return "\n  ".join(lines + input_notes(market.report))
+
+
+def input_notes(report: dict) -> list[str]:
+    """What reading the market data did besides the plain rows (``MarketData.report``), one note a line."""
+    notes = []
+    if "files_read" in report:
+        files = report["files_read"]
+        skipped = report.get("files_skipped") or []
+        notes.append(
+            f"read {len(files)} file(s): {', '.join(files[:8])}{', ...' if len(files) > 8 else ''}; "
+            f"skipped {len(skipped)}" + (f": {', '.join(skipped[:8])}{', ...' if len(skipped) > 8 else ''}" if skipped else "")
+        )
+    if report.get("columns_renamed"):
+        notes.append("columns read as " + ", ".join(f"{k!r} -> {v}" for k, v in report["columns_renamed"].items()))
+    if report.get("seven_day_symbols"):
+        notes.append(
+            f"seven-day calendar: {', '.join(report['seven_day_symbols'])}; {report.get('off_calendar_rows', 0)} row(s) "
+            "on days that are not sessions of the market calendar folded into the next session"
+        )
+    elif report.get("off_calendar_rows"):
+        notes.append(f"{report['off_calendar_rows']} weekend row(s) folded into the next session")
+    if report.get("rows_after_last_session"):
+        notes.append(f"{report['rows_after_last_session']} row(s) after the last session of the market calendar left out")
+    if report.get("accepted_moves"):
+        notes.append(f"accepted split-like move(s): {', '.join(report['accepted_moves'])}")
+    return notes
 
 
 def ensure_dagster_home() -> Path:
@@ -246,23 +337,67 @@ class RunFailed(RuntimeError):
 def run_plan(plan: Plan, out=None, tags: dict | None = None, preflight_seconds: float = 0.0,
              startup_seconds: float = 0.0) -> int:
     """Run market data, each severity's families, then the catalog, as Dagster runs on the instance
-    (``tags``: extra tags on every run, e.g. the REST API's request id). Each step is shown as it starts and
-    ends (bars on a terminal, plain lines elsewhere: ``cli_progress``); the end says where the wall time went
-    (``startup_seconds``, ``preflight_seconds``: the process's start-up and the caller's load of the market data
-    before, counted in)."""
+    (``tags``: extra tags on every run, e.g. the REST API's request id; ``out``: default sys.stdout). Each step
+    is shown as it starts and ends (bars on a terminal, plain lines elsewhere: ``cli_progress``); the end says
+    where the wall time went (``startup_seconds``, ``preflight_seconds``: the process's start-up and the
+    caller's load of the market data before, counted in)."""
     started_at = time.perf_counter()
     out = out if out is not None else sys.stdout
+    plan.apply_secrets()
     if not plan.verbose:
         warnings.filterwarnings("ignore")
         os.environ.setdefault("PYTHONWARNINGS", "ignore")  # step subprocesses of --parallel inherit it
+    home = ensure_dagster_home()
+    try:
+        locks = run_locks(plan, home)
+    except ScenarioInputError as exc:  # another run holds the instance or the output directory
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    with locks:
+        return _run_plan_locked(plan, home, out, tags,
+                                lambda: startup_seconds + preflight_seconds + time.perf_counter() - started_at,
+                                preflight_seconds, startup_seconds)
+
+
+# Held for a whole run (core.locks): in DAGSTER_HOME, whose file storage every run's asset outputs share,
+# and in the output directory (not for a dry run, which writes nothing there).
+RUN_LOCK = ".scenarios-run.lock"
+
+
+def run_locks(plan: Plan, home: Path):
+    """One run at a time per Dagster instance and per output directory: a second one is refused up front,
+    naming the first (pid, what it builds, where, since when)."""
+    from contextlib import ExitStack
+
+    from scenarios_assets.core.locks import exclusive
+
+    holder = (f"pid {os.getpid()}: families {', '.join(plan.families)}, severities {', '.join(plan.severities)}, "
+              f"output {plan.output_dir}{' (dry run)' if plan.settings.get('dry_run') else ''}")
+    stack = ExitStack()
+    try:
+        stack.enter_context(exclusive(home / RUN_LOCK, holder, f"the Dagster instance {home}"))
+        if not plan.settings.get("dry_run"):
+            stack.enter_context(exclusive(plan.output_dir / RUN_LOCK, holder, f"the output directory {plan.output_dir}"))
+    except BaseException:
+        stack.close()
+        raise
+    return stack
+
+
+def _run_plan_locked(plan: Plan, home: Path, out, tags: dict | None, wall, preflight_seconds: float,
+                     startup_seconds: float) -> int:
     from dagster import DagsterInstance, execute_job, reconstructable
 
     from scenarios_assets import definitions
     from scenarios_assets.cli_progress import RunTiming, RunWatcher, make_display, time_report, totals_lines
 
-    home = ensure_dagster_home()
     instance = DagsterInstance.get()
+    from scenarios_assets.defs.dead_runs import mark_dead_runs, process_tags
     from scenarios_assets.defs.executors import execution_config
+
+    dead = mark_dead_runs(instance)  # runs of killed processes would otherwise stay STARTED for ever
+    if dead:
+        print(f"  marked {len(dead)} run(s) of dead processes failed: {', '.join(dead)}", file=out)
 
     executor = execution_config(plan.executor, plan.workers, plan.dask_scheduler)
     base_config = {
@@ -282,8 +417,8 @@ def run_plan(plan: Plan, out=None, tags: dict | None = None, preflight_seconds: 
     def run(job_fn, label: str, partition: str | None = None, assets=None):
         started = time.perf_counter()
         with RunWatcher(instance, display, partition or "") as watcher, stderr_to(step_log):
-            run_tags = ({"scenarios/cli": "1"} | (tags or {}) | ({"dagster/partition": partition} if partition else {})
-                        | watcher.tags)
+            run_tags = ({"scenarios/cli": "1"} | process_tags() | (tags or {})
+                        | ({"dagster/partition": partition} if partition else {}) | watcher.tags)
             result = execute_job(
                 reconstructable(job_fn), instance=instance, run_config=base_config, tags=run_tags, asset_selection=assets
             )
@@ -324,8 +459,7 @@ def run_plan(plan: Plan, out=None, tags: dict | None = None, preflight_seconds: 
             print("", file=out)
             print((build / SUMMARY_FILE).read_text(), file=out, end="")
     print("", file=out)
-    wall = startup_seconds + preflight_seconds + time.perf_counter() - started_at
-    for line in time_report(wall, preflight_seconds, runs, startup_seconds):
+    for line in time_report(wall(), preflight_seconds, runs, startup_seconds):
         print(line, file=out)
     return EXIT_OK
 
@@ -354,11 +488,39 @@ def _library_state(output_dir: Path, before: str | None) -> str:
     after = current_build_id(output_dir)
     if after == before:
         return f"the library in {output_dir} is unchanged (current build: {after or 'none'})"
-    return f"build {after} was published in {output_dir} before the failure (the previous one, {before or 'none'}, is kept)"
+    previous = f"the previous one, {before}, is kept" if before else "there was no build before it"
+    return f"build {after} was published in {output_dir} before the failure and is current ({previous})"
+
+
+# Characters of one failed check's reason in the CLI's one line (the whole text is in the run's metadata).
+CHECK_DETAIL_CHARS = 240
+
+
+def _failed_blocking_checks(result) -> str | None:
+    """'asset check: reason; ...' of the blocking (ERROR severity) checks that failed in the run, or None."""
+    from dagster import AssetCheckSeverity
+
+    failed = []
+    for evaluation in result.get_asset_check_evaluations():
+        if evaluation.passed or evaluation.severity != AssetCheckSeverity.ERROR:
+            continue
+        md = evaluation.metadata
+        detail = md["detail"].value if "detail" in md else evaluation.description or ""
+        detail = " ".join(str(detail).split())
+        if len(detail) > CHECK_DETAIL_CHARS:
+            detail = detail[: CHECK_DETAIL_CHARS - 1].rstrip() + "…"
+        failed.append(f"{evaluation.asset_key.to_user_string()} check {evaluation.check_name}: {detail or 'failed'}")
+    if not failed:
+        return None
+    return f"{len(failed)} blocking check(s) failed: " + "; ".join(failed)
 
 
 def _failure_message(result) -> str:
-    """The innermost error message of the first failed step, without Dagster's wrapping."""
+    """One line: the failed blocking checks (asset, check, reason), else the innermost error message of the
+    first failed step, without Dagster's wrapping."""
+    checks = _failed_blocking_checks(result)
+    if checks is not None:
+        return checks
     for event in result.all_events:
         if event.is_step_failure:
             error = event.step_failure_data.error
@@ -369,8 +531,6 @@ def _failure_message(result) -> str:
                 message = message.removeprefix(prefix)
             return message.splitlines()[0] if message else error.cls_name or "unknown error"
     return "a step failed; run with --verbose or open the run in the Dagster UI"
-
-
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -385,6 +545,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
         plan = plan_from_args(args)
+        plan.apply_secrets()
         for note in plan.notes:
             print(note, file=sys.stderr, flush=True)
         loaded = preflight(plan)  # may respell --symbols as the data does (spx -> SPX), hence before the hash
@@ -395,14 +556,15 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
     preflight_seconds = time.perf_counter() - started
+    timing = {"preflight_seconds": preflight_seconds, "startup_seconds": startup_seconds}
     if plan.executor == "dask" and not plan.dask_scheduler:
         from scenarios_assets.defs.executors import local_dask_cluster
 
         ensure_dagster_home()  # before the workers start: they inherit DAGSTER_HOME, which the instance config reads
         with local_dask_cluster(plan.workers, quiet=not plan.verbose) as address:
             plan.dask_scheduler = address
-            return run_plan(plan, preflight_seconds=preflight_seconds, startup_seconds=startup_seconds)
-    return run_plan(plan, preflight_seconds=preflight_seconds, startup_seconds=startup_seconds)
+            return run_plan(plan, **timing)
+    return run_plan(plan, **timing)
 
 
 def _process_age() -> float:

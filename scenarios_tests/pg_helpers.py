@@ -75,8 +75,9 @@ def dagster_pg_env(url: str) -> dict:
 
 
 def normalised_metadata(path, source: str | None = None) -> dict:
-    """scenario_metadata.json without what legitimately differs between two builds: when and how long, and
-    where the market data came from (``source``, named in e.g. ``calibration_source``)."""
+    """scenario_metadata.json without what legitimately differs between two builds: when and how long, the
+    build's ``run`` (build id, staged slice ids, timings), and where the market data came from (``source``,
+    named in e.g. ``calibration_source``)."""
 
     def strip(value):
         if isinstance(value, dict):
@@ -89,4 +90,6 @@ def normalised_metadata(path, source: str | None = None) -> dict:
         text = fh.read()
     if source:
         text = text.replace(json.dumps(source)[1:-1], "<market data source>")
-    return strip(json.loads(text))
+    document = json.loads(text)
+    document.pop("run", None)
+    return strip(document)

@@ -1,10 +1,10 @@
-"""The REST API: endpoints through FastAPI's test client, consistency while the catalog is replaced, a real
-uvicorn process on loopback (with a real generation run on its Dagster instance), and schemathesis fuzzing
-against the API's own OpenAPI schema."""
+"""The REST API: endpoints through FastAPI's test client, reads of one build at a time while new builds are
+published and old ones pruned, a real uvicorn process on loopback (with a real generation run on its Dagster
+instance), and schemathesis fuzzing against the API's own OpenAPI schema."""
 
 import atexit
+import dataclasses
 import io
-import json
 import os
 import shutil
 import signal
@@ -27,13 +27,17 @@ from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, settings
 
 from scenarios_assets import api
+from scenarios_assets.core import builds
 from scenarios_assets.core.historical import generate_historical
-from scenarios_assets.core.scenario import Scenario, ScenarioSet
-from scenarios_assets.core.storage import CatalogBuild, load_scenarios, write_catalog
+from scenarios_assets.core.metrics import load_scenario_metrics
+from scenarios_assets.core.scenario import ScenarioSet
+from scenarios_assets.core.storage import load_scenarios
 from scenarios_assets.core.validation import validate_set
+from scenarios_tests.library_helpers import publish_sets
 
 COVID = "historical.covid_crash.severe"
 GENERATED_AT = "2026-01-02T00:00:00+00:00"
+REPORT = "<!doctype html><title>scenario report</title>"
 
 
 class RecordingLauncher:
@@ -53,15 +57,21 @@ def sets(make_ctx):
     return [validate_set(generate_historical(make_ctx(sev))) for sev in ("moderate", "severe", "extreme")]
 
 
-def write_build(sets, out, generated_at=GENERATED_AT, **kwargs):
-    return write_catalog(CatalogBuild(sets, sets[0].data_version, sets[0].config_hash, generated_at=generated_at),
-                         out, **kwargs)
+def write_report(build_dir: Path) -> None:
+    (build_dir / builds.REPORT_FILE).write_text(REPORT)
+
+
+def publish(sets, out, generated_at=GENERATED_AT, keep=2, **kwargs) -> str:
+    """Publish ``sets`` as the next build of ``out`` (the catalog's own path: staged slices, plan, publish);
+    returns its id."""
+    final, _, _ = publish_sets(out, sets, keep=keep, run={"generated_at": generated_at}, report=write_report, **kwargs)
+    return final.name
 
 
 @pytest.fixture(scope="module")
 def catalog_dir(sets, tmp_path_factory):
     out = tmp_path_factory.mktemp("catalog")
-    write_build(sets, out)
+    publish(sets, out)
     return out
 
 
@@ -78,12 +88,22 @@ def client(catalog_dir, tmp_path):
     return c
 
 
+def build_of(resp) -> str:
+    """The build an answer came from, as its header says; the body (when JSON) must say the same."""
+    build = resp.headers["x-scenarios-build"]
+    if resp.headers["content-type"].startswith("application/json"):
+        body = resp.json()
+        assert body["build_id"] == build and body["generated_at"] == resp.headers["x-catalog-generated-at"]
+    return build
+
+
 # --- listing and one scenario ------------------------------------------------------------------------
 
-def test_list_filters_and_pages(client, sets):
+def test_list_filters_and_pages(client, sets, catalog_dir):
     everything = client.get("/scenarios", params={"limit": 1000}).json()
     assert everything["total"] == sum(len(s) for s in sets) == len(everything["items"])
     assert everything["generated_at"] == GENERATED_AT and everything["next"] is None
+    assert everything["build_id"] == builds.current_build_id(catalog_dir)
     assert all(item["active"] for item in everything["items"])
 
     severe = client.get("/scenarios", params={"severity": "severe", "family": "historical"}).json()
@@ -95,7 +115,9 @@ def test_list_filters_and_pages(client, sets):
     nvda = client.get("/scenarios", params={"symbol": "NVDA", "limit": 1000}).json()["items"]
     assert nvda and all("NVDA" in i["symbols"] for i in nvda)
 
-    first = client.get("/scenarios", params={"limit": 5}).json()
+    first = client.get("/scenarios", params={"limit": 5})
+    assert build_of(first) == everything["build_id"]
+    first = first.json()
     assert first["count"] == 5 and first["next"].endswith("offset=5&limit=5")
     second = client.get(first["next"]).json()
     assert [i["id"] for i in second["items"]] == [i["id"] for i in everything["items"][5:10]]
@@ -109,6 +131,7 @@ def test_list_filters_and_pages(client, sets):
     ({"limit": 5000}, "query.limit"),
     ({"offset": -1}, "query.offset"),
     ({"active": "maybe"}, "query.active"),
+    ({"build": "../catalog"}, "query.build"),
 ])
 def test_bad_list_parameters_are_422_json(client, params, where):
     resp = client.get("/scenarios", params=params)
@@ -118,45 +141,42 @@ def test_bad_list_parameters_are_422_json(client, params, where):
     assert body["details"][0]["location"] == where and "Traceback" not in resp.text
 
 
-def test_one_scenario_with_validation_and_computed_metrics(client, sets):
+def test_one_scenario_with_validation_and_the_builds_metrics(client, sets, catalog_dir):
     resp = client.get(f"/scenarios/{COVID}")
     assert resp.status_code == 200 and resp.headers["x-catalog-generated-at"] == GENERATED_AT
+    assert build_of(resp) == builds.current_build_id(catalog_dir)
     body = resp.json()
     scenario = next(s for s in sets[1].scenarios if s.id == COVID)
     assert body["name"] == scenario.name and body["symbols"] == scenario.symbols
     assert set(body["validation"]) >= {"finite_values", "coverage"} and body["validation"]["coverage"]["passed"]
     assert body["metadata"]["calibration_source"].startswith("replay of market data")
     metrics = body["metrics"]
+    assert metrics["source"] == "scenario_metrics.parquet" and metrics["note"] == ""
+    assert metrics["portfolio"]["max_drawdown"] == pytest.approx(scenario.max_drawdown, abs=1e-6)
+    expected = load_scenario_metrics(catalog_dir, scenario_id=COVID)
+    assert [m["symbol"] for m in metrics["by_symbol"]] == list(expected["symbol"]) and len(expected) == len(scenario.symbols)
+    spx = next(m for m in metrics["by_symbol"] if m["symbol"] == "SPX")
+    row = expected[expected["symbol"] == "SPX"].iloc[0]
+    assert spx["max_drawdown"] == pytest.approx(row["max_drawdown"]) and spx["var_95"] == pytest.approx(row["var_95"])
+    assert spx["drawdown_trough_date"] == row["drawdown_trough_date"].date().isoformat()
+    assert not {"scenario_id", "scenario_name", "scenario_type", "family", "severity"} & set(spx)
+
+
+def test_metrics_are_computed_from_the_record_in_a_build_without_time_series(sets, tmp_path):
+    out = tmp_path / "cat"
+    publish(sets[1:2], out, save_timeseries=False)
+    c, _ = make_client(out, tmp_path / "home")
+    metrics = c.get(f"/scenarios/{COVID}").json()["metrics"]
+    scenario = next(s for s in sets[1].scenarios if s.id == COVID)
     assert metrics["source"] == "catalog_record" and "not present" in metrics["note"]
     assert metrics["portfolio"]["max_drawdown"] == pytest.approx(scenario.max_drawdown, abs=1e-6)
     assert {m["symbol"] for m in metrics["by_symbol"]} == set(scenario.symbols)
 
 
-def metrics_file(out, generated_at):
-    table = pa.table({"scenario_id": [COVID, COVID, "other"], "symbol": ["SPX", "AAPL", "SPX"],
-                      "var_95": [0.05, 0.06, float("nan")], "max_drawdown": [-0.34, -0.31, -0.1]})
-    provenance = {"catalog_generated_at": generated_at}
-    pq.write_table(table.replace_schema_metadata({b"scenarios_metrics": json.dumps(provenance).encode()}),
-                   out / api.METRICS_FILE)
-
-
-def test_metrics_from_the_metrics_file_only_when_it_matches_the_catalog(sets, tmp_path):
-    out = tmp_path / "cat"
-    write_build(sets[1:2], out)
-    c, _ = make_client(out, tmp_path / "home")
-    metrics_file(out, GENERATED_AT)
-    metrics = c.get(f"/scenarios/{COVID}").json()["metrics"]
-    assert metrics["source"] == "scenario_metrics.parquet"
-    assert metrics["by_symbol"] == [{"symbol": "SPX", "var_95": 0.05, "max_drawdown": -0.34},
-                                    {"symbol": "AAPL", "var_95": 0.06, "max_drawdown": -0.31}]
-    metrics_file(out, "2025-12-31T00:00:00+00:00")  # yesterday's metrics next to today's catalog
-    metrics = c.get(f"/scenarios/{COVID}").json()["metrics"]
-    assert metrics["source"] == "catalog_record" and "another catalog build" in metrics["note"]
-
-
 def test_unknown_ids_and_routes_are_404_json(client):
     for path in ("/scenarios/nope", "/scenarios/nope/timeseries", "/runs/nope",
-                 "/runs/00000000-0000-4000-8000-000000000000", "/nothing/here"):
+                 "/runs/00000000-0000-4000-8000-000000000000", "/nothing/here", "/scenarios?build=nope",
+                 f"/scenarios/{COVID}?build=nope", f"/scenarios/{COVID}/timeseries?build=nope"):
         resp = client.get(path)
         assert resp.status_code == 404, path
         assert resp.json()["status"] == 404 and resp.json()["message"] and "Traceback" not in resp.text
@@ -166,13 +186,14 @@ def test_no_catalog_is_503_and_health_says_so(tmp_path):
     c, _ = make_client(tmp_path / "empty", tmp_path / "home")
     resp = c.get("/scenarios")
     assert resp.status_code == 503 and "no scenario catalog" in resp.json()["message"]
-    assert c.get("/health").json() == {"status": "ok", "catalog": False, "generated_at": None}
+    assert c.get("/health").json() == {"status": "ok", "catalog": False, "build_id": None, "generated_at": None}
+    assert c.get("/builds").json() == {"current": None, "builds": []}
 
 
 def test_internal_errors_are_500_json_without_trace(catalog_dir, tmp_path, monkeypatch):
     c, _ = make_client(catalog_dir, tmp_path / "home")
 
-    def broken(self):
+    def broken(self, build=None):
         raise RuntimeError("secret internals /etc/passwd")
 
     monkeypatch.setattr(api.CatalogStore, "snapshot", broken)
@@ -185,8 +206,25 @@ def test_internal_errors_are_500_json_without_trace(catalog_dir, tmp_path, monke
 def test_openapi_and_docs(client):
     schema = client.get("/openapi.json").json()
     assert {"/scenarios", "/scenarios/{scenario_id}", "/scenarios/{scenario_id}/timeseries", "/scenarios/generate",
-            "/runs/{run_id}", "/catalog", "/health", "/report"} <= set(schema["paths"])
+            "/runs/{run_id}", "/catalog", "/health", "/report", "/builds"} <= set(schema["paths"])
     assert client.get("/docs").status_code == 200
+
+
+def test_catalog_health_and_report_name_their_build(client, catalog_dir, sets):
+    build = builds.current_build_id(catalog_dir)
+    info = client.get("/catalog")
+    assert build_of(info) == build
+    info = info.json()
+    assert info["scenario_count"] == sum(len(s) for s in sets)
+    assert info["counts"] == {"historical": {s.severity: len(s) for s in sets}}
+    assert info["families"]["historical/severe"]["origin"] == "new"
+    assert {"scenario_metadata.json", "scenario_timeseries.parquet", "scenario_metrics.parquet",
+            "scenario_report.html"} <= set(info["files"]) and "slices" not in info["files"]
+    assert client.get("/health").json() == {"status": "ok", "catalog": True, "build_id": build,
+                                            "generated_at": GENERATED_AT}
+    report = client.get("/report")
+    assert report.status_code == 200 and report.headers["content-type"].startswith("text/html")
+    assert report.text == REPORT and report.headers["x-scenarios-build"] == build
 
 
 # --- time series -------------------------------------------------------------------------------------
@@ -194,6 +232,7 @@ def test_openapi_and_docs(client):
 def test_timeseries_json_default_matches_the_catalog(client, catalog_dir):
     resp = client.get(f"/scenarios/{COVID}/timeseries", params={"symbol": "SPX"})
     assert resp.status_code == 200 and resp.headers["content-type"].startswith("application/json")
+    assert build_of(resp) == builds.current_build_id(catalog_dir)
     body = resp.json()
     expected = load_scenarios(catalog_dir, scenario_id=COVID, timeseries=True, symbols=["SPX"]).timeseries
     assert body["row_count"] == len(expected) == len(body["rows"])
@@ -203,11 +242,14 @@ def test_timeseries_json_default_matches_the_catalog(client, catalog_dir):
     np.testing.assert_array_equal(got["prices"].to_numpy(np.float32), expected["prices"].to_numpy())
     assert got.loc[got["date"] == "2020-03-23", "prices"].item() == 2237.4  # the float32 value, shortest form
 
+    two = client.get(f"/scenarios/{COVID}/timeseries", params={"symbol": "AAPL,SPX"}).json()
+    assert [r["symbol"] for r in two["rows"]] == ["AAPL"] * len(expected) + ["SPX"] * len(expected)  # file order
+
 
 def test_timeseries_formats_by_accept_and_parameter(client, catalog_dir):
     rows = len(load_scenarios(catalog_dir, scenario_id=COVID, timeseries=True).timeseries)
     csv = client.get(f"/scenarios/{COVID}/timeseries", headers={"Accept": "text/csv"})
-    assert csv.headers["content-type"].startswith("text/csv")
+    assert csv.headers["content-type"].startswith("text/csv") and build_of(csv)
     frame = pd.read_csv(io.StringIO(csv.text))
     assert len(frame) == rows and list(frame.columns[:5]) == ["scenario_id", "symbol", "date", "returns", "prices"]
 
@@ -218,6 +260,7 @@ def test_timeseries_formats_by_accept_and_parameter(client, catalog_dir):
         table = pq.read_table(io.BytesIO(resp.content))
         assert table.num_rows == rows and table.schema.field("prices").type == pa.float32()
         assert table.schema.metadata[b"generated_at"] == GENERATED_AT.encode()
+        assert table.schema.metadata[b"build_id"].decode() == build_of(resp)
 
     json_anyway = client.get(f"/scenarios/{COVID}/timeseries", params={"format": "json"},
                              headers={"Accept": "text/csv"})
@@ -232,63 +275,138 @@ def test_timeseries_formats_by_accept_and_parameter(client, catalog_dir):
 
 def test_timeseries_of_a_catalog_without_time_series_is_404(sets, tmp_path):
     out = tmp_path / "cat"
-    write_build(sets[1:2], out, save_timeseries=False)
+    publish(sets[1:2], out, save_timeseries=False)
     c, _ = make_client(out, tmp_path / "home")
     resp = c.get(f"/scenarios/{COVID}/timeseries")
     assert resp.status_code == 404 and "--no-save-timeseries" in resp.json()["message"]
 
 
-# --- consistency while the daily build replaces the files ---------------------------------------------
+# --- builds: the current one, the kept ones, new ones published and old ones pruned under the readers -----
 
 def scaled(sets: list[ScenarioSet], factor: float) -> list[ScenarioSet]:
     """The same scenarios with prices scaled, so two builds are told apart by their values."""
-    def copy(s: Scenario) -> Scenario:
-        return Scenario(s.id, s.name, s.family, s.scenario_type, s.severity, s.dates, s.symbols, s.returns,
-                        s.prices * factor, seed=s.seed, metadata=dict(s.metadata), validation=s.validation)
-
-    return [ScenarioSet(ss.family, ss.severity, [copy(s) for s in ss.scenarios], ss.data_version, ss.config_hash,
-                        validation=ss.validation) for ss in sets]
+    return [dataclasses.replace(ss, scenarios=[dataclasses.replace(s, prices=s.prices * np.float32(factor))
+                                               for s in ss.scenarios]) for ss in sets]
 
 
 def spx_on(body, day="2020-03-23"):
     return next(r["prices"] for r in body["rows"] if r["symbol"] == "SPX" and r["date"] == day)
 
 
-def test_new_build_is_picked_up_and_never_mixed_with_the_old_one(sets, tmp_path):
-    out, staging = tmp_path / "cat", tmp_path / "staging"
-    write_build(sets[1:2], out)
+def test_a_new_build_is_picked_up_and_the_older_one_stays_readable_by_id(sets, tmp_path):
+    out = tmp_path / "cat"
+    first = publish(sets[1:2], out)
     c, _ = make_client(out, tmp_path / "home")
     assert spx_on(c.get(f"/scenarios/{COVID}/timeseries").json()) == 2237.4
 
-    # The next build, caught between its renames: new metadata, yesterday's Parquet file still in place.
-    time.sleep(0.01)
-    write_build(scaled(sets[1:2], 2.0), staging, generated_at="2026-01-03T00:00:00+00:00")
-    os.replace(staging / api.METADATA_FILE, out / api.METADATA_FILE)
-    finisher = threading.Timer(0.15, os.replace, (staging / api.TIMESERIES_FILE, out / api.TIMESERIES_FILE))
-    finisher.start()
+    second = publish(scaled(sets[1:2], 2.0), out, generated_at="2026-01-03T00:00:00+00:00")
     resp = c.get(f"/scenarios/{COVID}/timeseries")
-    finisher.join()
-    assert resp.headers["x-catalog-generated-at"] == "2026-01-03T00:00:00+00:00"
-    assert resp.json()["generated_at"] == "2026-01-03T00:00:00+00:00"
-    assert spx_on(resp.json()) == pytest.approx(2 * 2237.4, rel=1e-6)  # the new values, not yesterday's
-    assert c.get("/scenarios").json()["generated_at"] == "2026-01-03T00:00:00+00:00"
+    assert build_of(resp) == second and resp.json()["generated_at"] == "2026-01-03T00:00:00+00:00"
+    assert spx_on(resp.json()) == pytest.approx(2 * 2237.4, rel=1e-6)
+    assert build_of(c.get("/scenarios")) == build_of(c.get(f"/scenarios/{COVID}")) == second
+
+    old = c.get(f"/scenarios/{COVID}/timeseries", params={"build": first})
+    assert build_of(old) == first and old.json()["generated_at"] == GENERATED_AT and spx_on(old.json()) == 2237.4
+    assert build_of(c.get(f"/scenarios/{COVID}", params={"build": first})) == first
+    listing = c.get("/scenarios", params={"build": first, "limit": 3})
+    assert build_of(listing) == first and listing.json()["next"].endswith(f"build={first}&offset=3&limit=3")
+
+    third = publish(scaled(sets[1:2], 3.0), out, generated_at="2026-01-04T00:00:00+00:00")  # keep 2: `first` goes
+    gone = c.get(f"/scenarios/{COVID}/timeseries", params={"build": first})
+    assert gone.status_code == 404
+    assert f"no build '{first}'" in gone.json()["message"] and f"kept builds: {second}, {third}" in gone.json()["message"]
+    assert spx_on(c.get(f"/scenarios/{COVID}/timeseries", params={"build": second}).json()) == pytest.approx(2 * 2237.4)
 
 
-def test_an_open_time_series_keeps_reading_its_own_build(sets, tmp_path):
+def test_builds_lists_the_kept_builds_newest_first(sets, tmp_path):
     out = tmp_path / "cat"
-    write_build(sets[1:2], out)
-    store = api.CatalogStore(out)
-    source, snap = store.open_timeseries(store.snapshot())
-    time.sleep(0.01)
-    write_build(scaled(sets[1:2], 3.0), out, generated_at="2026-01-04T00:00:00+00:00")  # renamed over it
-    import pyarrow.dataset as ds
+    c, _ = make_client(out, tmp_path / "home")
+    ids = [publish(sets[1:2], out, generated_at=f"2026-01-0{n}T00:00:00+00:00", keep=2) for n in (2, 3, 4)]
+    body = c.get("/builds").json()
+    assert body["current"] == ids[2] == builds.current_build_id(out)
+    assert [b["build_id"] for b in body["builds"]] == [ids[2], ids[1]]  # the first one was pruned
+    newest = body["builds"][0]
+    assert newest == {"build_id": ids[2], "generated_at": "2026-01-04T00:00:00+00:00",
+                      "data_version": sets[1].data_version, "config_hash": sets[1].config_hash,
+                      "scenario_count": len(sets[1]), "current": True}
+    assert body["builds"][1]["current"] is False and body["builds"][1]["generated_at"] == "2026-01-03T00:00:00+00:00"
+    # The same figures as the build's own answers.
+    assert c.get("/catalog", params={"build": ids[1]}).json()["scenario_count"] == len(sets[1])
 
-    fragment = ds.ParquetFileFormat().make_fragment(source)
-    table = fragment.to_table(schema=fragment.physical_schema).to_pandas()
-    spx = table[(table["scenario_id"] == COVID) & (table["symbol"] == "SPX")]
-    assert spx.set_index("date").loc[pd.Timestamp("2020-03-23").date(), "prices"] == np.float32(2237.4)
-    assert snap.generated_at == GENERATED_AT and store.snapshot().generated_at == "2026-01-04T00:00:00+00:00"
-    source.close()
+
+def test_reads_never_mix_builds_while_builds_are_published_and_pruned(sets, tmp_path):
+    out = tmp_path / "cat"
+    factors = {GENERATED_AT: 1.0}
+    publish(sets[1:2], out)
+    variants = [scaled(sets[1:2], float(n)) for n in (2, 3, 4)]
+    c, _ = make_client(out, tmp_path / "home")
+    done, failures = threading.Event(), []
+
+    def publisher():
+        try:
+            for n in range(9):
+                generated_at = f"2026-02-01T00:00:{n:02d}+00:00"
+                factors[generated_at] = float(2 + n % 3)  # known before the build can be seen
+                publish(variants[n % 3], out, generated_at=generated_at, keep=2)
+        except BaseException as exc:  # noqa: BLE001
+            failures.append(exc)
+        finally:
+            done.set()
+
+    thread = threading.Thread(target=publisher)
+    thread.start()
+    seen: dict[str, str] = {}
+    reads = 0
+    try:
+        while not done.is_set() or reads < 10:
+            detail = c.get(f"/scenarios/{COVID}")
+            series = c.get(f"/scenarios/{COVID}/timeseries", params={"symbol": "SPX"})
+            assert detail.status_code == series.status_code == 200, (detail.text, series.text)
+            for resp in (detail, series):
+                build, generated_at = build_of(resp), resp.json()["generated_at"]
+                assert seen.setdefault(build, generated_at) == generated_at  # one build, one generated_at
+            body = series.json()
+            assert body["row_count"] == len(body["rows"]) > 0 and {r["symbol"] for r in body["rows"]} == {"SPX"}
+            assert spx_on(body) == pytest.approx(2237.4 * factors[body["generated_at"]], rel=1e-6)
+            reads += 1
+    finally:
+        thread.join()
+    assert not failures, failures
+    assert len(seen) >= 3 and reads >= 10
+
+
+@pytest.mark.parametrize("cached", [True, False], ids=["parsed-before-pruning", "pruned-before-parsing"])
+def test_a_build_pruned_under_a_request_is_read_again_from_the_current_one(sets, tmp_path, monkeypatch, cached):
+    out = tmp_path / "cat"
+    old = publish(sets[1:2], out)
+    c, _ = make_client(out, tmp_path / "home")
+    if cached:
+        assert build_of(c.get(f"/scenarios/{COVID}")) == old
+    old_path = builds.current_build(out)
+    new = publish(scaled(sets[1:2], 2.0), out, generated_at="2026-01-03T00:00:00+00:00", keep=1)
+    assert not old_path.exists()  # pruned
+
+    # The request resolved `current` just before the publish: it reads the old build, which is gone.
+    resolve = builds.resolve
+    resolved = []
+
+    def late(out_dir, build=None):
+        resolved.append(build)
+        return old_path if len(resolved) == 1 else resolve(out_dir, build)
+
+    monkeypatch.setattr(builds, "resolve", late)
+    resp = c.get(f"/scenarios/{COVID}/timeseries", params={"symbol": "SPX"})
+    assert resp.status_code == 200 and build_of(resp) == new and len(resolved) == 2
+    assert spx_on(resp.json()) == pytest.approx(2 * 2237.4, rel=1e-6)
+    resolved.clear()
+    detail = c.get(f"/scenarios/{COVID}")
+    assert detail.status_code == 200 and build_of(detail) == new
+    resolved.clear()
+    assert c.get("/report").headers["x-scenarios-build"] == new
+    # A request that named the deleted build is not answered from another one.
+    resolved.clear()
+    pinned = c.get(f"/scenarios/{COVID}/timeseries", params={"build": old})
+    assert pinned.status_code == 404 and new in pinned.json()["message"]
 
 
 # --- generation ---------------------------------------------------------------------------------------
@@ -381,7 +499,7 @@ def free_port() -> int:
 @pytest.fixture()
 def live_server(catalog_dir, tmp_path):
     out, home = tmp_path / "out", tmp_path / "dagster_home"
-    shutil.copytree(catalog_dir, out)
+    shutil.copytree(catalog_dir, out, symlinks=True)  # `current` and the top-level names stay links
     port = free_port()
     env = {**os.environ, "DAGSTER_HOME": str(home), "PYTHONWARNINGS": "ignore"}
     env.pop("SCENARIOS_DAGSTER_UI_URL", None)
@@ -418,6 +536,7 @@ def test_live_server_serves_and_runs_a_generation_on_dagster(live_server, monkey
     with httpx.Client(base_url=base, timeout=30) as http:
         listing = http.get("/scenarios", params={"severity": "severe"}).json()
         assert listing["total"] > 0 and listing["generated_at"] == GENERATED_AT
+        first = listing["build_id"]
         with http.stream("GET", f"/scenarios/{COVID}/timeseries", headers={"Accept": "text/csv"}) as resp:
             assert resp.status_code == 200 and resp.headers.get("transfer-encoding") == "chunked"
             text = b"".join(resp.iter_bytes()).decode()
@@ -443,13 +562,21 @@ def test_live_server_serves_and_runs_a_generation_on_dagster(live_server, monkey
         # A Dagster run id is followed too.
         assert http.get(f"/runs/{runs[0]['run_id']}").json()["kind"] == "dagster_run"
 
-        # The server now serves the new build: only `severe`, only SPX and AAPL, from 2015.
+        # The server now serves the new build: `severe` regenerated (only SPX and AAPL, from 2015), the other
+        # severities carried over from the first build; that one is still kept and readable by its id.
         listing = http.get("/scenarios", params={"limit": 1000}).json()
-        assert listing["generated_at"] != GENERATED_AT
-        assert {i["severity"] for i in listing["items"]} == {"severe"}
-        assert set().union(*(i["symbols"] for i in listing["items"])) <= {"SPX", "AAPL"}
+        assert listing["generated_at"] != GENERATED_AT and listing["build_id"] != first
+        severe = [i for i in listing["items"] if i["severity"] == "severe"]
+        assert severe and set().union(*(i["symbols"] for i in severe)) <= {"SPX", "AAPL"}
+        families = http.get("/catalog").json()["families"]
+        assert families["historical/severe"]["origin"] == "new" and families["historical/moderate"]["origin"] == "carried"
+        kept = http.get("/builds").json()
+        assert kept["current"] == listing["build_id"] and [b["build_id"] for b in kept["builds"]] == [kept["current"], first]
+        old = http.get("/scenarios", params={"severity": "severe", "build": first})
+        assert old.headers["x-scenarios-build"] == first and old.json()["generated_at"] == GENERATED_AT
         report = http.get("/report")
         assert report.status_code == 200 and report.headers["content-type"].startswith("text/html")
+        assert report.headers["x-scenarios-build"] == kept["current"] and "<html" in report.text.lower()
 
     from dagster import DagsterInstance, RunsFilter
 
@@ -479,7 +606,7 @@ fuzz_schema = schemathesis.openapi.from_asgi("/openapi.json", FUZZ_APP, config=F
 
 @pytest.fixture(scope="module")
 def fuzz_catalog(sets):
-    write_build(sets, FUZZ_DIR / "out")
+    publish(sets, FUZZ_DIR / "out")
     return FUZZ_DIR / "out"
 
 

@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 
 from scenarios_assets.core.paths import BUNDLED_OHLCV
+from scenarios_tests.library_helpers import snapshot
 
 
 def run_cli(args, home, timeout=240):
@@ -33,6 +34,10 @@ def test_cli_run_writes_catalog_and_records_runs(built):
     doc = json.loads((out / "scenario_metadata.json").read_text())
     assert {s["severity"] for s in doc["scenarios"]} == {"severe"}
     assert (out / "scenario_timeseries.parquet").exists()
+    # One build, current, nothing temporary or staged left behind.
+    [build] = [p.name for p in (out / "builds").iterdir()]
+    assert os.readlink(out / "current") == f"builds/{build}" and doc["run"]["build_id"] == build
+    assert not any((out / ".staging").iterdir())
     # The runs are in the instance at DAGSTER_HOME, so the UI shows them.
     from dagster import DagsterInstance, DagsterRunStatus
 
@@ -78,7 +83,7 @@ def bad_sources(tmp_path):
 )
 def test_bad_input_fails_cleanly_and_keeps_files(built, tmp_path, case, extra, message):
     home, out, _ = built
-    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    before = snapshot(out)  # every build, link and file, byte for byte
     args = ["--type", "historical", "--severity", "severe", "--output-dir", str(out)]
     if case in ("missing_column", "negative_price", "duplicate_rows"):
         args += ["--market-data", str(bad_sources(tmp_path)[case])]
@@ -92,7 +97,7 @@ def test_bad_input_fails_cleanly_and_keeps_files(built, tmp_path, case, extra, m
     assert proc.returncode == 2, proc.stdout + proc.stderr
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], proc.stderr
-    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+    assert snapshot(out) == before
 
 
 def test_dry_run_writes_nothing(built, tmp_path):

@@ -6,8 +6,10 @@ import pyarrow.parquet as pq
 import pytest
 from dagster import AssetKey, instance_for_test
 
+from scenarios_assets.core import builds
 from scenarios_assets.definitions import defs
 from scenarios_tests.dagster_helpers import materialize_graph
+from scenarios_tests.library_helpers import snapshot
 
 
 def test_graph_structure():
@@ -40,9 +42,12 @@ def test_whole_graph_materialises_with_all_checks_passing(two_builds):
     evaluations = [e for r in results for e in r.get_asset_check_evaluations()]
     assert evaluations and all(e.passed for e in evaluations), [e.check_name for e in evaluations if not e.passed]
     assert {e.check_name for e in evaluations} >= {"finite_values", "positive_prices", "coverage", "complete_and_current"}
-    assert {p.name for p in out.iterdir() if not p.name.startswith("scenario_report")} == {  # report: test_report.py
-        "scenario_metadata.json", "scenario_timeseries.parquet", "scenario_summary.txt"
+    assert {p.name for p in out.iterdir()} == {  # the report: test_report.py
+        "scenario_metadata.json", "scenario_timeseries.parquet", "scenario_summary.txt", "scenario_metrics.parquet",
+        "scenario_report.html", "current", "builds", ".staging", ".lock",
     }
+    assert [p.name for p in (out / "builds").iterdir()] == [builds.current_build_id(out)]
+    assert not any((out / ".staging").iterdir())  # every staged slice went into the build
     doc = json.loads((out / "scenario_metadata.json").read_text())
     severities = {s["severity"] for s in doc["scenarios"]}
     assert severities == {"moderate", "severe", "extreme"}
@@ -55,19 +60,30 @@ def test_same_data_config_seed_give_identical_outputs(two_builds):
     doc_b = json.loads((b / "scenario_metadata.json").read_text())
     for doc in (doc_a, doc_b):
         doc.pop("generated_at")
-        for fam in doc["families"].values():
-            fam.pop("generation_seconds")
+        run = doc.pop("run")  # build id, staged slice ids, timings: facts of the run
+        assert set(run["timings"]) == set(doc["families"]) and run["previous_build"] is None
     assert doc_a == doc_b
     assert pq.read_table(a / "scenario_timeseries.parquet").equals(pq.read_table(b / "scenario_timeseries.parquet"))
+    assert pq.read_table(a / "scenario_metrics.parquet").equals(pq.read_table(b / "scenario_metrics.parquet"))
+    slices_a, slices_b = (sorted((d / "current" / "slices").rglob("records.jsonl")) for d in (a, b))
+    assert len(slices_a) == 15 and [p.read_bytes() for p in slices_a] == [p.read_bytes() for p in slices_b]
 
 
 def test_catalog_refuses_half_finished_or_stale_sets_and_keeps_files(tmp_path):
     """Missing partitions or sets built with another config fail the catalog visibly; files stay as they were."""
     out, storage = tmp_path / "out", tmp_path / "storage"
+    # Left by killed runs: a family step's half-written slice (its run is not live) and a build never published.
+    killed = builds.new_staging(out, "historical", "severe", "not-a-live-run")
+    (killed / "records.jsonl").write_text('{"id": "historical.killed.severe"}\n')
+    dead = builds.start_build(out, builds.new_build_id())
+    (dead / "scenario_metadata.json").write_text("{}")
     with instance_for_test() as instance:
         ok = materialize_graph(instance, out, storage, severities=["severe"], severities_setting=["severe"])
         assert ok[-1].success
-        before = {p.name: p.read_bytes() for p in out.iterdir()}
+        assert not killed.exists() and not dead.exists()  # removed by the build, never published
+        assert not any((out / ".staging").iterdir())
+        assert [p.name for p in (out / "builds").iterdir()] == [builds.current_build_id(out)]
+        before = snapshot(out)
 
         # Only `severe` exists, but the catalog is asked for all three severities.
         half = materialize_graph(instance, out, storage, severities=[], severities_setting=[])
@@ -83,7 +99,7 @@ def test_catalog_refuses_half_finished_or_stale_sets_and_keeps_files(tmp_path):
         assert not stale[-1].success
         detail = [e for e in stale[-1].get_asset_check_evaluations() if not e.passed][0].metadata["detail"].value
         assert "historical[severe] was built from data version" in detail or "historical[severe] was built with config" in detail
-    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+    assert snapshot(out) == before
 
 
 def test_severity_is_monotone_for_every_family(two_builds):

@@ -1,5 +1,6 @@
-"""Stage-3 starter metrics: the vectorised core against a plain per-series reference, the file round trip,
-and the Dagster asset (written next to the catalog; nothing in a dry run)."""
+"""Stage-3 starter metrics: the vectorised core against a plain per-series reference, the metrics computed per
+chunk from the arrays against the same core on the long rows, the dataset published with each build, and
+the Dagster asset (reads the published build; nothing in a dry run)."""
 
 import json
 import time
@@ -11,10 +12,12 @@ from dagster import build_asset_context
 from scipy import stats
 
 from scenarios_assets import load_scenario_metrics
-from scenarios_assets.core.metrics import METRICS_FILE, catalog_metrics, compute_metrics, write_metrics
+from scenarios_assets.core import builds, slices
+from scenarios_assets.core.metrics import METRIC_COLUMNS, METRICS_FILE, chunk_metrics, compute_metrics
 from scenarios_assets.core.scenario import Scenario, ScenarioSet
-from scenarios_assets.core.storage import CatalogBuild, write_catalog
+from scenarios_assets.core.storage import load_scenarios, timeseries_table
 from scenarios_assets.defs.metrics import scenario_metrics
+from scenarios_tests.library_helpers import publish_sets
 
 
 def reference_metrics(r: np.ndarray, dates: pd.DatetimeIndex) -> dict:
@@ -128,74 +131,109 @@ def _scenario(sid: str, family: str, severity: str, returns: np.ndarray, symbols
     return Scenario(sid, sid.split(".")[1], family, "CRISIS", severity, dates, list(symbols), block, prices)
 
 
-@pytest.fixture()
-def small_catalog(tmp_path):
-    rng = np.random.default_rng(5)
-    sets = [
+def _sets(rng) -> list[ScenarioSet]:
+    return [
         ScenarioSet(fam, sev, [_scenario(f"{fam}.ev{i}.{sev}", fam, sev, rng.normal(-0.002, 0.02, 40 + 10 * i)) for i in range(3)],
                     "dv1", "cfg1")
         for fam in ("historical", "stress") for sev in ("moderate", "severe", "extreme")
     ]
-    build = CatalogBuild(sets=sets, data_version="dv1", config_hash="cfg1", generated_at="2025-06-02T23:31:00+00:00")
+
+
+@pytest.fixture()
+def small_catalog(tmp_path):
+    sets = _sets(np.random.default_rng(5))
     out = tmp_path / "lib"
-    write_catalog(build, out, save_timeseries=True)
-    return out, build
+    final, header, _ = publish_sets(out, sets)
+    return out, sets, final, header
 
 
-def test_catalog_metrics_written_atomically_and_loaded_with_one_call(small_catalog):
-    out, build = small_catalog
-    frame, provenance = catalog_metrics(out)
-    assert len(frame) == len(build.scenarios) * 2
-    assert provenance == {"catalog_generated_at": "2025-06-02T23:31:00+00:00", "data_version": "dv1",
-                          "config_hash": "cfg1", "scenarios": 18, "rows": 36}
-    # The scenario's own max drawdown (equal-weight portfolio) is no worse than its worst symbol's.
-    worst_symbol = frame.groupby("scenario_id")["max_drawdown"].min()
-    for s in build.scenarios:
-        assert s.max_drawdown >= worst_symbol[s.id] - 1e-6
-    path = write_metrics(frame, out, provenance)
-    assert path == out / METRICS_FILE and oct(path.stat().st_mode & 0o777) == "0o644"
-    assert not [p for p in out.iterdir() if p.name.startswith(".")]  # no temporary file left behind
+def test_chunk_metrics_from_arrays_equal_the_metrics_of_the_long_rows():
+    """chunk_metrics reads the arrays (stacked, full scenarios) and the long rows (scenarios with missing
+    cells): both give exactly what compute_metrics gives on the written time series, in scenario order."""
+    rng = np.random.default_rng(11)
+    full = [_scenario(f"monte_carlo.p{i}.severe", "monte_carlo", "severe", rng.standard_t(4, 60) * 0.01,
+                      symbols=("SPX", "AAPL", "MSFT")) for i in range(5)]
+    short = _scenario("monte_carlo.short.severe", "monte_carlo", "severe", rng.normal(0, 0.01, 30))
+    gappy = _scenario("historical.gap.severe", "historical", "severe", rng.normal(0, 0.02, 50))
+    gappy.returns[:12, 1] = np.nan  # AAPL starts inside the window
+    gappy.prices[:12, 1] = np.nan
+    chunk = [full[0], gappy, *full[1:3], short, *full[3:]]
+    frame = chunk_metrics(chunk, block_cells=200)  # several blocks per length group
+    expected_order = [(s.id, sym) for s in chunk for sym in s.symbols]
+    assert list(frame[["scenario_id", "symbol"]].itertuples(index=False, name=None)) == expected_order
+    assert list(frame.columns) == ["scenario_id", "scenario_name", "scenario_type", "symbol", *METRIC_COLUMNS]
+    assert frame.loc[frame.scenario_id == "historical.gap.severe", "num_days"].tolist() == [50, 38]
+    long = timeseries_table(chunk).select(["scenario_id", "symbol", "date", "returns"]).to_pandas()
+    reference = compute_metrics(long).set_index(["scenario_id", "symbol"]).loc[expected_order].reset_index()
+    pd.testing.assert_frame_equal(frame.drop(columns=["scenario_name", "scenario_type"]), reference,
+                                  check_dtype=False, check_categorical=False, rtol=1e-12, atol=1e-15)
 
+
+def test_metrics_published_with_the_build_and_loaded_with_one_call(small_catalog):
+    out, sets, final, header = small_catalog
     loaded = load_scenario_metrics(out)
-    assert loaded.attrs["provenance"]["data_version"] == "dv1"
-    pd.testing.assert_frame_equal(loaded, frame, check_dtype=False)
+    assert len(loaded) == 18 * 2 and loaded["scenario_id"].nunique() == 18
+    provenance = dict(loaded.attrs["provenance"])
+    assert {k: v["origin"] for k, v in provenance.pop("slices").items()} == {
+        f"{ss.family}/{ss.severity}": "new" for ss in sets}
+    assert provenance == {"build_id": final.name, "catalog_generated_at": header["generated_at"],
+                          "data_version": "dv1", "config_hash": "cfg1"}
+    # One part per slice, published inside the build (hive partitions family/severity).
+    parts = sorted(p.relative_to(final / METRICS_FILE).as_posix() for p in (final / METRICS_FILE).rglob("*.parquet"))
+    assert parts == [f"family={f}/severity={s}/part-00000.parquet"
+                     for f in ("historical", "stress") for s in ("extreme", "moderate", "severe")]
+    # The same figures as the metrics of the published time series, computed from the long rows.
+    series = load_scenarios(out, timeseries=True).timeseries
+    reference = compute_metrics(series)
+    got = loaded.sort_values(["scenario_id", "symbol"]).reset_index(drop=True)
+    pd.testing.assert_frame_equal(got[reference.columns], reference, check_dtype=False, rtol=1e-12)
+    # The scenario's own max drawdown (equal-weight portfolio) is no worse than its worst symbol's.
+    worst_symbol = loaded.groupby("scenario_id")["max_drawdown"].min()
+    for s in (s for ss in sets for s in ss.scenarios):
+        assert s.max_drawdown >= worst_symbol[s.id] - 1e-6
     severe = load_scenario_metrics(out, family="stress", severity=["severe"], symbols=["SPX"])
     assert len(severe) == 3 and set(severe["severity"]) == {"severe"} and set(severe["symbol"]) == {"SPX"}
+    assert set(severe["family"]) == {"stress"}
     assert {"var_95", "cvar_99", "max_drawdown_duration_days", "skew", "kurtosis"} <= set(loaded.columns)
+    assert not list((out / "builds").glob(".tmp-*")) and not any((out / ".staging").iterdir())
 
 
-def test_failed_write_keeps_previous_metrics(small_catalog, monkeypatch):
-    out, _ = small_catalog
-    frame, provenance = catalog_metrics(out)
-    write_metrics(frame, out, provenance)
-    before = (out / METRICS_FILE).read_bytes()
-    import pyarrow.parquet as pq
+def test_failed_build_keeps_previous_metrics(small_catalog, monkeypatch):
+    out, sets, final, _ = small_catalog
+    before = load_scenario_metrics(out)
 
     def broken(*args, **kwargs):
         raise OSError("disk full")
 
-    monkeypatch.setattr(pq, "write_table", broken)
-    with pytest.raises(OSError):
-        write_metrics(frame.head(3), out, provenance)
-    assert (out / METRICS_FILE).read_bytes() == before
-    assert not [p for p in out.iterdir() if p.name.startswith(".")]
+    monkeypatch.setattr(slices, "chunk_metrics", broken)
+    with pytest.raises(OSError, match="disk full"):
+        publish_sets(out, _sets(np.random.default_rng(6)))
+    after = load_scenario_metrics(out)
+    assert builds.current_build(out) == final and after.attrs == before.attrs
+    pd.testing.assert_frame_equal(after, before)
+    assert not list((out / "builds").glob(".tmp-*"))
 
 
-def test_asset_writes_next_to_the_catalog_and_nothing_in_a_dry_run(small_catalog):
-    out, _ = small_catalog
-    summary = {"output_dir": str(out), "dry_run": False, "generated_at": "2025-06-02T23:31:00+00:00"}
+def test_asset_reads_the_published_build_and_nothing_in_a_dry_run(small_catalog):
+    out, _, final, header = small_catalog
+    summary = {"output_dir": str(out), "dry_run": False, "build_id": final.name, "generated_at": header["generated_at"]}
     result = scenario_metrics(build_asset_context(), summary)
-    assert result.value["written"] and (out / METRICS_FILE).exists()
+    assert result.value["written"] and result.value["path"] == str(final / METRICS_FILE)
+    assert result.value["build_id"] == final.name and result.value["data_version"] == "dv1"
     assert result.metadata["rows"].value == 36 and result.metadata["scenarios"].value == 18
+    assert result.metadata["build_id"].value == final.name
     assert "step_peak_rss_mib" in result.metadata
 
     dry_dir = out.parent / "dry"
-    dry = scenario_metrics(build_asset_context(), {"output_dir": str(dry_dir), "dry_run": True})
+    dry = scenario_metrics(build_asset_context(), {"output_dir": str(dry_dir), "dry_run": True, "build_id": ""})
     assert not dry.value["written"] and "dry run" in dry.value["reason"]
     assert not dry_dir.exists()
 
-    # A catalog rebuilt without time series: the old metrics would describe another build, so they go.
-    (out / "scenario_timeseries.parquet").unlink()
-    gone = scenario_metrics(build_asset_context(), summary)
-    assert not gone.value["written"] and not (out / METRICS_FILE).exists()
-    assert json.loads((out / "scenario_metadata.json").read_text())["data_version"] == "dv1"
+    # A build without time series has no metrics: the asset says so and reads nothing of the older build.
+    bare, _, _ = publish_sets(out, _sets(np.random.default_rng(5)), save_timeseries=False)
+    gone = scenario_metrics(build_asset_context(), {**summary, "build_id": bare.name})
+    assert not gone.value["written"] and bare.name in gone.value["reason"]
+    assert not (bare / METRICS_FILE).exists() and (final / METRICS_FILE).is_dir()  # the previous build is kept
+    with pytest.raises(FileNotFoundError):
+        load_scenario_metrics(out)
+    assert json.loads((out / "scenario_metadata.json").read_text())["run"]["build_id"] == bare.name

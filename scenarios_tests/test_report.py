@@ -1,21 +1,23 @@
-"""The visual report: charts generic over the families in the catalog, atomic files, the catalog asset's
-metadata, and the page rendered by a real headless Chromium."""
+"""The visual report: charts generic over the families in the build, written into the build before it is
+published, the catalog asset's metadata, and the page rendered by a real headless Chromium."""
 
 import json
 import os
 import re
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from scenarios_assets.core import builds
 from scenarios_assets.core import report as rpt
 from scenarios_assets.core.historical import generate_historical
 from scenarios_assets.core.scenario import Scenario, ScenarioSet
-from scenarios_assets.core.storage import CatalogBuild, load_scenarios, write_catalog
-from scenarios_assets.core.validation import validate_set
+from scenarios_assets.core.storage import load_scenarios
+from scenarios_tests.library_helpers import publish_sets
 
 ROOT = Path(__file__).resolve().parents[1]
 SEVERITY_SCALE = {"moderate": 0.008, "severe": 0.016, "extreme": 0.024}
@@ -52,11 +54,22 @@ def synthetic_sets() -> list[ScenarioSet]:
 
 @pytest.fixture(scope="module")
 def historical_sets(make_ctx):
-    return [validate_set(generate_historical(make_ctx(sev))) for sev in ("moderate", "severe", "extreme")]
+    return [generate_historical(make_ctx(sev)) for sev in ("moderate", "severe", "extreme")]
 
 
-def build_of(sets) -> CatalogBuild:
-    return CatalogBuild(sets, "dv", "ch", generated_at="2026-01-02T00:00:00+00:00")
+def publish_with_report(out: Path, sets, save_timeseries: bool = True):
+    """Publish ``sets`` as one build whose report is written into the build before the commit point, as the
+    catalog does. Returns (published build directory, report, names of the written report files)."""
+    made = {}
+
+    def report(build_dir):
+        made["report"], written = rpt.write_report(build_dir)
+        made["names"] = set(written)
+        assert all(p.parent == build_dir for p in written.values())  # into the unpublished build only
+
+    sets = [replace(ss, data_version="dv", config_hash="ch") for ss in sets]
+    final, _, _ = publish_sets(out, sets, report=report, save_timeseries=save_timeseries)
+    return final, made["report"], made["names"]
 
 
 def img_sources(page: str) -> list[str]:
@@ -64,41 +77,40 @@ def img_sources(page: str) -> list[str]:
 
 
 def test_report_covers_every_family_present(historical_sets, tmp_path):
-    write_catalog(build_of(historical_sets + synthetic_sets()), tmp_path)
-    report, written = rpt.write_report(tmp_path)
+    final, report, written = publish_with_report(tmp_path, historical_sets + synthetic_sets())
     assert {c.key for c in report.charts} == ALL_CHARTS
     assert report.notes == []
     for chart in report.charts:
         assert chart.png.startswith(b"\x89PNG\r\n\x1a\n") and len(chart.png) > 10_000
-        assert (tmp_path / chart.filename).read_bytes() == chart.png
-    page = (tmp_path / rpt.REPORT_FILE).read_text()
-    assert set(written) == {rpt.REPORT_FILE, *(c.filename for c in report.charts)}
+        assert (final / chart.filename).read_bytes() == chart.png
+    page = (tmp_path / rpt.REPORT_FILE).read_text()  # <out>/scenario_report.html -> current/
+    assert page == report.html and (final / rpt.REPORT_FILE).read_text() == page
+    assert written == {rpt.REPORT_FILE, *(c.filename for c in report.charts)}
     sources = img_sources(page)
     assert len(sources) == len(ALL_CHARTS) and all(s.startswith("data:image/png;base64,") for s in sources)
     # Self-contained: nothing for a browser to fetch.
     assert not re.search(r'(src|href)="(?!data:)', page) and "http://" not in page and "https://" not in page
     assert "Monte Carlo fan charts" in page or "monte_carlo_fan" in page
-    # Atomic writes leave no temporary files behind.
-    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+    # The build was published whole: no temporary build or staged slice is left behind.
+    assert not [p.name for p in (tmp_path / "builds").iterdir() if p.name.startswith(".")]
+    assert not any((tmp_path / builds.STAGING_DIR).iterdir())
     # Big families are summarised, small ones listed.
     assert "monte_carlo: 360 scenarios, summarised" in page and "historical.covid_crash.severe" in page
 
 
 def test_absent_families_are_skipped_and_stale_charts_removed(historical_sets, tmp_path):
-    write_catalog(build_of(historical_sets + synthetic_sets()), tmp_path)
-    rpt.write_report(tmp_path)
-    write_catalog(build_of(historical_sets), tmp_path)  # the next day: only the historical family
-    report, _ = rpt.write_report(tmp_path)
+    first, _, _ = publish_with_report(tmp_path, historical_sets + synthetic_sets())
+    final, report, _ = publish_with_report(tmp_path, historical_sets)  # the next day: only the historical family
     assert {c.key for c in report.charts} == {"overview", "historical_drawdowns"}
     assert report.notes == ["Not in this catalog (no chart): regime, monte_carlo, bootstrap, stress."]
-    pngs = {p.name for p in tmp_path.glob("scenario_report_*.png")}
+    assert len(list(first.glob("scenario_report_*.png"))) == len(ALL_CHARTS)  # the previous build is kept as it was
+    pngs = {p.name for p in (tmp_path / "current").glob("scenario_report_*.png")}
     assert pngs == {"scenario_report_overview.png", "scenario_report_historical_drawdowns.png"}
     assert len(img_sources((tmp_path / rpt.REPORT_FILE).read_text())) == 2
 
 
 def test_without_time_series_only_record_charts(historical_sets, tmp_path):
-    write_catalog(build_of(historical_sets[:1]), tmp_path, save_timeseries=False)
-    report, _ = rpt.write_report(tmp_path)
+    _, report, _ = publish_with_report(tmp_path, historical_sets[:1], save_timeseries=False)
     assert [c.key for c in report.charts] == ["overview"]
     assert any("--no-save-timeseries" in n for n in report.notes)
 
@@ -106,9 +118,10 @@ def test_without_time_series_only_record_charts(historical_sets, tmp_path):
 def test_paths_agree_with_the_records(historical_sets, tmp_path):
     """The charted portfolio path is the scenario's own: its end is the recorded total return, its worst
     drawdown the recorded one, whether read from the directory or from load_scenarios()."""
-    sets = historical_sets + synthetic_sets()[:2]
-    write_catalog(build_of(sets), tmp_path)
+    sets = historical_sets + [ss for ss in synthetic_sets() if ss.family == "regime"]
+    final, _, _ = publish_with_report(tmp_path, sets)
     from_dir = rpt.from_directory(tmp_path)
+    assert rpt.from_directory(final).records == from_dir.records
     from_lib = rpt.from_library(load_scenarios(tmp_path, timeseries=True))
     assert from_dir.wealth.keys() == from_lib.wealth.keys() == {r["id"] for r in from_dir.records}
     for rec in from_dir.records:
@@ -136,9 +149,17 @@ def test_catalog_asset_writes_report_and_shows_charts(tmp_path):
         families = {r["family"] for r in json.loads((out / "scenario_metadata.json").read_text())["scenarios"]}
         assert "historical" in families  # and whichever other families are registered: one chart each
         assert set(charts) == {"chart_overview", *(f"chart_{rpt.chart_key(f)}" for f in families)}
-        assert all("](data:image/png;base64," in md for md in charts.values())
-        assert mat.metadata["report"].value == str(out / rpt.REPORT_FILE)
-        assert (out / rpt.REPORT_FILE).exists() and (out / "scenario_report_overview.png").exists()
+        build = builds.current_build(out)
+        assert build.name == mat.metadata["build_id"].value
+        # Shown in place by the Dagster UI (Markdown under 1,000 characters): a thumbnail from the REST API, which
+        # links to the whole chart of this build (test_api_operator.py checks what the API serves).
+        api = "http://127.0.0.1:8000/report/charts"
+        assert all(len(md) < rpt.INLINE_MARKDOWN_LIMIT and "base64" not in md for md in charts.values())
+        assert all(f"({api}/{key.removeprefix('chart_')}.png?build={build.name}&width=560)]" in md
+                   for key, md in charts.items())
+        assert Path(mat.metadata["report"].value).is_file()
+        assert Path(mat.metadata["report"].value).read_bytes() == (out / rpt.REPORT_FILE).read_bytes()
+        assert (out / rpt.REPORT_FILE).exists() and (build / "scenario_report_overview.png").exists()
 
         dry_run = materialize_graph(instance, dry, tmp_path / "storage", severities=[], severities_setting=["severe"],
                                     dry_run=True)
@@ -162,8 +183,7 @@ def chromium_or_skip() -> str:
 
 def test_report_renders_in_headless_chromium(historical_sets, tmp_path):
     chromium_or_skip()
-    write_catalog(build_of(historical_sets + synthetic_sets()), tmp_path)
-    report, _ = rpt.write_report(tmp_path)
+    _, report, _ = publish_with_report(tmp_path, historical_sets + synthetic_sets())
     shot, dom = tmp_path / "shot.png", tmp_path / "dom.html"
     proc = subprocess.run(
         [sys.executable, str(ROOT / "scripts" / "screenshot_report.py"), "--report", str(tmp_path / rpt.REPORT_FILE),

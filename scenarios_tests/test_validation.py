@@ -14,6 +14,7 @@ from scenarios_assets.core.validation import (
     correlation_stability,
     regime_types_found,
     scenario_checks,
+    stats_of,
     statistical_validity,
     tail_reference,
     validate_set,
@@ -133,7 +134,7 @@ def test_statistical_validity_accepts_heavy_tails_like_the_history():
     rng = np.random.default_rng(1)
     reference = tail_reference(_t_returns(rng, 4, (5000, 20)), window=250)
     scenarios = [make_scenario(_t_returns(rng, 4, (250, 20)), key=f"p{i}", dates=pd.bdate_range("2021-01-04", periods=250).to_numpy().astype("datetime64[D]")) for i in range(20)]
-    res = statistical_validity(ScenarioSet("monte_carlo", "moderate", scenarios, "v", "c", metadata={"tail_reference": reference}))
+    res = statistical_validity(stats_of(ScenarioSet("monte_carlo", "moderate", scenarios, "v", "c", metadata={"tail_reference": reference})))
     assert res["passed"], res["detail"]
     assert 0.005 < res["value"] < 0.03  # heavy tails: far above the normal 0.27 %, and still accepted
 
@@ -143,7 +144,7 @@ def test_statistical_validity_flags_thin_tails_against_a_heavy_tailed_history():
     reference = tail_reference(_t_returns(rng, 3, (5000, 20)), window=250)
     dates = pd.bdate_range("2021-01-04", periods=250).to_numpy().astype("datetime64[D]")
     scenarios = [make_scenario(rng.normal(0, 0.01, (250, 20)), key=f"p{i}", dates=dates) for i in range(20)]
-    res = statistical_validity(ScenarioSet("monte_carlo", "moderate", scenarios, "v", "c", metadata={"tail_reference": reference}))
+    res = statistical_validity(stats_of(ScenarioSet("monte_carlo", "moderate", scenarios, "v", "c", metadata={"tail_reference": reference})))
     assert not res["passed"], res["detail"]
 
 
@@ -157,7 +158,7 @@ def test_statistical_validity_flags_spikes_against_a_normal_history():
         spikes = rng.random(r.shape) < 0.03
         r[spikes] *= 12  # a broken generator: 3 % of days are 12-sigma moves
         scenarios.append(make_scenario(np.clip(r, -0.9, None), key=f"p{i}", dates=dates))
-    res = statistical_validity(ScenarioSet("monte_carlo", "moderate", scenarios, "v", "c", metadata={"tail_reference": reference}))
+    res = statistical_validity(stats_of(ScenarioSet("monte_carlo", "moderate", scenarios, "v", "c", metadata={"tail_reference": reference})))
     assert not res["passed"], res["detail"]
 
 
@@ -165,16 +166,16 @@ def test_statistical_validity_without_reference_fits_a_student_t_to_the_set():
     rng = np.random.default_rng(4)
     dates = pd.bdate_range("2021-01-04", periods=400).to_numpy().astype("datetime64[D]")
     heavy = [make_scenario(_t_returns(rng, 4, (400, 10)), key=f"h{i}", dates=dates) for i in range(20)]
-    res = statistical_validity(ScenarioSet("bootstrap", "moderate", heavy, "v", "c"))
+    res = statistical_validity(stats_of(ScenarioSet("bootstrap", "moderate", heavy, "v", "c")))
     assert res["passed"] and "Student-t fitted" in res["detail"], res["detail"]
     # bounded returns have no 3-sigma days at all, which no fitted Student-t expects
     flat = [make_scenario(rng.uniform(-0.02, 0.02, (400, 10)), key=f"u{i}", dates=dates) for i in range(30)]
-    res = statistical_validity(ScenarioSet("bootstrap", "moderate", flat, "v", "c"))
+    res = statistical_validity(stats_of(ScenarioSet("bootstrap", "moderate", flat, "v", "c")))
     assert not res["passed"] and res["value"] == 0.0, res["detail"]
 
 
 def test_statistical_validity_needs_returns():
-    res = statistical_validity(ScenarioSet("monte_carlo", "moderate", [make_scenario(sound_returns(shape=(10, 2)))], "v", "c"))
+    res = statistical_validity(stats_of(ScenarioSet("monte_carlo", "moderate", [make_scenario(sound_returns(shape=(10, 2)))], "v", "c")))
     assert not res["passed"] and "need 100" in res["detail"]
 
 

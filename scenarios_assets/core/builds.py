@@ -32,6 +32,8 @@ import fcntl
 import json
 import os
 import shutil
+import socket
+import time
 import uuid
 from collections.abc import Iterator
 from datetime import datetime, timezone
@@ -44,6 +46,7 @@ CURRENT = "current"
 STAGING_DIR = ".staging"
 LOCK_FILE = ".lock"
 TMP_PREFIX = ".tmp-"
+LOCK_WAIT_SECONDS = 600.0  # how long a build waits for another one's publish (seconds, which take seconds)
 
 METADATA_FILE = "scenario_metadata.json"
 TIMESERIES_FILE = "scenario_timeseries.parquet"
@@ -119,24 +122,36 @@ def resolve(out: str | Path, build: str | None = None) -> Path:
 
 
 @contextlib.contextmanager
-def build_lock(out: Path) -> Iterator[None]:
-    """Exclusive lock of ``out`` while one build is assembled and published (refuses a second one)."""
+def build_lock(out: Path, wait_seconds: float | None = None) -> Iterator[None]:
+    """Exclusive lock of ``out`` while one build is assembled and published. Another build's publish takes
+    seconds, so this waits for it (up to ``wait_seconds``) rather than throwing away the caller's work;
+    BuildInProgressError naming the holder after that (default LOCK_WAIT_SECONDS)."""
+    wait_seconds = LOCK_WAIT_SECONDS if wait_seconds is None else wait_seconds
     out.mkdir(parents=True, exist_ok=True)
     fh = open(out / LOCK_FILE, "a+")
     try:
-        try:
-            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            fh.seek(0)
-            holder = fh.read().strip() or "another process"
-            raise BuildInProgressError(
-                f"another build is being published in '{out}' ({holder}); wait for it to finish"
-            ) from None
+        deadline = time.monotonic() + wait_seconds
+        while True:
+            try:
+                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    fh.seek(0)
+                    holder = fh.read().strip() or "another process"
+                    raise BuildInProgressError(
+                        f"another build has been publishing in '{out}' for over {wait_seconds:.0f} s ({holder})"
+                    ) from None
+                time.sleep(0.2)
         fh.seek(0)
         fh.truncate()
         fh.write(f"pid {os.getpid()} since {datetime.now(timezone.utc).isoformat(timespec='seconds')}")
         fh.flush()
-        yield
+        try:
+            yield
+        finally:
+            fh.seek(0)
+            fh.truncate()  # no stale holder text once released
     finally:
         fh.close()  # releases the lock
 
@@ -236,27 +251,41 @@ def new_staging(out: str | Path, family: str, severity: str, run_id: str) -> Pat
     path = staging_root(out) / f"{family}.{severity}.{uuid.uuid4().hex[:12]}"
     path.mkdir(parents=True)
     (path / "owner.json").write_text(json.dumps({"run_id": run_id, "family": family, "severity": severity,
-                                                 "pid": os.getpid()}))
+                                                 "pid": os.getpid(), "host": socket.gethostname()}))
     return path
 
 
 def clean_staging(out: str | Path, keep: set[str], is_live=lambda run_id: False) -> list[str]:
-    """Remove staging directories not in ``keep`` (slice ids a later build may still take) whose owning run
-    is not live (``is_live(run_id)``): leftovers of killed or superseded runs. Returns the removed names."""
+    """Remove staging directories not in ``keep`` (slice ids a later build may still take) whose owner is
+    gone: its run is not live (``is_live(run_id)``), or its process on this host has died (a killed run that
+    its orchestrator still lists as started). Returns the removed names."""
     root = staging_root(out)
     removed = []
     for path in sorted(root.iterdir()) if root.is_dir() else []:
         if path.name in keep:
             continue
         try:
-            owner = json.loads((path / "owner.json").read_text()).get("run_id", "")
+            owner = json.loads((path / "owner.json").read_text())
         except (OSError, ValueError):
-            owner = ""
-        if owner and is_live(owner):
+            owner = {}
+        if owner.get("run_id") and is_live(owner["run_id"]) and _process_alive(owner):
             continue
         shutil.rmtree(path, ignore_errors=True)
         removed.append(path.name)
     return removed
+
+
+def _process_alive(owner: dict) -> bool:
+    """False when the owner's process ran on this host and no longer exists (True when unknown)."""
+    if owner.get("host") != socket.gethostname() or not owner.get("pid"):
+        return True
+    try:
+        os.kill(int(owner["pid"]), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _fsync_tree(path: Path) -> None:

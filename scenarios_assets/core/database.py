@@ -19,6 +19,7 @@ on the rows read, exactly as for files.
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -72,12 +73,76 @@ class PostgresSource:
         return f"{self.schema}.{self.table}"
 
 
-def parse_source(url: str) -> PostgresSource:
-    """Split ``?table=schema.table`` off a postgresql:// URL and name it without its password."""
+# Where a password taken out of a source URL travels to the process that connects (``split_password``):
+# the environment of the CLI's run (in-process, subprocess or local Dask steps inherit it), never the run
+# config, tags or metadata that Dagster stores.
+PASSWORD_ENV = "SCENARIOS_MARKET_DATA_PASSWORD"
+_NETLOC_PASSWORD = re.compile(r"^([^/?#@]*?:)[^/?#@]*@")
+
+
+def mask_password(url: str) -> str:
+    """``url`` with the password of its user part and any ``password=`` parameter replaced by ``***``, for
+    messages about a URL that cannot even be parsed."""
+    text = str(url)
+    scheme, sep, rest = text.partition("://")
+    if sep:
+        rest = _NETLOC_PASSWORD.sub(r"\1***@", rest, count=1)
+        text = scheme + sep + rest
+    return re.sub(r"(?i)(password=)[^&#]*", r"\1***", text)
+
+
+def _checked_parts(text: str):
+    """urlsplit of ``text`` with its port checked: one clear line for a bad host or port."""
+    shown = mask_password(text)
+    try:
+        parts = urlsplit(text)
+    except ValueError:
+        raise ScenarioInputError(
+            f"market data URL '{shown}': the host is not a valid IPv6 address in brackets, e.g. [::1]"
+        ) from None
+    try:
+        port = parts.port
+    except ValueError:
+        raw = parts.netloc.rpartition("@")[2].rpartition(":")[2]
+        raise ScenarioInputError(
+            f"market data URL '{shown}': port '{raw}' is not a number from 1 to 65535 (PostgreSQL's default is 5432)"
+        ) from None
+    if port == 0:
+        raise ScenarioInputError(f"market data URL '{shown}': port 0 is not a number from 1 to 65535 (PostgreSQL's default is 5432)")
+    return parts
+
+
+def split_password(url: str) -> tuple[str, str | None]:
+    """(the URL without its password, the password or None): the password of the user part or of a
+    ``password=`` parameter. Raises ScenarioInputError for a URL that does not parse."""
     text = str(url)
     if not is_postgres_url(text):
-        raise ScenarioInputError(f"'{text}' is not a postgresql:// URL")
-    parts = urlsplit(text)
+        return text, None
+    parts = _checked_parts(text)
+    params = parse_qsl(parts.query, keep_blank_values=True)
+    password = parts.password
+    kept = [(k, v) for k, v in params if k != "password"]
+    if len(kept) != len(params):
+        password = [v for k, v in params if k == "password"][-1]
+    if password is None:
+        return text, None
+    netloc = parts.netloc
+    if parts.password is not None:
+        user, _, host = netloc.rpartition("@")
+        netloc = f"{user.partition(':')[0]}@{host}"
+    query = urlencode(kept, quote_via=quote)
+    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment)), unquote(password)
+
+
+def parse_source(url: str) -> PostgresSource:
+    """Split ``?table=schema.table`` off a postgresql:// URL and name it without its password.
+
+    A URL without a password takes ``$SCENARIOS_MARKET_DATA_PASSWORD`` when set (``split_password``).
+    Raises ScenarioInputError for a URL that is not postgresql://, a bad host or port, or a bad table."""
+    text = str(url)
+    if not is_postgres_url(text):
+        raise ScenarioInputError(f"'{mask_password(text)}' is not a postgresql:// URL")
+    parts = _checked_parts(text)
     params = parse_qsl(parts.query, keep_blank_values=True)
     table_values = [v for k, v in params if k == TABLE_PARAM]
     rest = [(k, v) for k, v in params if k != TABLE_PARAM]
@@ -91,7 +156,15 @@ def parse_source(url: str) -> PostgresSource:
                 raise ScenarioInputError(
                     f"market data URL: table '{spec}' is not schema.table made of letters, digits and underscores"
                 )
-    dsn = urlunsplit((parts.scheme, parts.netloc, parts.path, urlencode(rest, quote_via=quote), parts.fragment))
+    netloc_dsn = parts.netloc
+    env_password = os.environ.get(PASSWORD_ENV)
+    from_env = bool(env_password) and parts.password is None and not any(k == "password" for k, _ in rest)
+    if from_env:
+        user, at, host = parts.netloc.rpartition("@")
+        netloc_dsn = f"{user}:{quote(env_password, safe='')}@{host}" if at else netloc_dsn
+        if not at:
+            rest = [*rest, ("password", env_password)]
+    dsn = urlunsplit((parts.scheme, netloc_dsn, parts.path, urlencode(rest, quote_via=quote), parts.fragment))
     # The printable name: user, host, port, database and the non-secret parameters, always with the table.
     netloc = parts.hostname or ""
     if parts.hostname and ":" in parts.hostname:  # IPv6 literal
@@ -99,8 +172,8 @@ def parse_source(url: str) -> PostgresSource:
     if parts.port:
         netloc += f":{parts.port}"
     if parts.username:
-        netloc = f"{unquote(parts.username)}{':***' if parts.password else ''}@{netloc}"
-    shown = [(k, "***" if k == "password" else v) for k, v in rest] + [(TABLE_PARAM, f"{schema}.{table}")]
+        netloc = f"{unquote(parts.username)}{':***' if parts.password or from_env else ''}@{netloc}"
+    shown = [(k, "***" if k == "password" else v) for k, v in params if k != TABLE_PARAM] + [(TABLE_PARAM, f"{schema}.{table}")]
     name = urlunsplit((parts.scheme, netloc, parts.path, urlencode(shown, safe="*.", quote_via=quote), ""))
     return PostgresSource(dsn=dsn, schema=schema, table=table, name=name)
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import pandas as pd
 
 from scenarios_assets.core.market import MarketData
+from scenarios_assets.core.config import section_hash
 from scenarios_assets.core.scenario import ScenarioSet, ScenarioStream
 from scenarios_assets.core.validation import collect
 
@@ -111,6 +112,11 @@ def families_for_type(type_: str) -> list[str]:
 
 def enabled(spec: FamilySpec, config: dict) -> bool:
     return bool(config["generation"][spec.config_section].get("enabled", True))
+
+
+def family_config_hash(family: str, config: dict) -> str:
+    """The hash of the config a family's output depends on (config.section_hash of its section)."""
+    return section_hash(config, FAMILY_SPECS[family].config_section)
 
 
 def family_stream(family: str, ctx: GenerationContext) -> ScenarioStream:

@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from scenarios_assets.catalog import load_catalog
+from scenarios_assets.core.errors import ScenarioInputError
 from scenarios_assets.core.scenario import Scenario, ScenarioSet, portfolio_returns, scenario_id, ANNUALISATION
 from scenarios_assets.core.severity import Severity
 
@@ -52,8 +53,20 @@ class Event:
         )
 
 
-def load_events(include_full_cycles: bool) -> list[Event]:
+def load_events(include_full_cycles: bool, keys: list[str] | None = None) -> list[Event]:
+    """The catalog's events (full cycles only with ``include_full_cycles``); with ``keys``
+    (``generation.historical.events``) only those, which must exist. Raises ScenarioInputError naming
+    unknown keys and the known ones."""
     events = [Event.from_record(r) for r in load_catalog("historical_events")["events"]]
+    if keys:
+        known = [e.key for e in events]
+        unknown = [k for k in keys if k not in known]
+        if unknown:
+            raise ScenarioInputError(
+                f"generation.historical.events: unknown event(s) {', '.join(map(str, unknown))} "
+                f"(known: {', '.join(known)})"
+            )
+        events = [e for e in events if e.key in keys]
     return [e for e in events if e.kind == "event" or include_full_cycles]
 
 
@@ -148,7 +161,7 @@ def generate_historical(ctx) -> ScenarioSet:
     drift = market.long_run_drift()
     history = market.close.pct_change(fill_method=None)
     scenarios, skipped = [], []
-    events = load_events(cfg["include_full_cycles"])
+    events = load_events(cfg["include_full_cycles"], cfg["events"])
     for event in events:
         replay = replay_window(
             market.close,

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from scenarios_assets.core import builds
+from scenarios_assets.core.errors import ScenarioInputError
 from scenarios_assets.core.builds import (
     BUILD_FILE,
     METADATA_FILE,
@@ -95,10 +96,14 @@ def plan_build(
     all_families: list[str],
     all_severities: list[str],
     save_timeseries: bool = True,
+    check_only: bool = False,
+    family_hashes: dict[str, str] | None = None,
 ) -> BuildPlan:
     """The slices of the next build: every requested (family, severity) from ``available`` (the latest
     manifests), refused when missing, stale, failed or no longer on disk; with ``carry_over`` every other
-    slice of the current build of ``out``. Raises IncompleteLibraryError listing every problem."""
+    slice of the current build of ``out``, flagged stale when built from another data version or another
+    config of its family (``family_hashes``: family -> config.section_hash now). ``check_only`` (a dry run: nothing will be written) accepts a
+    current, valid manifest wherever its files are. Raises IncompleteLibraryError listing every problem."""
     current = builds.current_build(out)
     problems, sources = [], []
     requested = {(f, s) for f in families for s in severities}
@@ -106,9 +111,10 @@ def plan_build(
         for severity in all_severities:
             if (family, severity) in requested:
                 source = _new_slice(available.get(family, {}).get(severity), family, severity, data_version,
-                                    config_hash, current, save_timeseries, problems)
+                                    config_hash, current, save_timeseries and not check_only, problems, check_only)
             elif carry_over and current is not None:
-                source = _carried_slice(current, family, severity, data_version, config_hash)
+                family_hash = (family_hashes or {}).get(family, "")
+                source = _carried_slice(current, family, severity, data_version, config_hash, family_hash)
             else:
                 source = None
             if source is not None:
@@ -122,7 +128,7 @@ def plan_build(
 
 
 def _new_slice(m: SliceManifest | None, family, severity, data_version, config_hash, current, save_timeseries,
-               problems: list[str]) -> SliceSource | None:
+               problems: list[str], check_only: bool = False) -> SliceSource | None:
     where = f"{family}[{severity}]"
     if m is None:
         problems.append(f"{where} has not been materialised")
@@ -134,8 +140,8 @@ def _new_slice(m: SliceManifest | None, family, severity, data_version, config_h
         problems.append(f"{where} failed blocking check(s) {', '.join(m.blocking_failures)}")
     elif m.metadata.get("disabled"):
         return None
-    elif m.path is None:  # a dry run: checked, nothing written; build_and_publish refuses to publish it
-        return SliceSource(m, "new", Path(), "dry-run")
+    elif m.path is None or check_only:  # checked only: build_and_publish refuses to publish it
+        return SliceSource(m, "new", Path(m.path or "."), "dry-run")
     elif m.path is not None and (Path(m.path) / MANIFEST_FILE).is_file():
         if save_timeseries and not m.timeseries:
             problems.append(f"{where} was generated without time series; materialise it again with save_timeseries on")
@@ -155,12 +161,17 @@ def _slice_in(build: Path, family: str, severity: str) -> str | None:
     return json.loads(path.read_text()).get("slice_id")
 
 
-def _carried_slice(current: Path, family: str, severity: str, data_version: str, config_hash: str) -> SliceSource | None:
+def _carried_slice(current: Path, family: str, severity: str, data_version: str, config_hash: str,
+                   family_hash: str = "") -> SliceSource | None:
     directory = current / SLICES_DIR / family / severity
     if not (directory / MANIFEST_FILE).is_file():
         return None
     manifest = read_manifest(directory)
-    stale = manifest.data_version != data_version or manifest.config_hash != config_hash
+    if family_hash and manifest.family_config_hash:  # the family's own config, not every family's
+        other_config = manifest.family_config_hash != family_hash
+    else:
+        other_config = manifest.config_hash != config_hash
+    stale = manifest.data_version != data_version or other_config
     return SliceSource(manifest, "carried", current, "build", current.name, stale)
 
 
@@ -176,6 +187,7 @@ def family_entry(source: SliceSource) -> dict:
         "stale": source.stale,
         "data_version": m.data_version,
         "config_hash": m.config_hash,
+        "family_config_hash": m.family_config_hash,
         "rows": m.rows,
         "skipped": m.skipped,
         "validation": m.validation,
@@ -261,6 +273,8 @@ def build_and_publish(plan: BuildPlan, out: Path, keep: int, run: dict | None = 
     if dry:
         raise IncompleteLibraryError(f"the library was not rebuilt (the current build stays): {', '.join(dry)} "
                                      "was a dry run (nothing written). Materialise it, then the catalog.")
+    if keep < 1:
+        raise ScenarioInputError(f"performance.keep_builds must be >= 1, got {keep}")
     out.mkdir(parents=True, exist_ok=True)
     with builds.build_lock(out):
         builds.prune(out, keep)  # leftovers of killed builds first

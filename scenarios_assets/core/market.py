@@ -1,7 +1,9 @@
 """Market data: read the OHLCV contract, validate it, and hold it as an aligned close/volume panel.
 
-Validation raises :class:`ScenarioInputError` with one message naming the source and the problem, so a
-bad file stops the run before anything is generated or written.
+Validation raises :class:`ScenarioInputError` with one message naming the source (for a directory, the
+file) and the problem, so a bad file stops the run before anything is generated or written. Date columns
+are read by ``core.dates``, split-like moves refused by ``core.price_moves``, trading calendars aligned by
+``core.calendars`` (README "Market data" is the contract).
 """
 
 from __future__ import annotations
@@ -10,81 +12,239 @@ import hashlib
 import os
 import time
 from dataclasses import dataclass, field
+from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pyarrow.dataset as pads
 
+from scenarios_assets.core.calendars import check_weekend_sessions, fold_to_calendar, market_calendar
+from scenarios_assets.core.config import default_config
+from scenarios_assets.core.dates import DateColumnError, parse_date_column
 from scenarios_assets.core.errors import ScenarioInputError
+from scenarios_assets.core.price_moves import PriceMoveError, check_price_moves, parse_accepted_moves
 from scenarios_assets.core.paths import BUNDLED_OHLCV
 
 OHLCV_COLUMNS = ("symbol", "date", "open", "high", "low", "close", "volume")
 PRICE_COLUMNS = ("open", "high", "low", "close")
-# A close that moves by more than this factor in one session is a data error (unadjusted split, typo).
-MAX_DAILY_FACTOR = 10.0
 # Up to this many missing sessions inside a symbol's history are forward-filled (holiday calendars of
 # different sources); a longer hole is a gap the user must fix.
 MAX_FILLED_SESSIONS = 5
 ANNUALISATION = 252
+# Files a directory source reads (suffix in any case); everything else, and every hidden file or folder
+# (name starting with '.' or '_', e.g. .DS_Store, _SUCCESS, .ipynb_checkpoints), is skipped and listed.
+DATA_SUFFIXES = (".parquet", ".csv", ".csv.gz")
+# Internal column: index (into the report's ``files``) of the file each row came from (directory sources).
+FILE_COLUMN = "__file__"
+
+
+def source_files(directory: Path) -> tuple[list[Path], list[tuple[str, str]]]:
+    """The data files under ``directory`` (recursively, sorted by relative path) and the skipped entries
+    as (relative path, reason). Hidden files and folders (leading '.' or '_') are skipped whole."""
+    read, skipped = [], []
+    for path in sorted(directory.rglob("*")):
+        rel = path.relative_to(directory)
+        hidden = next((part for part in rel.parts if part.startswith((".", "_"))), None)
+        if hidden is not None:
+            if rel.parts.index(hidden) == len(rel.parts) - 1:
+                skipped.append((rel.as_posix(), "hidden"))
+            continue  # inside a hidden folder: the folder is listed, its content is not
+        if path.is_dir():
+            continue
+        if path.name.lower().endswith(DATA_SUFFIXES):
+            read.append(path)
+        else:
+            skipped.append((rel.as_posix(), f"not {'/'.join(DATA_SUFFIXES)}"))
+    return read, skipped
 
 
 def read_ohlcv(source: str | Path) -> pd.DataFrame:
-    """Read long OHLCV rows from a Parquet/CSV file or a directory of them."""
+    """Read long OHLCV rows from a Parquet/CSV file or a directory of them.
+
+    A directory's rows carry ``FILE_COLUMN`` (which file each came from), and ``frame.attrs`` holds
+    ``files`` (relative paths read, in order) and ``skipped`` ((relative path, reason) pairs)."""
     text = str(source)
     if text.startswith(("postgresql://", "postgres://")):
         from scenarios_assets.core.database import read_ohlcv_postgres  # optional driver, imported on use
 
         return read_ohlcv_postgres(text)
     path = Path(source)
+    if text.strip() == "":
+        raise ScenarioInputError("market data source is an empty string (give a Parquet/CSV file or directory)")
     if not path.exists():
         raise ScenarioInputError(f"market data '{source}' does not exist (expected a Parquet/CSV file or directory)")
-    files = sorted(p for p in path.rglob("*") if p.suffix in (".parquet", ".csv")) if path.is_dir() else [path]
+    if not path.is_dir():
+        return _read_file(path, str(source))
+    files, skipped = source_files(path)
     if not files:
-        raise ScenarioInputError(f"market data '{source}': the directory holds no .parquet or .csv file")
-    frames = []
-    for file in files:
-        try:
-            if file.suffix == ".parquet":
-                frames.append(pads.dataset(file).to_table().to_pandas())
-            elif file.suffix == ".csv":
-                frames.append(pd.read_csv(file))
-            else:
-                raise ScenarioInputError(f"market data '{file}': unsupported file type (use .parquet or .csv)")
-        except (OSError, ValueError, pd.errors.ParserError) as exc:
-            if isinstance(exc, ScenarioInputError):
-                raise
-            raise ScenarioInputError(f"market data '{file}' could not be read: {exc}") from None
-    return pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
-
-
-def validate_ohlcv(raw: pd.DataFrame, source: str) -> tuple[pd.DataFrame, dict]:
-    """Check the OHLCV contract; return the rows typed and sorted by (symbol, date), and a report."""
-    missing = [c for c in OHLCV_COLUMNS if c not in raw.columns]
-    if missing:
+        listed = ", ".join(f"{name} ({why})" for name, why in skipped[:5]) or "nothing"
         raise ScenarioInputError(
-            f"market data '{source}': missing required column(s) {', '.join(missing)} "
-            f"(expected {', '.join(OHLCV_COLUMNS)})"
+            f"market data '{source}': the directory holds no {'/'.join(DATA_SUFFIXES)} file (skipped: {listed})"
         )
+    frames = []
+    for i, file in enumerate(files):
+        frame = _read_file(file, str(file))
+        frames.append(frame.assign(**{FILE_COLUMN: np.int32(i)}))
+    columns = [list(f.columns) for f in frames]
+    odd = next((i for i, c in enumerate(columns) if set(c) != set(columns[0])), None)
+    if odd is not None:
+        only = sorted(set(columns[odd]) ^ set(columns[0]))
+        raise ScenarioInputError(
+            f"market data '{source}': files differ in columns: {files[odd].relative_to(path)} and "
+            f"{files[0].relative_to(path)} (differing: {', '.join(map(str, only))}); give every file the columns "
+            f"{', '.join(OHLCV_COLUMNS)}"
+        )
+    out = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+    out.attrs = {"files": [f.relative_to(path).as_posix() for f in files], "skipped": skipped}
+    return out
+
+
+def _read_file(file: Path, shown: str) -> pd.DataFrame:
+    name = file.name.lower()
+    try:
+        if name.endswith(".parquet"):
+            frame = pads.dataset(file).to_table().to_pandas()
+        elif name.endswith((".csv", ".csv.gz")):
+            _check_csv_header(file, shown)
+            frame = pd.read_csv(file, encoding="utf-8-sig")
+        else:
+            raise ScenarioInputError(
+                f"market data '{shown}': unsupported file type (use {', '.join(DATA_SUFFIXES)}, in any case)"
+            )
+    except ScenarioInputError:
+        raise
+    except (OSError, ValueError, pd.errors.ParserError, pa.ArrowException) as exc:
+        reason = " ".join(str(exc).split())[:300]
+        raise ScenarioInputError(f"market data '{shown}' could not be read: {reason}") from None
+    if name.endswith(".parquet"):
+        _check_column_names(list(frame.columns), shown)
+    return frame
+
+
+def _check_csv_header(file: Path, shown: str) -> None:
+    """The CSV's first line is a comma-separated header without repeated names; another delimiter gets
+    one clear line."""
+    import csv
+    import gzip
+
+    opener = gzip.open if file.name.lower().endswith(".gz") else open
+    with opener(file, "rt", encoding="utf-8-sig", errors="replace", newline="") as fh:
+        header = fh.readline().strip()
+    if not header:
+        raise ScenarioInputError(f"market data '{shown}' is empty (expected a header line {','.join(OHLCV_COLUMNS)})")
+    if "," in header:
+        # pandas would rename a repeated name to 'close.1' silently: check the header as written.
+        _check_column_names(next(csv.reader([header])), shown)
+        return
+    if True:
+        for delimiter, label in ((";", "semicolons"), ("\t", "tabs"), ("|", "vertical bars")):
+            if delimiter in header:
+                raise ScenarioInputError(
+                    f"market data '{shown}': the header {header[:80]!r} is separated by {label}; expected a "
+                    f"comma-separated file with the header {','.join(OHLCV_COLUMNS)} (and '.' as decimal point)"
+                )
+
+
+def _check_column_names(columns: list, shown: str) -> None:
+    """No column name twice (in a CSV header, or a Parquet schema)."""
+    seen: dict[str, int] = {}
+    for i, name in enumerate(columns):
+        text = str(name).strip()
+        if text in seen:
+            raise ScenarioInputError(
+                f"market data '{shown}': column '{text}' appears twice (columns {seen[text] + 1} and {i + 1}); "
+                "keep one column per name"
+            )
+        seen[text] = i
+
+
+def normalise_columns(raw: pd.DataFrame, source: str) -> tuple[pd.DataFrame, dict[str, str]]:
+    """Contract columns found under names that differ only in case or surrounding spaces (``Close``,
+    `` Date``) are renamed; returns the frame and {found: contract name}. Raises ScenarioInputError when two
+    columns map to one contract name, or when a contract column is missing (naming what was found)."""
+    present = [c for c in raw.columns if c != FILE_COLUMN]
+    renames: dict[str, str] = {}
+    claimed: dict[str, str] = {}
+    for column in present:
+        key = str(column).strip().lower()
+        if key in OHLCV_COLUMNS:
+            if key in claimed:
+                raise ScenarioInputError(
+                    f"market data '{source}': columns '{claimed[key]}' and '{column}' both name column '{key}' "
+                    "(names differ only in case or spaces); keep one"
+                )
+            claimed[key] = str(column)
+            if column != key:
+                renames[str(column)] = key
+    missing = [c for c in OHLCV_COLUMNS if c not in claimed]
+    if missing:
+        found = ", ".join(map(str, present[:12])) + (", ..." if len(present) > 12 else "")
+        raise ScenarioInputError(
+            f"market data '{source}': missing required column(s) {', '.join(missing)} (found: {found or 'none'}; "
+            f"expected {', '.join(OHLCV_COLUMNS)})"
+        )
+    return (raw.rename(columns=renames) if renames else raw), renames
+
+
+def validate_ohlcv(
+    raw: pd.DataFrame,
+    source: str,
+    *,
+    accepted_moves: Iterable[str] | set[tuple[str, str]] | None = None,
+    split_check: bool = True,
+) -> tuple[pd.DataFrame, dict]:
+    """Check the OHLCV contract (README "Market data"); return the rows typed and sorted by (symbol, date),
+    and a report (rows, files read and skipped, renamed columns, seven-day symbols, accepted moves).
+
+    ``accepted_moves``: ``SYMBOL:YYYY-MM-DD`` moves that ``core.price_moves`` would refuse but are real
+    (None: the shipped config's ``data.accepted_moves``);
+    ``split_check``: refuse moves matching a common split ratio (the x10 test always applies).
+    Raises ScenarioInputError with one line naming the source (and, for a directory, the file), the
+    first offending row and the fix."""
+    files = list(raw.attrs.get("files", []))
+    skipped = list(raw.attrs.get("skipped", []))
+    raw, renamed = normalise_columns(raw, source)
     if raw.empty:
         raise ScenarioInputError(f"market data '{source}' has no rows")
-    df = raw.loc[:, list(OHLCV_COLUMNS)].copy()
+    with_file = FILE_COLUMN in raw.columns and len(files) >= 1
+    df = raw.loc[:, list(OHLCV_COLUMNS) + ([FILE_COLUMN] if with_file else [])].copy()
+
+    def where(mask) -> str:
+        """' in <file>' (or files) of the masked rows, for a directory source."""
+        if not with_file:
+            return ""
+        names = sorted({files[i] for i in df.loc[mask, FILE_COLUMN].unique()})
+        return f" in {' and '.join(names[:2])}" + (f" and {len(names) - 2} more" if len(names) > 2 else "")
+
     if df["symbol"].isna().any():
-        raise ScenarioInputError(f"market data '{source}': {int(df['symbol'].isna().sum())} row(s) have no symbol")
+        missing = df["symbol"].isna()
+        raise ScenarioInputError(f"market data '{source}': {int(missing.sum())} row(s) have no symbol{where(missing)}")
     df["symbol"] = df["symbol"].astype(str)
     try:
         # One unit whatever the source (Parquet date32/timestamps, CSV text, PostgreSQL date), so equal rows
-        # give an equal data version.
-        df["date"] = pd.to_datetime(df["date"]).dt.tz_localize(None).dt.normalize().astype("datetime64[s]")
-    except (ValueError, TypeError) as exc:
-        raise ScenarioInputError(f"market data '{source}': column 'date' is not a date: {exc}") from None
+        # give an equal data version; the exchange's local calendar date (core.dates).
+        df["date"] = parse_date_column(df["date"], "date", source)
+    except DateColumnError as exc:
+        if with_file and exc.value is not None:
+            hit = df["date"].astype(str).str.strip() == str(exc.value)
+            raise ScenarioInputError(f"{exc}{where(hit)}") from None
+        raise
     if df["date"].isna().any():
-        raise ScenarioInputError(f"market data '{source}': {int(df['date'].isna().sum())} row(s) have no date")
+        nodate = df["date"].isna()
+        raise ScenarioInputError(f"market data '{source}': {int(nodate.sum())} row(s) have no date{where(nodate)}")
     for col in (*PRICE_COLUMNS, "volume"):
         try:
             df[col] = pd.to_numeric(df[col]).astype("float64")
         except (ValueError, TypeError):
-            raise ScenarioInputError(f"market data '{source}': column '{col}' is not numeric") from None
+            numbers = pd.to_numeric(df[col], errors="coerce")
+            bad = numbers.isna() & df[col].notna()
+            value = df.loc[bad, col].iloc[0] if bad.any() else "?"
+            raise ScenarioInputError(
+                f"market data '{source}': column '{col}' is not numeric (first: {value!r}{where(bad)}; "
+                "expected numbers with '.' as decimal point)"
+            ) from None
 
     def first_row(mask: pd.Series) -> str:
         row = df.loc[mask].iloc[0]
@@ -95,14 +255,15 @@ def validate_ohlcv(raw: pd.DataFrame, source: str) -> tuple[pd.DataFrame, dict]:
     if bad_close.any():
         raise ScenarioInputError(
             f"market data '{source}': {int(bad_close.sum())} row(s) with a missing, zero, negative or non-finite "
-            f"close (first: {first_row(bad_close)}, close={df.loc[bad_close, 'close'].iloc[0]}); prices must be > 0"
+            f"close (first: {first_row(bad_close)}, close={df.loc[bad_close, 'close'].iloc[0]}{where(bad_close)}); "
+            "prices must be > 0"
         )
     for col in ("open", "high", "low"):
         bad = df[col].notna() & (~np.isfinite(df[col]) | (df[col] <= 0))
         if bad.any():
             raise ScenarioInputError(
                 f"market data '{source}': {int(bad.sum())} row(s) with a zero, negative or non-finite {col} "
-                f"(first: {first_row(bad)}); prices must be > 0"
+                f"(first: {first_row(bad)}{where(bad)}); prices must be > 0"
             )
     hl = df["high"].notna() & df["low"].notna()
     bad_range = hl & (
@@ -113,36 +274,50 @@ def validate_ohlcv(raw: pd.DataFrame, source: str) -> tuple[pd.DataFrame, dict]:
     if bad_range.any():
         raise ScenarioInputError(
             f"market data '{source}': {int(bad_range.sum())} row(s) where the close lies outside [low, high] "
-            f"or high < low (first: {first_row(bad_range)})"
+            f"or high < low (first: {first_row(bad_range)}{where(bad_range)})"
         )
     bad_volume = df["volume"].notna() & (~np.isfinite(df["volume"]) | (df["volume"] < 0))
     if bad_volume.any():
         raise ScenarioInputError(
             f"market data '{source}': {int(bad_volume.sum())} row(s) with a negative or non-finite volume "
-            f"(first: {first_row(bad_volume)})"
+            f"(first: {first_row(bad_volume)}{where(bad_volume)})"
         )
     dup = df.duplicated(["symbol", "date"], keep=False)
     if dup.any():
+        first = df.loc[dup].iloc[0]
+        same = dup & (df["symbol"] == first["symbol"]) & (df["date"] == first["date"])
         raise ScenarioInputError(
-            f"market data '{source}': {int(dup.sum())} duplicate (symbol, date) row(s) (first: {first_row(dup)}); "
-            "keep one row per symbol and trading day"
+            f"market data '{source}': {int(dup.sum())} duplicate (symbol, date) row(s) (first: {first_row(dup)}"
+            f"{where(same)}); keep one row per symbol and trading day"
         )
     reordered = not (
         df["symbol"].is_monotonic_increasing
         and df.groupby("symbol", sort=False)["date"].apply(lambda d: d.is_monotonic_increasing).all()
     )
     df = df.sort_values(["symbol", "date"], kind="stable").reset_index(drop=True)
-    same_symbol = df["symbol"].eq(df["symbol"].shift())
-    factor = (df["close"] / df["close"].shift()).where(same_symbol)
-    jump = (factor > MAX_DAILY_FACTOR) | (factor < 1 / MAX_DAILY_FACTOR)
-    if jump.any():
-        row = df.loc[jump].iloc[0]
-        raise ScenarioInputError(
-            f"market data '{source}': {int(jump.sum())} close-to-close move(s) beyond x{MAX_DAILY_FACTOR:g} in one "
-            f"session (first: {row['symbol']} on {row['date'].date()}, factor {factor[jump].iloc[0]:.3g}); "
-            "likely an unadjusted split or a bad value"
-        )
+    if accepted_moves is None:
+        accepted_moves = default_config()["data"]["accepted_moves"]
+    accepted = accepted_moves if isinstance(accepted_moves, set) else parse_accepted_moves(accepted_moves)
+    try:
+        accepted_found = check_price_moves(df, source, accepted, split_check)
+    except PriceMoveError as exc:
+        if not with_file:
+            raise
+        rows = np.zeros(len(df), dtype=bool)
+        rows[[exc.row - 1, exc.row]] = True
+        raise ScenarioInputError(f"{exc} [rows{where(rows)}]") from None
+    seven_day = check_weekend_sessions(df, source)
+    if with_file:
+        df = df.drop(columns=FILE_COLUMN)
     report = {"rows": len(df), "rows_reordered": bool(reordered)}
+    if files:
+        report |= {"files_read": files, "files_skipped": [f"{name} ({why})" for name, why in skipped]}
+    if renamed:
+        report["columns_renamed"] = renamed
+    if seven_day:
+        report["seven_day_symbols"] = seven_day
+    if accepted_found:
+        report["accepted_moves"] = accepted_found
     return df, report
 
 
@@ -156,8 +331,9 @@ def data_version(df: pd.DataFrame) -> str:
 class MarketData:
     """Aligned daily panel of the universe (dates x symbols) plus the reference index used for calibration.
 
-    ``close`` and ``volume`` share one trading calendar (the union of all sources' sessions); a cell is NaN
-    before a symbol's first and after its last session. ``reference`` is the market index (``SPX`` by
+    ``close`` and ``volume`` share one trading calendar of business days (``core.calendars``: the sessions
+    of the exchange-calendar symbols; a seven-day symbol's other days are folded into the next session); a
+    cell is NaN before a symbol's first and after its last session. ``reference`` is the market index (``SPX`` by
     default) over the full history, kept even when the scenario universe is a subset of symbols.
     """
 
@@ -228,7 +404,11 @@ def build_market_data(
     if start is not None and end is not None and end < start:
         raise ScenarioInputError(f"end date {end.date()} is before start date {start.date()}")
 
-    close, volume = _wide(ohlcv, ("close", "volume"))
+    # validate_ohlcv's report already holds the seven-day symbols (its "rows" says it ran); else find them.
+    seven_day = report.get("seven_day_symbols", []) if report and "rows" in report else check_weekend_sessions(ohlcv, source)
+    sessions = market_calendar(ohlcv, seven_day)
+    on_calendar, calendar_report = fold_to_calendar(ohlcv, sessions)
+    close, volume = _wide(on_calendar, ("close", "volume"))
     close.columns.name = volume.columns.name = None
     close.index.name = volume.index.name = "date"
     close, filled = _fill_short_gaps(close, source)
@@ -258,7 +438,7 @@ def build_market_data(
         raise ScenarioInputError(f"no symbol of market data '{source}' has data in {lo.date()}..{hi.date()}")
     close = close.loc[close.notna().any(axis=1)]
     volume = volume.reindex(close.index)
-    full_report = {**(report or {}), "filled_sessions": filled, "dropped_without_data": empty}
+    full_report = {**(report or {}), **calendar_report, "filled_sessions": filled, "dropped_without_data": empty}
     return MarketData(close, volume, reference, version, source, full_report)
 
 
@@ -330,6 +510,15 @@ def resolve_symbols(requested: list[str], available: list[str], source: str) -> 
     return list(dict.fromkeys(resolved))
 
 
+def constant_columns(returns: np.ndarray) -> np.ndarray:
+    """(N,) bool: columns of a (T, N) return block whose every finite return is exactly 0 (a price that never
+    moved in the window, e.g. a money-market fund at 1.00). Such a symbol is simulated with zero volatility
+    and zero drift, so its paths stay at its last close: no fitted or borrowed volatility is put on it."""
+    block = np.asarray(returns, dtype=np.float64)
+    finite = np.isfinite(block)
+    return finite.any(axis=0) & ~(finite & (block != 0)).any(axis=0)
+
+
 def unknown_symbols_error(unknown: list[str], available: list[str], source: str) -> ScenarioInputError:
     return ScenarioInputError(
         f"unknown symbol(s) {', '.join(unknown)} in market data '{source}' (available: {', '.join(available)})"
@@ -376,6 +565,8 @@ def load_configured_market_data(source: str | Path, data_config: dict) -> Market
         end_date=data_config["end_date"],
         lookback_years=data_config["lookback_years"],
         reference_symbol=data_config["reference_symbol"],
+        accepted_moves=data_config["accepted_moves"],
+        split_check=data_config["split_check"],
     )
 
 
@@ -387,6 +578,10 @@ def load_market_data(source: str | Path, **selection) -> MarketData:
     and validated whole, then selected. The same rows thus give the same panel and data version from either.
     """
     started = time.perf_counter()
+    checks = {
+        "accepted_moves": selection.pop("accepted_moves", None),
+        "split_check": bool(selection.pop("split_check", True)),
+    }
     symbols = selection.get("symbols") or None
     start = _parse_date(selection.get("start_date"), "start date")
     end = _parse_date(selection.get("end_date"), "end date")
@@ -399,11 +594,11 @@ def load_market_data(source: str | Path, **selection) -> MarketData:
         symbols = raw.attrs.get("symbols", symbols)
         if raw.empty and (symbols or start is not None or end is not None):
             raise ScenarioInputError(f"market data '{name}' has no rows for the requested symbols and dates")
-        ohlcv, report = validate_ohlcv(raw, name)
+        ohlcv, report = validate_ohlcv(raw, name, **checks)
         available = sorted({*symbols, *ohlcv["symbol"].unique()}) if symbols else None
     else:
         name = str(source)
-        ohlcv, report = validate_ohlcv(read_ohlcv(source), name)
+        ohlcv, report = validate_ohlcv(read_ohlcv(source), name, **checks)
         available = sorted(ohlcv["symbol"].unique()) if symbols else None
         if symbols:
             symbols = resolve_symbols(symbols, available, name)

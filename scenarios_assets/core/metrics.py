@@ -358,5 +358,8 @@ def load_scenario_metrics(
         "catalog_generated_at": document.get("generated_at", ""),
         "data_version": document.get("data_version", ""),
         "config_hash": document.get("config_hash", ""),
+        # per slice: new or carried over, and from which data version / config (a carried slice may be stale)
+        "slices": {key: {k: entry.get(k) for k in ("origin", "stale", "data_version", "config_hash")}
+                   for key, entry in (document.get("families") or {}).items()},
     }
     return frame

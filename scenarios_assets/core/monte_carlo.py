@@ -82,6 +82,7 @@ import numpy as np
 import pandas as pd
 
 from scenarios_assets.core.errors import ScenarioInputError
+from scenarios_assets.core.market import constant_columns
 from scenarios_assets.core.scenario import (
     ANNUALISATION,
     Scenario,
@@ -303,16 +304,23 @@ class GarchFit:
     forecast: np.ndarray  # (N,) one-step variance forecast after each symbol's last observation
     converged: np.ndarray  # (N,) bool; False: fit failed, moment-based fallback parameters used
     capped: np.ndarray  # (N,) bool; True: integrated fit, persistence scaled down to MAX_PERSISTENCE
+    # (N,) bool; True: constant price in the window (every return 0): not fitted, zero variance throughout
+    flat: np.ndarray | None = None
 
     def summary(self) -> dict:
+        """Medians over the fitted symbols (constant-price ones have no parameters to speak of)."""
+        moving = ~self.flat if self.flat is not None else np.ones(len(self.symbols), dtype=bool)
+        if not moving.any():
+            moving = np.ones(len(self.symbols), dtype=bool)
         persistence = self.alpha + self.beta
         return {
-            "alpha_median": float(np.median(self.alpha)),
-            "beta_median": float(np.median(self.beta)),
-            "persistence_median": float(np.median(persistence)),
-            "nu_median": float(np.median(self.nu)),
+            "alpha_median": float(np.median(self.alpha[moving])),
+            "beta_median": float(np.median(self.beta[moving])),
+            "persistence_median": float(np.median(persistence[moving])),
+            "nu_median": float(np.median(self.nu[moving])),
             "fits_not_converged": int((~self.converged).sum()),
             "persistence_capped": int(self.capped.sum()),
+            "constant_price_symbols": int((~moving).sum()) if self.flat is not None and self.flat.any() else 0,
         }
 
     def by_symbol(self) -> dict:
@@ -446,6 +454,7 @@ def fit_garch(
     values = window.log_returns.to_numpy(np.float64) * 100.0
     after = window.after.to_numpy(np.float64) * 100.0
     n = values.shape[1]
+    flat = constant_columns(values)
     payload = []
     for j in range(n):
         col = values[:, j]
@@ -454,30 +463,41 @@ def fit_garch(
             raise CalibrationError(
                 f"{window.symbols[j]} has {len(y)} returns in the fit window (at least {MIN_FIT_OBSERVATIONS} needed)"
             )
+        if flat[j]:
+            continue  # a constant price: nothing to fit (FLAT_FIT below)
         tail = after[:, j] if extend else np.empty(0)
         payload.append((y, tail[np.isfinite(tail)]))
+    fitted = np.flatnonzero(~flat)
     # Fits always run in fresh worker processes with one BLAS thread: the optimiser's results depend in
     # their last digits on the BLAS thread count, so this keeps them identical for any worker count.
     # (In-process fallback where no worker interpreter can start.)
-    procs = max(1, min(int(workers), n // FIT_SYMBOLS_PER_PROCESS))
+    procs = max(1, min(int(workers), len(payload) // FIT_SYMBOLS_PER_PROCESS))
     chunks = [payload[i::procs] for i in range(procs)]  # interleaved: similar work per chunk
     try:
-        parts = _fit_in_workers(chunks)
-        results = [None] * n
+        parts = _fit_in_workers(chunks) if payload else []
+        done = [None] * len(payload)
         for i, part in enumerate(parts):
-            results[i::procs] = part
+            done[i::procs] = part
     except (OSError, RuntimeError, pickle.UnpicklingError, EOFError, ValueError):
-        results = _fit_chunk(payload)
+        done = _fit_chunk(payload)
+    results = [None] * n
+    for j, res in zip(fitted, done):
+        results[j] = res
+    for j in np.flatnonzero(flat):
+        observed = int(np.isfinite(values[:, j]).sum())
+        results[j] = (0.0, 0.0, 0.0, 0.0, MAX_DOF, np.zeros(observed), 0.0, True, False)
     variance = np.full_like(values, np.nan)
     residuals = np.full_like(values, np.nan)
     mu, omega, alpha, beta, nu, forecast, conv, capped = (np.empty(n) for _ in range(8))
     for j, (m, o, a, b, v, h, f, c, k) in enumerate(results):
         ok = np.isfinite(values[:, j])
         variance[ok, j] = h
-        residuals[ok, j] = (values[ok, j] - m) / np.sqrt(h)
+        # A constant price has no standardised residual; 0 keeps it out of the correlation (core.correlation).
+        residuals[ok, j] = 0.0 if flat[j] else (values[ok, j] - m) / np.sqrt(h)
         mu[j], omega[j], alpha[j], beta[j], nu[j], forecast[j], conv[j], capped[j] = m, o, a, b, v, f, c, k
     fit = GarchFit(
-        list(window.symbols), mu, omega, alpha, beta, nu, variance, residuals, forecast, conv.astype(bool), capped.astype(bool)
+        list(window.symbols), mu, omega, alpha, beta, nu, variance, residuals, forecast, conv.astype(bool),
+        capped.astype(bool), flat,
     )
     if key is not None:
         _FIT_CACHE[key] = fit
@@ -586,7 +606,9 @@ def _stress_factor(history_variance: np.ndarray, profile: StressProfile) -> np.n
         return np.ones(history_variance.shape[1])
     mean = np.nanmean(history_variance, axis=0)
     q = np.nanquantile(history_variance, profile.variance_quantile, axis=0)
-    return np.maximum(q / mean, profile.variance_floor)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = np.where(mean > 0, q / mean, 1.0)  # zero variance (constant price): k stays finite, 0 * k = 0
+    return np.maximum(ratio, profile.variance_floor)
 
 
 def calibrate(
@@ -616,6 +638,8 @@ def calibrate(
         raise ScenarioInputError(f"monte_carlo.correlation_shrinkage must lie in [0, 1], got {shrinkage}")
     profile = MC_SEVERITY[severity]
     x = window.log_returns.to_numpy(np.float64)
+    flat = constant_columns(x)
+    moving = ~flat if not flat.all() else np.ones(len(flat), dtype=bool)  # medians of the description
     close0 = window.last_close if last_close is None else np.asarray(last_close, dtype=np.float64)
     pm = PathModel(model=model, symbols=list(window.symbols), mu=np.zeros(len(window.symbols)), last_close=close0, garch=use_garch)
     desc: dict = {"model": MODEL_LABELS[model], "return_model": model, "volatility_scaling": "GARCH" if use_garch else "none"}
@@ -633,10 +657,10 @@ def calibrate(
         residuals = fit.residuals
         desc["fitted_parameters"] = fit.summary()
         desc["fitted_parameters_by_symbol"] = fit.by_symbol()
-        desc["annualised_volatility_start_median"] = float(np.median(np.sqrt(pm.h1 * ANNUALISATION)))
-        desc["annualised_volatility_long_run_median"] = float(np.median(np.sqrt(k * mean_h / 1e4 * ANNUALISATION)))
+        desc["annualised_volatility_start_median"] = float(np.median(np.sqrt(pm.h1 * ANNUALISATION)[moving]))
+        desc["annualised_volatility_long_run_median"] = float(np.median(np.sqrt(k * mean_h / 1e4 * ANNUALISATION)[moving]))
         if model == "garch":
-            nu = float(np.clip(np.median(fit.nu), MIN_DOF, MAX_DOF))
+            nu = float(np.clip(np.median(fit.nu[moving]), MIN_DOF, MAX_DOF))
             pm.nu = float(np.clip(2.0 + (nu - 2.0) * profile.tail_scale, MIN_DOF, MAX_DOF))
             desc["innovation_dof"] = pm.nu
     else:
@@ -644,16 +668,23 @@ def calibrate(
         s = np.nanstd(x, axis=0, ddof=1)
         rolling_var = pd.DataFrame(x).rolling(21, min_periods=15).var().to_numpy()
         k = _stress_factor(rolling_var, profile)
-        sigma = s * np.sqrt(k)
+        sigma = np.where(flat, 0.0, s * np.sqrt(k))
         if model == "gbm":  # log drift = (mu_arith * drift_scale) - sigma'^2 / 2 with mu_arith = m + s^2 / 2
             pm.mu = (m + s**2 / 2.0) * profile.drift_scale - sigma**2 / 2.0
         else:
             pm.mu = m * profile.drift_scale
         pm.sigma = sigma
-        residuals = (x - m) / s
-        desc["annualised_volatility_median"] = float(np.median(sigma * np.sqrt(ANNUALISATION)))
-    desc["annualised_drift_median"] = float(np.median(pm.mu * ANNUALISATION))
-    desc["volatility_stress_factor_median"] = float(np.median(np.sqrt(k)))
+        with np.errstate(divide="ignore", invalid="ignore"):
+            residuals = np.where(flat, np.where(np.isfinite(x), 0.0, np.nan), (x - m) / s)
+        desc["annualised_volatility_median"] = float(np.median((sigma * np.sqrt(ANNUALISATION))[moving]))
+    desc["annualised_drift_median"] = float(np.median((pm.mu * ANNUALISATION)[moving]))
+    desc["volatility_stress_factor_median"] = float(np.median(np.sqrt(k)[moving]))
+    if flat.any():
+        desc["constant_price_symbols"] = [sym for sym, f in zip(window.symbols, flat) if f]
+        desc["constant_price_rule"] = (
+            "every return in the calibration window is 0: simulated with zero volatility and drift (the path "
+            "stays at the last close)"
+        )
 
     if model == "historical_distribution":
         pool = residuals[np.isfinite(residuals).all(axis=1)]

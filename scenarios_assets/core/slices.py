@@ -63,6 +63,7 @@ class SliceManifest:
     regime_labels: set[str] = field(default_factory=set)
     digest: dict = field(default_factory=dict)
     timeseries: bool = False
+    family_config_hash: str = ""  # config.section_hash of the family's section: what staleness compares
     generation_seconds: float = 0.0
 
     def __len__(self) -> int:
@@ -219,7 +220,7 @@ def portfolio_table(chunk: list[Scenario]) -> pa.Table:
 
 
 def write_slice(stream: ScenarioStream, directory: Path | None, save_timeseries: bool = True,
-                progress: Callable[[SliceProgress], None] | None = None) -> SliceManifest:
+                family_config_hash: str = "", progress: Callable[[SliceProgress], None] | None = None) -> SliceManifest:
     """Run ``stream`` and write its slice into ``directory`` (a fresh staging directory; None: a dry run
     that checks everything and writes nothing). Memory holds one chunk of paths at a time. ``progress``,
     when given, is called after each chunk is checked and written, with the scenarios done so far.
@@ -249,6 +250,7 @@ def write_slice(stream: ScenarioStream, directory: Path | None, save_timeseries:
         path=str(directory) if directory is not None else None, count=len(stats), rows=files.rows,
         skipped=stats.skipped, validation=stats.validation, metadata=stats.metadata, scenario_ids=stats.ids,
         regime_labels=stats.regime_labels, digest=files.digest(stats), timeseries=files.save_timeseries,
+        family_config_hash=family_config_hash,
         generation_seconds=time.perf_counter() - started,
     )
     if directory is not None:

@@ -236,6 +236,7 @@ class ScenarioLibrary:
     config_hash: str
     records: list[dict]
     build_id: str = ""
+    slices: dict | None = None  # "family/severity" -> count, origin (new|carried), stale, data_version, ...
 
     def __len__(self) -> int:
         return len(self.scenarios)
@@ -276,6 +277,13 @@ def load_scenarios(
         if keep(r, "family", family) and keep(r, "severity", severity) and keep(r, "name", name) and keep(r, "id", scenario_id)
     ]
     frame = pd.DataFrame.from_records(records) if records else pd.DataFrame(columns=["id", "name", "family", "severity"])
+    slices = {key: {k: v for k, v in entry.items() if k != "metadata"}
+              for key, entry in (document.get("families") or {}).items()}
+    keys = [f"{r['family']}/{r['severity']}" for r in records]
+    # Each scenario's own provenance: a carried-over slice may come from another data version or config.
+    for column, default in (("data_version", document["data_version"]), ("config_hash", document["config_hash"]),
+                            ("origin", "new"), ("stale", False)):
+        frame[column] = [slices.get(k, {}).get(column, default) for k in keys]
     series = None
     if timeseries:
         series = read_timeseries(root, records, symbols).to_pandas()
@@ -290,6 +298,7 @@ def load_scenarios(
         config_hash=document["config_hash"],
         records=records,
         build_id=(document.get("run") or {}).get("build_id", ""),
+        slices=slices,
     )
 
 

@@ -41,6 +41,7 @@ import pandas as pd
 from scenarios_assets.catalog import load_catalog
 from scenarios_assets.core.errors import ScenarioInputError
 from scenarios_assets.core.historical import _portfolio_vol
+from scenarios_assets.core.market import constant_columns
 from scenarios_assets.core.scenario import Scenario, ScenarioSet, _jsonable, scenario_id
 from scenarios_assets.core.severity import REPLAY_SCALE, scenario_rng, scenario_seed
 
@@ -217,10 +218,16 @@ class Exposures:
     sectors: list[str]
     weights: dict[str, np.ndarray]  # sector -> (N,) exposure of each symbol to the sector
     defaults: list[str]  # symbols that used the documented default
+    constant: np.ndarray | None = None  # (N,) bool: price never moved up to the anchor; no shock reaches it
 
 
-def symbol_exposures(symbols: list[str], log_returns: pd.DataFrame, reference: pd.Series) -> Exposures:
-    """Betas and sector exposures from catalog/sectors.yaml; unknown symbols take the documented default."""
+def symbol_exposures(
+    symbols: list[str], log_returns: pd.DataFrame, reference: pd.Series, constant: np.ndarray | None = None
+) -> Exposures:
+    """Betas and sector exposures from catalog/sectors.yaml; unknown symbols take the documented default.
+
+    ``constant``: (N,) bool, symbols whose price never moved up to the anchor (``market.constant_columns``):
+    beta 0 and no sector exposure, so no shock reaches them (a cash-like instrument, whatever its entry)."""
     catalog = load_catalog("sectors")
     known, default = catalog["symbols"], catalog["default"]
     ref = np.log(reference).diff()
@@ -240,7 +247,12 @@ def symbol_exposures(symbols: list[str], log_returns: pd.DataFrame, reference: p
         exposures = entry.get("exposures") or ({entry["sector"]: 1.0} if entry["sector"] not in ("index", "factor_etf") else {})
         for sector, w in exposures.items():
             weights.setdefault(sector, np.zeros(len(symbols)))[i] = float(w)
-    return Exposures(np.array(betas), sectors, weights, defaults)
+    betas = np.array(betas)
+    if constant is not None and constant.any():
+        betas = np.where(constant, 0.0, betas)
+        for sector in weights:
+            weights[sector] = np.where(constant, 0.0, weights[sector])
+    return Exposures(betas, sectors, weights, defaults, constant)
 
 
 def _estimate_beta(returns: pd.Series, reference: pd.Series, window: int, min_days: int) -> float | None:
@@ -332,6 +344,7 @@ class StressInputs:
     vix0: float
     rates0: dict[str, float | None]
     dates: pd.DatetimeIndex  # weekdays after the anchor, long enough for every definition
+    constant_price_symbols: tuple[str, ...] = ()  # price never moved up to the anchor: no shock, no noise
 
 
 def symbol_shocks(defn: StressDefinition, severity: str, ex: Exposures) -> tuple[np.ndarray, dict]:
@@ -376,6 +389,8 @@ def symbol_shocks(defn: StressDefinition, severity: str, ex: Exposures) -> tuple
             "from_return": float(np.expm1(out_log)),
             "to_return": float(np.expm1(in_log)),
         }
+    if ex.constant is not None:
+        shocks = np.where(ex.constant, 0.0, shocks)  # also the shocks that are not beta-scaled
     return shocks, applied
 
 
@@ -559,10 +574,15 @@ def prepare_inputs(ctx, definitions: list[StressDefinition]) -> StressInputs:
     market = ctx.market
     anchor = anchor_state(market.close, cfg["anchor_date"], float(cfg["anchor_min_share"]))
     log_returns = market.log_returns()
-    exposures = symbol_exposures(anchor.symbols, log_returns, market.reference)
-    daily_vol = log_returns[anchor.symbols].std().to_numpy(np.float64)
-    fallback = float(np.nanmedian(daily_vol)) if np.isfinite(daily_vol).any() else 0.01
-    daily_vol = np.where(np.isfinite(daily_vol) & (daily_vol > 0), daily_vol, fallback)
+    history = log_returns.loc[: anchor.date, anchor.symbols]
+    flat = constant_columns(history.to_numpy(np.float64))
+    exposures = symbol_exposures(anchor.symbols, log_returns, market.reference, constant=flat)
+    daily_vol = history.std().to_numpy(np.float64)
+    # A symbol without two returns borrows the median volatility of the others; a constant price (zero
+    # volatility, e.g. a money-market fund) keeps zero: no noise.
+    measured = np.isfinite(daily_vol) & (daily_vol > 0)
+    fallback = float(np.median(daily_vol[measured])) if measured.any() else 0.01
+    daily_vol = np.where(flat, 0.0, np.where(measured, daily_vol, fallback))
     hist_corr = baseline_correlation(log_returns, anchor.symbols, anchor.date, int(cfg["correlation_lookback_days"]))
     groups = load_catalog("sectors")["groups"]
     defensive = np.array(
@@ -585,7 +605,7 @@ def prepare_inputs(ctx, definitions: list[StressDefinition]) -> StressInputs:
     dates = pd.bdate_range(anchor.date + pd.Timedelta(days=1), periods=horizon)
     return StressInputs(
         anchor, exposures, daily_vol, hist_corr, np.linalg.cholesky(hist_corr), average_correlation(hist_corr),
-        defensive, vix0, rates0, dates,
+        defensive, vix0, rates0, dates, tuple(sym for sym, f in zip(anchor.symbols, flat) if f),
     )
 
 
@@ -631,6 +651,10 @@ def generate_stress(ctx) -> ScenarioSet:
             for sym, sector, beta in zip(inputs.anchor.symbols, inputs.exposures.sectors, inputs.exposures.betas.tolist())
         },
         "default_exposure_symbols": inputs.exposures.defaults,
+        "constant_price_symbols": {
+            sym: "price never moved up to the anchor: beta 0, no sector shock, no noise (the path stays at its close)"
+            for sym in inputs.constant_price_symbols
+        },
         "exposure_source": "catalog/sectors.yaml (unknown symbols: the documented default there)",
     }
     return ScenarioSet(

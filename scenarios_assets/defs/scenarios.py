@@ -3,6 +3,7 @@
 
 import shutil
 import time
+from pathlib import Path
 from collections import Counter
 from pathlib import Path
 
@@ -23,7 +24,7 @@ from dagster import (
 )
 
 from scenarios_assets.core.builds import REPORT_FILE, TMP_PREFIX, clean_staging, new_staging
-from scenarios_assets.core.families import FAMILY_SPECS, FamilySpec, GenerationContext, family_stream
+from scenarios_assets.core.families import FAMILY_SPECS, FamilySpec, GenerationContext, family_config_hash, family_stream
 from scenarios_assets.core.library import IncompleteLibraryError, build_and_publish, plan_build
 from scenarios_assets.core.market import MarketData
 from scenarios_assets.core.report import write_report
@@ -121,7 +122,7 @@ def build_family_asset(spec: FamilySpec) -> AssetsDefinition:
             started = time.perf_counter()
             try:
                 manifest = write_slice(family_stream(spec.family, ctx), staging, config["performance"]["save_timeseries"],
-                                       progress=progress_logger(context))
+                                       family_config_hash(spec.family, config), progress=progress_logger(context))
                 manifest.generation_seconds = time.perf_counter() - started  # calibration included
             except BaseException:
                 if staging is not None:
@@ -155,16 +156,16 @@ def report_writer(context: AssetExecutionContext, charts: dict, api_url: str):
 
     def write(build_dir) -> None:
         try:
-            report, files = write_report(build_dir)
+            report, _ = write_report(build_dir)
         except Exception as exc:  # noqa: BLE001
             context.log.warning(f"scenario report not written: {exc}")
             charts["report_error"] = str(exc)
             return
-        build_id = Path(build_dir).name.removeprefix(TMP_PREFIX)
-        charts["report"] = MetadataValue.path(str(Path(build_dir).with_name(build_id) / REPORT_FILE))  # once published
-        charts["report_url"] = MetadataValue.url(f"{api_url}/report?build={build_id}")
+        published = Path(build_dir).with_name(Path(build_dir).name.removeprefix(TMP_PREFIX))  # after the rename
+        charts["report"] = MetadataValue.path(str(published / REPORT_FILE))
+        charts["report_url"] = MetadataValue.url(f"{api_url}/report?build={published.name}")
         for chart in report.charts:
-            url = f"{api_url}/report/charts/{chart.key}.png?build={build_id}"
+            url = f"{api_url}/report/charts/{chart.key}.png?build={published.name}"
             charts[f"chart_{chart.key}"] = MetadataValue.md(chart.linked_markdown(url, f"{url}&width={UI_CHART_WIDTH}"))
 
     return write
@@ -217,7 +218,8 @@ def catalog(context: AssetExecutionContext, settings: ScenarioSettings, market: 
                     family_slices, settings.catalog_families(), settings.catalog_severities(), market.data_version,
                     settings.config_hash(), out, carry_over=bool(settings.families or settings.severities),
                     all_families=list(FAMILY_SPECS), all_severities=list(SEVERITIES),
-                    save_timeseries=bool(config["performance"]["save_timeseries"]) and not settings.dry_run,
+                    save_timeseries=bool(config["performance"]["save_timeseries"]), check_only=settings.dry_run,
+                    family_hashes={family: family_config_hash(family, config) for family in FAMILY_SPECS},
                 )
         except IncompleteLibraryError as exc:
             yield AssetCheckResult(

@@ -12,6 +12,7 @@ from dagster import (
     asset_sensor,
 )
 
+from scenarios_assets.defs.dead_runs import scenarios_dead_runs
 from scenarios_assets.defs.automation import TRIGGER_TAG, default_sensor_status, sensor_interval_seconds
 from scenarios_assets.defs.freshness import build_state, catalog_note, market_state, run_tags
 from scenarios_assets.defs.jobs import market_data_job, scenarios_job
@@ -81,4 +82,4 @@ scenarios_automation = AutomationConditionSensorDefinition(
     "after the stage-1 asset stage1/ohlcv (another code location) materialises.",
 )
 
-ALL_SENSORS = [scenarios_after_market_data, scenarios_automation]
+ALL_SENSORS = [scenarios_after_market_data, scenarios_automation, scenarios_dead_runs]
