@@ -240,10 +240,10 @@ def calibration_window(
     if years is None:
         window_rows = window_rows[1:]  # the first session has no return
     if window_rows.size < min_sessions:
-        since = f" (the market data starts {dates[0].date()})" if dates[0] > lo else ""
+        since = f"; the market data starts {dates[0].date()}" if dates[0] > lo else ""
         raise CalibrationError(
-            f"the calibration window {lo.date()}..{end_date.date()} holds {window_rows.size} sessions{since} "
-            f"(at least {min_sessions} needed)"
+            f"the calibration window {lo.date()}..{end_date.date()} holds {window_rows.size} sessions "
+            f"(at least {min_sessions} needed){since}"
         )
     values = close.to_numpy(np.float64)
     with np.errstate(divide="ignore", invalid="ignore"):
