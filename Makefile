@@ -1,4 +1,5 @@
-# Quick start: `make run` (install + generate the library on the bundled data), `make test` (whole suite).
+# Quick start: `make run` (install + generate the library on the bundled data), `make test` (the fast suite),
+# `make test-all` (everything: also live servers, PostgreSQL, headless Chromium), `make ui` (Dagster UI + API).
 PYTHON ?= $(shell command -v python3.11 2>/dev/null || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
@@ -6,8 +7,13 @@ STAMP := $(VENV)/.installed
 export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 ARGS ?=
 PYTEST_ARGS ?=
+# The tests `make test` leaves out (pytest markers, assigned in scenarios_tests/conftest.py); `make test-all`
+# and CI run them too (TEST_SELECTION= selects everything).
+TEST_SELECTION ?= not live and not browser and not postgres and not scale
+PORT ?= 3000
+API_PORT ?= 8000
 
-.PHONY: install run test ui bench bench-build bench-api data clean postgres bench-postgres chromium screenshot
+.PHONY: install run test test-all ui bench bench-build bench-api data clean postgres bench-postgres chromium screenshot
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -17,9 +23,9 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-$(DAGSTER_HOME)/dagster.yaml: dagster.yaml
+$(DAGSTER_HOME)/dagster.yaml: dagster.sqlite.yaml
 	mkdir -p $(DAGSTER_HOME)
-	cp dagster.yaml $@
+	cp dagster.sqlite.yaml $@
 
 ## run: materialise the whole graph on the bundled data through Dagster and print the summary
 run: install $(DAGSTER_HOME)/dagster.yaml
@@ -29,9 +35,14 @@ run: install $(DAGSTER_HOME)/dagster.yaml
 postgres:
 	bash scripts/start_postgres.sh
 
-## test: the whole suite (unit, Dagster graph, CLI, live tests; PostgreSQL tests need the server: started here)
-test: install postgres chromium
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+## test: the fast suite, one line per test file (~5 min here; nothing but the venv needed)
+test: install
+	$(BIN)/python -m pytest -m "$(TEST_SELECTION)" --durations=5 $(PYTEST_ARGS)
+
+## test-all: every test, also live dagster dev / uvicorn / Dask runs, PostgreSQL (started here) and headless
+## Chromium (installed here where missing: needs root); what CI runs
+test-all: install postgres chromium
+	$(MAKE) test TEST_SELECTION= PYTEST_ARGS="$(PYTEST_ARGS)"
 
 ## chromium: headless Chromium (Debian's package) for the report's browser test; installed only where missing
 chromium:
@@ -41,9 +52,10 @@ chromium:
 screenshot: install chromium
 	$(BIN)/python scripts/screenshot_report.py --build
 
-## ui: the Dagster webserver and daemon on http://127.0.0.1:3000
+## ui: the Dagster UI and daemon (dg dev) on http://127.0.0.1:$(PORT), and the REST API on $(API_PORT), which
+## serves the charts the UI shows in the catalog's metadata; Ctrl-C stops both
 ui: install $(DAGSTER_HOME)/dagster.yaml
-	$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
+	PORT=$(PORT) API_PORT=$(API_PORT) bash scripts/ui.sh
 
 ## bench: scale benchmarks (JSON in benchmarks/results/): core kernels, the whole library through the CLI, the API
 bench: install

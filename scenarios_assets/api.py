@@ -47,7 +47,8 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from fastapi import Body, FastAPI, Path as PathParam, Query, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.responses import JSONResponse, Response, StreamingResponse
+from fastapi_offline import FastAPIOffline
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -56,6 +57,7 @@ from scenarios_assets.core.builds import METADATA_FILE, METRICS_FILE, REPORT_FIL
 from scenarios_assets.core.errors import ScenarioInputError
 from scenarios_assets.core.families import CLI_TYPES
 from scenarios_assets.core.paths import DEFAULT_DAGSTER_HOME, DEFAULT_OUTPUT_DIR
+from scenarios_assets.core.report import CHART_PREFIX
 from scenarios_assets.core.scenario import FAMILIES
 from scenarios_assets.core.severity import SEVERITIES
 from scenarios_assets.core.storage import TIMESERIES_SCHEMA, TimeseriesPart
@@ -179,6 +181,15 @@ class Snapshot:
         bounds = np.searchsorted(codes[order], np.arange(len(ids.dictionary) + 1))
         rows = {sid: order[bounds[i]:bounds[i + 1]] for i, sid in enumerate(ids.dictionary.to_pylist())}
         return _SliceMetrics(table.drop_columns([c for c in METRICS_DROP if c in table.column_names]), rows)
+
+    def open_chart(self, chart: str):
+        """The report's chart ``chart`` (``scenario_report_<chart>.png`` of the build)."""
+        try:
+            return open(self.path / f"{CHART_PREFIX}{chart}.png", "rb")
+        except FileNotFoundError:
+            self.ensure_alive()
+            raise ApiError(404, f"no chart '{chart}' in build {self.build_id or self.path} (the report's charts follow "
+                                "the families the build holds)") from None
 
     def open_report(self):
         try:
@@ -848,7 +859,9 @@ def create_app(
     instance_holder: dict = {}
     launch_lock = _LaunchLock(requests.dir / ".launch.lock")
 
-    app = FastAPI(
+    # Swagger UI (/docs) and ReDoc (/redoc) from the files fastapi-offline ships (FastAPI's self-hosting recipe,
+    # under /static-offline-docs), not from a CDN: the docs work without internet.
+    app = FastAPIOffline(
         title="Market scenarios API",
         version="1.0.0",
         description="The scenario library of the catalog files (scenario_metadata.json, "
@@ -1120,12 +1133,45 @@ def create_app(
         return StreamingResponse(_file_chunks(source), media_type="text/html; charset=utf-8",
                                  headers={**snap.headers, "Content-Length": str(size)})
 
+    @app.get("/report/charts/{chart}.png", tags=["catalog"], response_class=StreamingResponse, responses={
+        200: {"content": {"image/png": {"schema": {"type": "string", "format": "binary"}}},
+              "description": "one chart of the report (the Dagster UI shows them in the catalog's metadata)"},
+        **_error_responses(404, 422, 503)}, summary="One chart of the visual report, as PNG")
+    def report_chart(chart: Annotated[str, PathParam(pattern=r"^[a-z0-9_]{1,64}$",
+                                                     description="chart key, e.g. overview, monte_carlo_fan")],
+                     build: BuildParam = None,
+                     width: Annotated[int | None, Query(ge=100, le=4000, description=(
+                         "scale down to this many pixels wide (aspect kept; never up), e.g. for the Dagster "
+                         "UI's metadata panel"))] = None):
+        snap, source = store.read(build, lambda snap: snap.open_chart(chart))
+        # A build never changes once published: a chart asked for by build id may be cached for good.
+        headers = {**snap.headers, **({"Cache-Control": "public, max-age=31536000, immutable"} if build else {})}
+        if width is not None:
+            with source:
+                return Response(_scaled_png(source.read(), width), media_type="image/png", headers=headers)
+        size = os.fstat(source.fileno()).st_size
+        return StreamingResponse(_file_chunks(source), media_type="image/png",
+                                 headers={**headers, "Content-Length": str(size)})
+
     return app
 
 
 async def _iterate(chunks: list[bytes]):
     for chunk in chunks:
         yield chunk
+
+
+def _scaled_png(png: bytes, width: int) -> bytes:
+    """``png`` scaled down to ``width`` pixels wide, aspect kept (Pillow, Lanczos); unchanged when not wider."""
+    from PIL import Image
+
+    with Image.open(io.BytesIO(png)) as image:
+        if image.width <= width:
+            return png
+        height = max(1, round(image.height * width / image.width))
+        out = io.BytesIO()
+        image.resize((width, height), Image.Resampling.LANCZOS).save(out, format="PNG", optimize=True)
+        return out.getvalue()
 
 
 def _file_chunks(source) -> Iterator[bytes]:

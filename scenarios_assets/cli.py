@@ -14,6 +14,7 @@ import shutil
 import sys
 import time
 import warnings
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -23,7 +24,7 @@ from scenarios_assets.core.errors import ScenarioInputError
 from scenarios_assets.core.families import CLI_TYPES, FAMILY_SPECS, enabled, families_for_type
 from scenarios_assets.core.database import PASSWORD_ENV, split_password
 from scenarios_assets.core.price_moves import parse_accepted_moves
-from scenarios_assets.core.paths import DEFAULT_DAGSTER_HOME, DEFAULT_OUTPUT_DIR, PROJECT_ROOT
+from scenarios_assets.core.paths import DEFAULT_DAGSTER_HOME, DEFAULT_OUTPUT_DIR, INSTANCE_TEMPLATE
 from scenarios_assets.core.severity import parse_severities
 from scenarios_assets.core.builds import SUMMARY_FILE, current_build, current_build_id
 
@@ -56,12 +57,29 @@ def _positive_int(text: str) -> int:
     return value
 
 
+# Subcommands besides generation: name -> "module:function" taking argv and returning an exit code.
+SUBCOMMANDS: dict[str, str] = {
+    "builds": "scenarios_assets.builds_cli:builds_main",
+    "load-market-data": "scenarios_assets.db_cli:load_market_data_main",
+    "serve": "scenarios_assets.api:serve",
+}
+SUBCOMMAND_HELP = {
+    "serve": "the REST API over the library (OpenAPI docs at /docs)",
+    "load-market-data": "publish OHLCV rows into a PostgreSQL table",
+    "builds": "list the kept builds of the library (* = current)",
+}
+
+
 def build_parser() -> argparse.ArgumentParser:
+    commands = "\n".join(f"  scenarios {name:<17} {what}" for name, what in SUBCOMMAND_HELP.items())
     p = OneLineParser(
         prog="scenarios",
-        description="Generate the market-scenario library through Dagster.",
-        epilog="Other commands: `scenarios builds` (the kept builds of the library), `scenarios serve` (the REST "
-        "API), `scenarios load-market-data` (publish OHLCV into PostgreSQL); each takes --help.",
+        usage="scenarios [options]                 generate the library (options below)\n"
+              "       scenarios COMMAND [options]         " + ", ".join(SUBCOMMAND_HELP) + " (each takes --help)",
+        description="Generate the market-scenario library through Dagster, or run one of the commands:\n" + commands,
+        epilog="Steps are shown as they start and end (bars on a terminal, plain lines otherwise); the run ends with "
+               "where its wall time went.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--type", default="all", choices=CLI_TYPES, help="which scenario families to generate")
     p.add_argument("--include-full-cycles", action="store_true", help="also replay full market cycles")
@@ -69,8 +87,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--severity", default="all", choices=("moderate", "severe", "extreme", "all"))
     p.add_argument("--save-timeseries", action="store_true", default=None, help="write scenario_timeseries.parquet")
     p.add_argument("--no-save-timeseries", dest="save_timeseries", action="store_false", help="metadata and summary only")
-    p.add_argument("--parallel", action="store_true", help="run the families of a severity as parallel processes")
-    p.add_argument("--workers", type=_positive_int, help="processes for --parallel (default: config, 2)")
+    p.add_argument("--parallel", action="store_true",
+                   help="run the family steps of a severity as parallel processes. Slower on 2 cores: every step "
+                        "process costs seconds to start and the steps share the cores (measured on this project's "
+                        "2-core machine: see the README, Command line); it pays only with long steps (many paths "
+                        "and symbols) and more cores. The default runs in process")
+    p.add_argument("--workers", type=_positive_int,
+                   help="processes for --parallel or --executor multiprocess/dask (default: config, 2); "
+                        "without them it has no effect, and says so")
     p.add_argument("--executor", choices=("in_process", "multiprocess", "dask"),
                    help="how steps run (default: in_process, multiprocess with --parallel); dask: one task per "
                         "family step on a dask.distributed cluster")
@@ -108,6 +132,7 @@ class Plan:
     dask_scheduler: str | None = None
     # Environment variables the run's processes need but Dagster must not store (a database password).
     secrets: dict[str, str] = field(default_factory=dict, repr=False)
+    notes: list[str] = field(default_factory=list)  # one line each, printed before anything runs
 
     def apply_secrets(self) -> None:
         """Put ``secrets`` into this process's environment, which the run's steps inherit."""
@@ -188,8 +213,12 @@ def plan_from_args(args: argparse.Namespace) -> Plan:
     executor = args.executor or ("dask" if args.dask_scheduler else "multiprocess" if parallel else "in_process")
     if args.dask_scheduler and executor != "dask":
         raise ScenarioInputError(f"--dask-scheduler needs --executor dask, not --executor {executor}")
+    notes = []
+    if args.workers is not None and executor == "in_process":
+        notes.append(f"note: --workers {args.workers} has no effect: the steps run in this process; add --parallel "
+                     f"(or --executor multiprocess/dask) to run them on {args.workers} processes")
     return Plan(families, severities, settings, config, output_dir, executor != "in_process", workers, args.verbose,
-                executor, args.dask_scheduler, secrets)
+                executor, args.dask_scheduler, secrets, notes)
 
 
 def check_output_dir(given: str | None) -> Path:
@@ -248,6 +277,12 @@ def preflight(plan: Plan) -> str:
     select_definitions(generation["stress"])
 
     market = load_configured_market_data(market_source(plan.settings.get("market_data")), plan.config["data"])
+    spelled = market.report.get("symbols_requested")
+    if spelled and spelled != plan.config["data"]["symbols_universe"]:  # e.g. spx -> SPX: one config, one hash
+        overrides = json.loads(plan.settings["overrides_json"])
+        overrides.setdefault("data", {})["symbols_universe"] = spelled
+        plan.settings["overrides_json"] = json.dumps(overrides, sort_keys=True)
+        plan.config["data"]["symbols_universe"] = spelled
     lines = [
         f"market data {market.source}: {len(market.symbols)} symbols, {market.dates[0].date()}..{market.dates[-1].date()}, "
         f"version {market.data_version}"
@@ -282,11 +317,12 @@ def input_notes(report: dict) -> list[str]:
 
 
 def ensure_dagster_home() -> Path:
-    """DAGSTER_HOME, defaulting to the project's .dagster_home with the project's dagster.yaml in it."""
+    """DAGSTER_HOME, defaulting to the project's .dagster_home with the project's instance config
+    (dagster.sqlite.yaml) in it as dagster.yaml."""
     home = Path(os.environ.get("DAGSTER_HOME") or DEFAULT_DAGSTER_HOME).resolve()
     home.mkdir(parents=True, exist_ok=True)
     os.environ["DAGSTER_HOME"] = str(home)
-    target, template = home / "dagster.yaml", PROJECT_ROOT / "dagster.yaml"
+    target, template = home / "dagster.yaml", INSTANCE_TEMPLATE
     # A home without instance config gets the project's; the project's own home always tracks it.
     stale = home == DEFAULT_DAGSTER_HOME.resolve() and target.exists() and target.read_bytes() != template.read_bytes()
     if template.exists() and (not target.exists() or stale):
@@ -298,10 +334,15 @@ class RunFailed(RuntimeError):
     pass
 
 
-def run_plan(plan: Plan, out=None, tags: dict | None = None) -> int:
+def run_plan(plan: Plan, out=None, tags: dict | None = None, preflight_seconds: float = 0.0,
+             startup_seconds: float = 0.0) -> int:
     """Run market data, each severity's families, then the catalog, as Dagster runs on the instance
-    (``tags``: extra tags on every run, e.g. the REST API's request id; ``out``: default sys.stdout)."""
-    out = out or sys.stdout
+    (``tags``: extra tags on every run, e.g. the REST API's request id; ``out``: default sys.stdout). Each step
+    is shown as it starts and ends (bars on a terminal, plain lines elsewhere: ``cli_progress``); the end says
+    where the wall time went (``startup_seconds``, ``preflight_seconds``: the process's start-up and the
+    caller's load of the market data before, counted in)."""
+    started_at = time.perf_counter()
+    out = out if out is not None else sys.stdout
     plan.apply_secrets()
     if not plan.verbose:
         warnings.filterwarnings("ignore")
@@ -313,7 +354,9 @@ def run_plan(plan: Plan, out=None, tags: dict | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
     with locks:
-        return _run_plan_locked(plan, home, out, tags)
+        return _run_plan_locked(plan, home, out, tags,
+                                lambda: startup_seconds + preflight_seconds + time.perf_counter() - started_at,
+                                preflight_seconds, startup_seconds)
 
 
 # Held for a whole run (core.locks): in DAGSTER_HOME, whose file storage every run's asset outputs share,
@@ -341,10 +384,12 @@ def run_locks(plan: Plan, home: Path):
     return stack
 
 
-def _run_plan_locked(plan: Plan, home: Path, out, tags: dict | None) -> int:
+def _run_plan_locked(plan: Plan, home: Path, out, tags: dict | None, wall, preflight_seconds: float,
+                     startup_seconds: float) -> int:
     from dagster import DagsterInstance, execute_job, reconstructable
 
     from scenarios_assets import definitions
+    from scenarios_assets.cli_progress import RunTiming, RunWatcher, make_display, time_report, totals_lines
 
     instance = DagsterInstance.get()
     from scenarios_assets.defs.dead_runs import mark_dead_runs, process_tags
@@ -362,14 +407,23 @@ def _run_plan_locked(plan: Plan, home: Path, out, tags: dict | None) -> int:
     if not plan.verbose:
         base_config["loggers"] = {"console": {"config": {"log_level": "CRITICAL"}}}
     print(f"dagster instance: {home}", file=out)
+    display = make_display(out, plain=plan.verbose)  # with Dagster's own log lines, bars would be torn apart
+    runs: list[RunTiming] = []
+
+    # Step processes (--parallel, Dask) print Dagster's DEBUG line "Executing step ... in subprocess" to the
+    # terminal before the run's (quiet) loggers take over: their console output goes to a log file instead.
+    step_log = None if plan.verbose or plan.executor == "in_process" else home / "logs" / "scenarios-steps.log"
 
     def run(job_fn, label: str, partition: str | None = None, assets=None):
         started = time.perf_counter()
-        run_tags = {"scenarios/cli": "1"} | process_tags() | (tags or {}) | ({"dagster/partition": partition} if partition else {})
-        result = execute_job(
-            reconstructable(job_fn), instance=instance, run_config=base_config, tags=run_tags, asset_selection=assets
-        )
+        with RunWatcher(instance, display, partition or "") as watcher, stderr_to(step_log):
+            run_tags = ({"scenarios/cli": "1"} | process_tags() | (tags or {})
+                        | ({"dagster/partition": partition} if partition else {}) | watcher.tags)
+            result = execute_job(
+                reconstructable(job_fn), instance=instance, run_config=base_config, tags=run_tags, asset_selection=assets
+            )
         seconds = time.perf_counter() - started
+        runs.append(RunTiming(label, seconds, list(watcher.steps.values())))
         if not result.success:
             raise RunFailed(f"{label} failed (run {result.run_id}): {_failure_message(result)}")
         return result, seconds
@@ -383,23 +437,50 @@ def _run_plan_locked(plan: Plan, home: Path, out, tags: dict | None) -> int:
         family_keys = [AssetKey(["scenarios", FAMILY_SPECS[f].asset_name]) for f in plan.families]
         for severity in plan.severities:
             result, secs = run(definitions.scenarios_job_def, f"scenarios [{severity}]", severity, family_keys)
-            for line in _family_lines(result, severity):
-                print(line, file=out)
-            print(f"  {severity}: done in {secs:.1f} s", file=out)
+            in_steps = sum(step.seconds or 0.0 for step in runs[-1].steps)
+            print(f"  {severity}: done in {secs:.1f} s ({in_steps:.1f} s in its steps, the rest Dagster's run "
+                  "start-up and inputs)", file=out)
         result, secs = run(definitions.catalog_job_def, "catalog")
     except RunFailed as exc:
         print(f"error: {exc}", file=sys.stderr)
         print(_library_state(plan.output_dir, before), file=sys.stderr)
+        if step_log is not None:
+            print(f"the step processes' console output is in {step_log}", file=sys.stderr)
         return EXIT_RUN_FAILED
     if plan.settings["dry_run"]:
         print(f"  dry run: catalog validated, nothing written ({secs:.1f} s)", file=out)
+        print("", file=out)
+        for line in totals_lines(runs):
+            print(line, file=out)
     else:
         build = current_build(plan.output_dir)
         print(f"  build {build.name if build else '?'} published in {plan.output_dir} ({secs:.1f} s)", file=out)
         if build is not None and (build / SUMMARY_FILE).exists():
             print("", file=out)
             print((build / SUMMARY_FILE).read_text(), file=out, end="")
+    print("", file=out)
+    for line in time_report(wall(), preflight_seconds, runs, startup_seconds):
+        print(line, file=out)
     return EXIT_OK
+
+
+@contextmanager
+def stderr_to(path: Path | None):
+    """File descriptor 2 (inherited by step subprocesses) appended to ``path`` for the block; None: unchanged."""
+    if path is None:
+        yield
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with open(path, "ab") as log:
+        os.dup2(log.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
 
 
 def _library_state(output_dir: Path, before: str | None) -> str:
@@ -409,27 +490,6 @@ def _library_state(output_dir: Path, before: str | None) -> str:
         return f"the library in {output_dir} is unchanged (current build: {after or 'none'})"
     previous = f"the previous one, {before}, is kept" if before else "there was no build before it"
     return f"build {after} was published in {output_dir} before the failure and is current ({previous})"
-
-
-def _family_lines(result, severity: str) -> list[str]:
-    checks: dict[str, list] = {}
-    for evaluation in result.get_asset_check_evaluations():
-        checks.setdefault(evaluation.asset_key.path[-1], []).append(evaluation)
-    lines = []
-    for event in result.get_asset_materialization_events():
-        mat = event.materialization
-        name = mat.asset_key.path[-1]
-        md = mat.metadata
-        count = md["scenario_count"].value if "scenario_count" in md else "?"
-        skipped = md["skipped_count"].value if "skipped_count" in md else 0
-        evaluations = checks.get(name, [])
-        failed = [e.check_name for e in evaluations if not e.passed]
-        status = f"checks {len(evaluations) - len(failed)}/{len(evaluations)} passed" + (
-            f" (failed: {', '.join(failed)})" if failed else ""
-        )
-        seconds = md["generation_seconds"].value if "generation_seconds" in md else 0.0
-        lines.append(f"  {severity:<9}{name:<13}{count:>5} scenarios, {skipped} skipped, {status}, {seconds:.2f} s")
-    return lines
 
 
 # Characters of one failed check's reason in the CLI's one line (the whole text is in the run's metadata).
@@ -473,14 +533,6 @@ def _failure_message(result) -> str:
     return "a step failed; run with --verbose or open the run in the Dagster UI"
 
 
-# Subcommands besides generation: name -> "module:function" taking argv and returning an exit code.
-SUBCOMMANDS: dict[str, str] = {
-    "builds": "scenarios_assets.builds_cli:builds_main",
-    "load-market-data": "scenarios_assets.db_cli:load_market_data_main",
-    "serve": "scenarios_assets.api:serve",
-}
-
-
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] in SUBCOMMANDS:
@@ -488,24 +540,38 @@ def main(argv: list[str] | None = None) -> int:
 
         module, function = SUBCOMMANDS[argv[0]].split(":")
         return getattr(importlib.import_module(module), function)(argv[1:])
+    started = time.perf_counter()
+    startup_seconds = _process_age()  # the interpreter and the imports before main()
     try:
         args = build_parser().parse_args(argv)
         plan = plan_from_args(args)
         plan.apply_secrets()
+        for note in plan.notes:
+            print(note, file=sys.stderr, flush=True)
+        loaded = preflight(plan)  # may respell --symbols as the data does (spx -> SPX), hence before the hash
         print(f"scenarios: families {', '.join(plan.families)}; severities {', '.join(plan.severities)}; "
-              f"config {config_hash(plan.config)}")
-        print(f"  {preflight(plan)}")
+              f"config {config_hash(plan.config)}", flush=True)
+        print(f"  {loaded}", flush=True)
     except ScenarioInputError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    preflight_seconds = time.perf_counter() - started
+    timing = {"preflight_seconds": preflight_seconds, "startup_seconds": startup_seconds}
     if plan.executor == "dask" and not plan.dask_scheduler:
         from scenarios_assets.defs.executors import local_dask_cluster
 
         ensure_dagster_home()  # before the workers start: they inherit DAGSTER_HOME, which the instance config reads
         with local_dask_cluster(plan.workers, quiet=not plan.verbose) as address:
             plan.dask_scheduler = address
-            return run_plan(plan)
-    return run_plan(plan)
+            return run_plan(plan, **timing)
+    return run_plan(plan, **timing)
+
+
+def _process_age() -> float:
+    """Seconds since this process started (psutil: the kernel's start time of the process)."""
+    import psutil
+
+    return max(time.time() - psutil.Process().create_time(), 0.0)
 
 
 if __name__ == "__main__":

@@ -16,6 +16,38 @@ from scenarios_assets.core.market import build_economic, load_market_data, read_
 from scenarios_assets.core.paths import BUNDLED_ECONOMIC, BUNDLED_OHLCV  # noqa: E402
 
 
+# Tests `make test` leaves out (it runs -m "not live and not browser and not postgres and not scale"); `make
+# test-all` and CI run everything. One table for the suite: "file.py::" marks a whole file, "file.py::test_name" a
+# test (and its parametrisations). test_markers.py checks that every entry still names a collected test.
+MARKED: dict[str, tuple[str, ...]] = {
+    "live": (
+        "test_live_e2e.py::",  # dagster dev with both code locations, ~2-4 min
+        "test_dask.py::test_dask_cluster_run_equals_in_process_run",  # a local dask.distributed cluster, ~1.5 min
+        "test_api.py::test_live_server_serves_and_runs_a_generation_on_dagster",  # uvicorn + a Dagster generation
+    ),
+    "browser": ("test_report.py::test_report_renders_in_headless_chromium",),
+    "postgres": ("test_postgres.py::", "test_symbols.py::test_postgres_source_respells_symbols_in_sql"),
+    "scale": (  # the whole library built twice through Dagster and compared byte for byte, ~1.5-2.5 min
+        "test_dagster_graph.py::test_whole_graph_materialises_with_all_checks_passing",
+        "test_dagster_graph.py::test_same_data_config_seed_give_identical_outputs",
+        "test_dagster_graph.py::test_severity_is_monotone_for_every_family",
+        "test_builds.py::test_cli_partial_run_keeps_the_library",  # several CLI builds of the library, ~1.5 min
+    ),
+}
+
+
+def marker_entries() -> list[tuple[str, str]]:
+    return [(marker, entry) for marker, entries in MARKED.items() for entry in entries]
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        node = item.nodeid.rsplit("/", 1)[-1]  # "test_x.py::test_name[param]"
+        for marker, entry in marker_entries():
+            if node == entry or node.startswith(entry if entry.endswith("::") else (entry + "[", entry + "::")):
+                item.add_marker(marker)
+
+
 @pytest.fixture(scope="session")
 def market():
     """The bundled real market data (all symbols, full history)."""

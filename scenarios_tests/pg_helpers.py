@@ -2,7 +2,7 @@
 
 Tests never touch a real ``market_data`` schema: each session creates ``scenarios_test_<pid>_<random>``,
 works inside it (the contract table ``market_data.ohlcv`` there, other tables through ``?table=``) and drops
-it with everything in it. No server is a failure, not a skip: `.ci/run` and `make test` start one.
+it with everything in it. No server is a failure, not a skip: `.ci/run` and `make test-all` start one.
 """
 
 from __future__ import annotations

@@ -36,7 +36,8 @@ def test_executor_flags():
     with pytest.raises(ScenarioInputError, match="--dask-scheduler needs --executor dask"):
         plan_from_args(parse(["--executor", "multiprocess", "--dask-scheduler", "tcp://127.0.0.1:8786"]))
     assert execution_config("dask", 2, "tcp://h:1") == {"dask": {"cluster": {"existing": {"address": "tcp://h:1"}}}}
-    assert execution_config("multiprocess", 3) == {"multiprocess": {"max_concurrent": 3}}
+    # forkserver: step processes fork from one server that imported Dagster and the code location once
+    assert execution_config("multiprocess", 3) == {"multiprocess": {"max_concurrent": 3, "start_method": {"forkserver": {}}}}
 
 
 def test_dask_cluster_run_equals_in_process_run(tmp_path, monkeypatch):

@@ -55,7 +55,7 @@ class Live:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.home.mkdir()
-        shutil.copyfile(PROJECT_ROOT / "dagster.yaml", self.home / "dagster.yaml")
+        shutil.copyfile(PROJECT_ROOT / "dagster.sqlite.yaml", self.home / "dagster.yaml")
         self.market.parent.mkdir()
         shutil.copyfile(BUNDLED_OHLCV, self.market)
         self.env = {

@@ -1,6 +1,6 @@
 """PostgreSQL as market-data source and as Dagster storage, against a real server (a throw-away database).
 
-Failing to reach the server fails these tests: `.ci/run` and `make test` start PostgreSQL first.
+Failing to reach the server fails these tests: `.ci/run` and `make test-all` start PostgreSQL first (marked `postgres`: `make test` leaves them out).
 """
 
 from __future__ import annotations

@@ -149,9 +149,14 @@ def test_catalog_asset_writes_report_and_shows_charts(tmp_path):
         families = {r["family"] for r in json.loads((out / "scenario_metadata.json").read_text())["scenarios"]}
         assert "historical" in families  # and whichever other families are registered: one chart each
         assert set(charts) == {"chart_overview", *(f"chart_{rpt.chart_key(f)}" for f in families)}
-        assert all("](data:image/png;base64," in md for md in charts.values())
         build = builds.current_build(out)
         assert build.name == mat.metadata["build_id"].value
+        # Shown in place by the Dagster UI (Markdown under 1,000 characters): a thumbnail from the REST API, which
+        # links to the whole chart of this build (test_api_operator.py checks what the API serves).
+        api = "http://127.0.0.1:8000/report/charts"
+        assert all(len(md) < rpt.INLINE_MARKDOWN_LIMIT and "base64" not in md for md in charts.values())
+        assert all(f"({api}/{key.removeprefix('chart_')}.png?build={build.name}&width=560)]" in md
+                   for key, md in charts.items())
         assert Path(mat.metadata["report"].value).is_file()
         assert Path(mat.metadata["report"].value).read_bytes() == (out / rpt.REPORT_FILE).read_bytes()
         assert (out / rpt.REPORT_FILE).exists() and (build / "scenario_report_overview.png").exists()

@@ -386,4 +386,4 @@ def stream_bootstrap(ctx, indices: list[int] | None = None) -> ScenarioStream:
         }
 
     return ScenarioStream(FAMILY, severity, ctx.market.data_version, ctx.config_hash, chunks(), metadata=metadata,
-                          finish=finish, correlation_paths=len(idx))
+                          finish=finish, correlation_paths=len(idx), size=len(idx))

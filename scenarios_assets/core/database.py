@@ -280,9 +280,10 @@ def available_symbols(conn, src: PostgresSource) -> list[str]:
         return [row[0] for row in cur.fetchall()]
 
 
-def check_symbols(conn, src: PostgresSource, symbols: list[str]) -> None:
-    """Unknown symbols fail with the message files give (listing the available ones); cheap when all exist."""
-    from scenarios_assets.core.market import unknown_symbols_error
+def check_symbols(conn, src: PostgresSource, symbols: list[str]) -> list[str]:
+    """The symbols as the table spells them (``core.market.resolve_symbols``: ``spx`` -> ``SPX``); unknown ones fail
+    with the message files give (listing the available ones). One cheap query when all exist as given."""
+    from scenarios_assets.core.market import resolve_symbols
 
     values = ", ".join(f"({sql_text(s)}, {i})" for i, s in enumerate(symbols))
     query = (
@@ -292,8 +293,9 @@ def check_symbols(conn, src: PostgresSource, symbols: list[str]) -> None:
     with conn.cursor() as cur:
         cur.execute(query)
         unknown = [row[0] for row in cur.fetchall()]
-    if unknown:
-        raise unknown_symbols_error(unknown, available_symbols(conn, src), src.name)
+    if not unknown:
+        return list(dict.fromkeys(symbols))
+    return resolve_symbols(symbols, available_symbols(conn, src), src.name)
 
 
 def select_query(
@@ -339,14 +341,15 @@ def read_ohlcv_postgres(
     end_date=None,
     reference_symbol: str | None = None,
 ) -> pd.DataFrame:
-    """Long OHLCV rows of the table, filtered in SQL; columns typed as in the contract (date as datetime64[s])."""
+    """Long OHLCV rows of the table, filtered in SQL; columns typed as in the contract (date as datetime64[s]).
+    ``attrs["symbols"]``: the requested symbols as the table spells them."""
     src = parse_source(url)
     _, adbc = _driver()
     conn = connect(src)
     try:
         check_table(conn, src)
         if symbols:
-            check_symbols(conn, src, list(symbols))
+            symbols = check_symbols(conn, src, list(symbols))
         query = select_query(src, symbols, start_date, end_date, reference_symbol)
         with conn.cursor() as cur:
             cur.execute(query)
@@ -359,7 +362,10 @@ def read_ohlcv_postgres(
         except (adbc.Error, OSError):
             pass
     table = table.set_column(table.schema.get_field_index("date"), "date", table["date"].cast(pa.timestamp("s")))
-    return table.to_pandas()
+    frame = table.to_pandas()
+    if symbols:
+        frame.attrs["symbols"] = list(symbols)  # as the table spells them
+    return frame
 
 
 # --- publishing a dataset -------------------------------------------------------------------------------

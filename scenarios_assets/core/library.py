@@ -34,6 +34,7 @@ from scenarios_assets.core.slices import (
     read_manifest,
 )
 from scenarios_assets.core.storage import summary_text, utc_now
+from scenarios_assets.core.timing import Phases
 
 
 class IncompleteLibraryError(RuntimeError):
@@ -197,16 +198,22 @@ def family_entry(source: SliceSource) -> dict:
     }
 
 
-def write_build(plan: BuildPlan, tmp: Path, run: dict) -> dict:
-    """Link every slice's files into the build directory ``tmp``, then write scenario_metadata.json (records
-    streamed from the slices, never parsed) and scenario_summary.txt. Returns the metadata document without
-    its ``scenarios`` (the header)."""
-    for source in plan.sources:
-        for kind, pairs in source.files().items():
-            if kind != "records" and not plan.save_timeseries:
-                continue
-            for src, rel in pairs:
-                builds.link_file(src, tmp / rel)
+def write_build(plan: BuildPlan, tmp: Path, run: dict, report=None, phases: Phases | None = None) -> dict:
+    """Link every slice's files into the build directory ``tmp``, write the report (``report(tmp)``, optional),
+    then scenario_metadata.json (records streamed from the slices, never parsed) and scenario_summary.txt.
+    Returns the metadata document without its ``scenarios`` (the header).
+
+    ``phases`` times each part (``link_files``, ``report``, ``metadata``, ``summary``); what is known when a file
+    is written goes into it: ``run["time"]["catalog"]`` of the metadata holds the linking and the report, the
+    summary also the metadata."""
+    phases = phases if phases is not None else Phases()
+    with phases.timed("link_files"):
+        for source in plan.sources:
+            for kind, pairs in source.files().items():
+                if kind != "records" and not plan.save_timeseries:
+                    continue
+                for src, rel in pairs:
+                    builds.link_file(src, tmp / rel)
     header = {
         "generated_at": run["generated_at"],
         "data_version": plan.data_version,
@@ -214,7 +221,35 @@ def write_build(plan: BuildPlan, tmp: Path, run: dict) -> dict:
         "families": {s.manifest.key: family_entry(s) for s in plan.sources},
         "run": run,
     }
+    if report is not None:
+        _write_header(tmp, header)  # the report reads the slices through it
+        with phases.timed("report"):
+            report(tmp)
+    time_ = run.setdefault("time", {})
+    time_["families"] = family_seconds(run.get("timings") or {})
+    time_["catalog"] = dict(phases.seconds)
+    with phases.timed("metadata"):
+        _write_header(tmp, header)
+        _write_metadata(plan, tmp, header)
+    with phases.timed("summary"):
+        (tmp / SUMMARY_FILE).write_text(summary_text(header, {**run, "time": {**run["time"], "catalog": dict(phases.seconds)}}))
+    return header
+
+
+def family_seconds(timings: dict[str, float]) -> dict[str, float]:
+    """Seconds per family: the sum over its new slices (``timings``: ``family/severity`` -> seconds)."""
+    out: dict[str, float] = {}
+    for key, seconds in timings.items():
+        family = key.split("/")[0]
+        out[family] = round(out.get(family, 0.0) + float(seconds), 3)
+    return out
+
+
+def _write_header(tmp: Path, header: dict) -> None:
     (tmp / BUILD_FILE).write_text(json.dumps(header, indent=1, allow_nan=False, default=str))
+
+
+def _write_metadata(plan: BuildPlan, tmp: Path, header: dict) -> None:
     with open(tmp / METADATA_FILE, "w") as fh:
         fh.write(json.dumps(header, indent=2, allow_nan=False, default=str)[:-2] + ',\n  "scenarios": [\n')
         first = True
@@ -225,14 +260,15 @@ def write_build(plan: BuildPlan, tmp: Path, run: dict) -> dict:
                     fh.write(("" if first else ",\n") + line.rstrip("\n"))
                     first = False
         fh.write("\n  ]\n}\n")
-    (tmp / SUMMARY_FILE).write_text(summary_text(header, run))
-    return header
 
 
-def build_and_publish(plan: BuildPlan, out: Path, keep: int, run: dict | None = None, report=None) -> tuple[Path, dict]:
+def build_and_publish(plan: BuildPlan, out: Path, keep: int, run: dict | None = None, report=None,
+                      phases: Phases | None = None) -> tuple[Path, dict]:
     """Write the planned build and make it current (under the output directory's lock); clean up what the
     previous runs left. ``report(build_dir)`` (optional) writes the report files into the build before the
-    commit point. Returns the published directory and the metadata header."""
+    commit point. ``phases`` (optional) receives the seconds of each part (:func:`write_build`, then
+    ``publish``). Returns the published directory and the metadata header."""
+    phases = phases if phases is not None else Phases()
     dry = [s.manifest.key for s in plan.sources if s.layout == "dry-run"]
     if dry:
         raise IncompleteLibraryError(f"the library was not rebuilt (the current build stays): {', '.join(dry)} "
@@ -246,8 +282,7 @@ def build_and_publish(plan: BuildPlan, out: Path, keep: int, run: dict | None = 
         tmp = builds.start_build(out, build_id)
         run = {"build_id": build_id, "generated_at": utc_now(), "previous_build": plan.previous_build,
                "slices": {s.manifest.key: s.manifest.slice_id for s in plan.sources}, **(run or {})}
-        header = write_build(plan, tmp, run)
-        if report is not None:
-            report(tmp)
-        final = builds.publish(out, tmp, keep)
+        header = write_build(plan, tmp, run, report, phases)
+        with phases.timed("publish"):
+            final = builds.publish(out, tmp, keep)
     return final, header

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import time
 from dataclasses import dataclass, field
 from collections.abc import Iterable
 from pathlib import Path
@@ -484,6 +485,31 @@ def _fill_short_gaps(close: pd.DataFrame, source: str) -> tuple[pd.DataFrame, in
     return filled, int((inside & ~seen).to_numpy().sum())
 
 
+def resolve_symbols(requested: list[str], available: list[str], source: str) -> list[str]:
+    """The requested symbols as the data spells them: the exact name, else the one name that equals it ignoring
+    case (``spx`` -> ``SPX``); duplicates dropped, order kept. Raises ScenarioInputError for a name that matches
+    nothing (listing the available ones) or, ignoring case, more than one (``Spx`` with both ``SPX`` and ``spx``)."""
+    exact = set(available)
+    folded: dict[str, list[str]] = {}
+    for name in available:
+        folded.setdefault(name.casefold(), []).append(name)
+    resolved, unknown, ambiguous = [], [], []
+    for name in requested:
+        matches = [name] if name in exact else folded.get(name.casefold(), [])
+        if len(matches) == 1:
+            resolved.append(matches[0])
+        elif matches:
+            ambiguous.append(f"{name} ({' or '.join(sorted(matches))})")
+        else:
+            unknown.append(name)
+    if unknown:
+        raise unknown_symbols_error(unknown, available, source)
+    if ambiguous:
+        raise ScenarioInputError(f"symbol(s) {', '.join(ambiguous)} of market data '{source}' differ only in case; "
+                                 "give the exact name")
+    return list(dict.fromkeys(resolved))
+
+
 def constant_columns(returns: np.ndarray) -> np.ndarray:
     """(N,) bool: columns of a (T, N) return block whose every finite return is exactly 0 (a price that never
     moved in the window, e.g. a money-market fund at 1.00). Such a symbol is simulated with zero volatility
@@ -551,6 +577,7 @@ def load_market_data(source: str | Path, **selection) -> MarketData:
     source: a ``postgresql://`` source gets the selection in its SQL query (``core.database``), a file is read
     and validated whole, then selected. The same rows thus give the same panel and data version from either.
     """
+    started = time.perf_counter()
     checks = {
         "accepted_moves": selection.pop("accepted_moves", None),
         "split_check": bool(selection.pop("split_check", True)),
@@ -563,7 +590,8 @@ def load_market_data(source: str | Path, **selection) -> MarketData:
         from scenarios_assets.core.database import read_ohlcv_postgres, source_name
 
         name = source_name(str(source))
-        raw = read_ohlcv_postgres(str(source), symbols, start, end, reference)  # checks unknown symbols
+        raw = read_ohlcv_postgres(str(source), symbols, start, end, reference)  # resolves the symbols' case
+        symbols = raw.attrs.get("symbols", symbols)
         if raw.empty and (symbols or start is not None or end is not None):
             raise ScenarioInputError(f"market data '{name}' has no rows for the requested symbols and dates")
         ohlcv, report = validate_ohlcv(raw, name, **checks)
@@ -573,14 +601,15 @@ def load_market_data(source: str | Path, **selection) -> MarketData:
         ohlcv, report = validate_ohlcv(read_ohlcv(source), name, **checks)
         available = sorted(ohlcv["symbol"].unique()) if symbols else None
         if symbols:
-            unknown = [s for s in symbols if s not in available]
-            if unknown:
-                raise unknown_symbols_error(unknown, available, name)
+            symbols = resolve_symbols(symbols, available, name)
         ohlcv = select_rows(ohlcv, symbols, start, end, reference)
         if ohlcv.empty:
             raise ScenarioInputError(f"market data '{name}' has no rows for the requested symbols and dates")
-    report = {**report, "rows": len(ohlcv)}
-    return build_market_data(ohlcv, name, report=report, available_symbols=available, **selection)
+    report = {**report, "rows": len(ohlcv), **({"symbols_requested": symbols} if symbols else {})}
+    selection = {**selection, "symbols": symbols}
+    market = build_market_data(ohlcv, name, report=report, available_symbols=available, **selection)
+    market.report["load_seconds"] = round(time.perf_counter() - started, 3)  # read, validate, align
+    return market
 
 
 def read_economic(source: str | Path) -> pd.DataFrame:

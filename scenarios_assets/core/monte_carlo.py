@@ -318,9 +318,10 @@ def calibration_window(
     if years is None:
         window_rows = window_rows[1:]  # the first session has no return
     if window_rows.size < min_sessions:
+        since = f"; the market data starts {dates[0].date()}" if dates[0] > lo else ""
         raise CalibrationError(
             f"the calibration window {lo.date()}..{end_date.date()} holds {window_rows.size} sessions "
-            f"(at least {min_sessions} needed)"
+            f"(at least {min_sessions} needed){since}"
         )
     values = close.to_numpy(np.float64)
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -1322,7 +1323,7 @@ def stream_monte_carlo(ctx, indices: list[int] | None = None) -> ScenarioStream:
     return ScenarioStream(
         FAMILY, severity, ctx.market.data_version, ctx.config_hash, chunks(), metadata=metadata,
         finish=lambda stats: {**risk_metadata(stats, levels), **stability_metadata(history_simple, stats), **index_days.metadata()},
-        correlation_paths=len(idx),
+        correlation_paths=len(idx), size=len(idx),
     )
 
 
@@ -1422,7 +1423,11 @@ def project_event(
             last_close=replay.prices[-1, cols].astype(np.float64), reference=reference,
         )
     except CalibrationError as exc:
-        return f"the projection model cannot be calibrated: {exc}"
+        # Say why its window ends before the market data does: the event's first symbol to run out of data.
+        lagging = min(chosen, key=lambda s: last_dates[s])
+        return (f"the projection model cannot be calibrated: {exc}; the observed part ends {observed_until.date()}, "
+                f"the last date every symbol of the event has data ({lagging}'s last; the market data runs to "
+                f"{close.index[-1].date()})")
     proj_dates = sessions_between(observed_until + pd.Timedelta(days=1), end, calendar)
     if len(proj_dates) == 0:
         return f"no {calendar} session to project"

@@ -8,3 +8,5 @@ BUNDLED_OHLCV = BUNDLED_MARKET_DIR / "ohlcv.parquet"
 BUNDLED_ECONOMIC = BUNDLED_MARKET_DIR / "economic.parquet"
 DEFAULT_OUTPUT_DIR = PROJECT_ROOT / "data" / "scenarios"
 DEFAULT_DAGSTER_HOME = PROJECT_ROOT / ".dagster_home"
+# The local instance config, copied into DAGSTER_HOME as dagster.yaml (SQLite storage).
+INSTANCE_TEMPLATE = PROJECT_ROOT / "dagster.sqlite.yaml"

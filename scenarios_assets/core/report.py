@@ -28,6 +28,9 @@ from scenarios_assets.core.scenario import FAMILIES
 from scenarios_assets.core.severity import SEVERITIES
 
 CHART_PREFIX = "scenario_report_"
+# Dagster UI 1.13 (ui-core MetadataEntry.tsx): Markdown metadata shorter than this renders inline in the asset's
+# metadata panel; longer values show as a "[Show Markdown]" link to a dialog.
+INLINE_MARKDOWN_LIMIT = 1000
 
 SEVERITY_COLORS = {"moderate": "#3b7dd8", "severe": "#e08a1e", "extreme": "#c0392b"}
 SEVERITY_MARKERS = {"moderate": "o", "severe": "s", "extreme": "^"}
@@ -67,8 +70,18 @@ class Chart:
         return "data:image/png;base64," + base64.b64encode(self.png).decode("ascii")
 
     def markdown(self) -> str:
-        """Markdown with the image embedded (Dagster renders it as asset metadata)."""
+        """Markdown with the image embedded (the Dagster UI shows it only in a dialog: see linked_markdown)."""
         return f"**{self.title}**\n\n![{self.title}]({self.data_uri()})\n\n{self.caption}"
+
+    def linked_markdown(self, url: str, thumbnail_url: str | None = None) -> str:
+        """Markdown showing the image at ``thumbnail_url`` (default ``url``), a link to ``url``. The Dagster UI (1.13)
+        renders a Markdown metadata value in place only when it is shorter than INLINE_MARKDOWN_LIMIT characters,
+        else behind a "[Show Markdown]" link: an embedded PNG never fits, a link to the image does (the caption
+        is cut to fit)."""
+        head = f"**{self.title}**\n\n[![{self.title}]({thumbnail_url or url})]({url})\n\n"
+        room = INLINE_MARKDOWN_LIMIT - 1 - len(head)
+        caption = self.caption if len(self.caption) <= room else self.caption[: max(room - 1, 0)] + "…"
+        return head + caption
 
 
 @dataclass
@@ -137,11 +150,12 @@ def from_directory(output_dir: str | Path, metrics: pd.DataFrame | None = None) 
     ``scenario_portfolio.parquet`` dataset (one row per scenario and date), never the whole time series."""
     import pyarrow.dataset as ds
 
-    from scenarios_assets.core.builds import PORTFOLIO_FILE, resolve
+    from scenarios_assets.core.builds import BUILD_FILE, PORTFOLIO_FILE, resolve
     from scenarios_assets.core.storage import PARTITIONING
 
     root = Path(output_dir)
-    if not (root / METADATA_FILE).is_file() or (root / "current").exists():
+    in_build = (root / METADATA_FILE).is_file() or (root / BUILD_FILE).is_file()  # a build being written has its header first
+    if not in_build or (root / "current").exists():
         root = resolve(root)
     document, records = _slim_records(root)
     wealth, has_ts = {}, (root / TIMESERIES_FILE).exists()

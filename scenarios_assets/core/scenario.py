@@ -122,7 +122,7 @@ class ScenarioSet:
     def stream(self) -> "ScenarioStream":
         """This set as a stream of one chunk (families whose sets are small build them whole)."""
         return ScenarioStream(self.family, self.severity, self.data_version, self.config_hash, [self.scenarios],
-                              skipped=self.skipped, metadata=self.metadata)
+                              skipped=self.skipped, metadata=self.metadata, size=len(self.scenarios))
 
 
 @dataclass
@@ -133,7 +133,8 @@ class ScenarioStream:
     ``metadata`` is what is known before generation; ``finish`` (optional) completes it from the streamed
     statistics (:class:`~scenarios_assets.core.validation.SetStats`: total returns, volatilities, a
     correlation sample), e.g. VaR/CVaR across paths. ``correlation_paths``: the number of scenarios the
-    stream will yield, when the family wants a pooled correlation sample of them.
+    stream will yield, when the family wants a pooled correlation sample of them. ``size``: the number of
+    scenarios the stream will yield when it is known before generation (progress bars show "k of size").
     """
 
     family: str
@@ -145,6 +146,7 @@ class ScenarioStream:
     metadata: dict = field(default_factory=dict)
     finish: Callable[[Any], dict] | None = None
     correlation_paths: int | None = None
+    size: int | None = None
 
 
 def slug(text: str) -> str:

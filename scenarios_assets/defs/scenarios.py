@@ -5,6 +5,7 @@ import shutil
 import time
 from pathlib import Path
 from collections import Counter
+from pathlib import Path
 
 import pandas as pd
 from dagster import (
@@ -28,7 +29,8 @@ from scenarios_assets.core.library import IncompleteLibraryError, build_and_publ
 from scenarios_assets.core.market import MarketData
 from scenarios_assets.core.report import write_report
 from scenarios_assets.core.severity import SEVERITIES
-from scenarios_assets.core.slices import SliceManifest, write_slice
+from scenarios_assets.core.slices import SliceManifest, SliceProgress, write_slice
+from scenarios_assets.core.timing import Phases
 from scenarios_assets.core.validation import CATALOG_CHECKS, catalog_checks, checks_for
 from scenarios_assets.defs.automation import catalog_condition
 from scenarios_assets.defs.monitoring import markdown_table, measured
@@ -82,6 +84,24 @@ def family_metadata(m: SliceManifest, figures: dict) -> dict:
     }
 
 
+UI_CHART_WIDTH = 560  # pixels: the charts as they fit the metadata panel's value column (a click opens them whole)
+PROGRESS_LOG_SECONDS = 1.0  # at most one progress line per second in the run's log (and the last one)
+
+
+def progress_logger(context: AssetExecutionContext):
+    """A ``write_slice`` progress callback that logs :meth:`SliceProgress.message` lines to the run (the UI shows
+    them, the command line draws its bars from them), at most one per PROGRESS_LOG_SECONDS and always the last."""
+    last = [float("-inf")]
+
+    def report(p: SliceProgress) -> None:
+        now = time.monotonic()
+        if now - last[0] >= PROGRESS_LOG_SECONDS or (p.total is not None and p.done >= p.total):
+            last[0] = now
+            context.log.info(p.message())
+
+    return report
+
+
 def build_family_asset(spec: FamilySpec) -> AssetsDefinition:
     key = family_key(spec)
     checks = checks_for(spec.family)
@@ -102,7 +122,7 @@ def build_family_asset(spec: FamilySpec) -> AssetsDefinition:
             started = time.perf_counter()
             try:
                 manifest = write_slice(family_stream(spec.family, ctx), staging, config["performance"]["save_timeseries"],
-                                       family_config_hash(spec.family, config))
+                                       family_config_hash(spec.family, config), progress=progress_logger(context))
                 manifest.generation_seconds = time.perf_counter() - started  # calibration included
             except BaseException:
                 if staging is not None:
@@ -126,9 +146,13 @@ def failure_rates_by_family(slices: list[SliceManifest]) -> dict[str, float]:
     return {family: round(failed[family] / run[family], 4) if run[family] else 0.0 for family in run}
 
 
-def report_writer(context: AssetExecutionContext, charts: dict):
+def report_writer(context: AssetExecutionContext, charts: dict, api_url: str):
     """Writes the report into the build directory before it is published; the charts become asset metadata.
-    The report is a by-product: if it fails, the build is published without it and says why."""
+    The report is a by-product: if it fails, the build is published without it and says why.
+
+    The UI shows each chart in place in the catalog's metadata panel as an image served by the REST API
+    (``api_url``: `scenarios serve`, which `make ui` starts beside the UI) for this build; the report itself is a
+    link there and a path."""
 
     def write(build_dir) -> None:
         try:
@@ -139,7 +163,10 @@ def report_writer(context: AssetExecutionContext, charts: dict):
             return
         published = Path(build_dir).with_name(Path(build_dir).name.removeprefix(TMP_PREFIX))  # after the rename
         charts["report"] = MetadataValue.path(str(published / REPORT_FILE))
-        charts.update({f"chart_{chart.key}": MetadataValue.md(chart.markdown()) for chart in report.charts})
+        charts["report_url"] = MetadataValue.url(f"{api_url}/report?build={published.name}")
+        for chart in report.charts:
+            url = f"{api_url}/report/charts/{chart.key}.png?build={published.name}"
+            charts[f"chart_{chart.key}"] = MetadataValue.md(chart.linked_markdown(url, f"{url}&width={UI_CHART_WIDTH}"))
 
     return write
 
@@ -183,21 +210,24 @@ def staging_cleanup(context: AssetExecutionContext, out, available: dict, consum
 def catalog(context: AssetExecutionContext, settings: ScenarioSettings, market: MarketData, **family_slices):
     config = settings.pipeline_config()
     out = settings.output_path()
+    phases = Phases(on_start=lambda name: context.log.info(f"catalog: {name.replace('_', ' ')}"))
     with measured() as figures:
         try:
-            plan = plan_build(
-                family_slices, settings.catalog_families(), settings.catalog_severities(), market.data_version,
-                settings.config_hash(), out, carry_over=bool(settings.families or settings.severities),
-                all_families=list(FAMILY_SPECS), all_severities=list(SEVERITIES),
-                save_timeseries=bool(config["performance"]["save_timeseries"]), check_only=settings.dry_run,
-                family_hashes={family: family_config_hash(family, config) for family in FAMILY_SPECS},
-            )
+            with phases.timed("plan"):
+                plan = plan_build(
+                    family_slices, settings.catalog_families(), settings.catalog_severities(), market.data_version,
+                    settings.config_hash(), out, carry_over=bool(settings.families or settings.severities),
+                    all_families=list(FAMILY_SPECS), all_severities=list(SEVERITIES),
+                    save_timeseries=bool(config["performance"]["save_timeseries"]), check_only=settings.dry_run,
+                    family_hashes={family: family_config_hash(family, config) for family in FAMILY_SPECS},
+                )
         except IncompleteLibraryError as exc:
             yield AssetCheckResult(
                 asset_key=CATALOG_KEY, check_name="complete_and_current", passed=False, metadata={"detail": str(exc)}
             )
             raise Failure(description=str(exc)) from None
-        diversity = catalog_checks(plan.manifests)
+        with phases.timed("plan"):
+            diversity = catalog_checks(plan.manifests)
         unusable = [name for name, res in diversity.items() if res["blocking"] and not res["passed"]]
         if unusable:  # nothing is written: the current build stays
             yield from check_results(CATALOG_KEY, diversity)
@@ -206,10 +236,12 @@ def catalog(context: AssetExecutionContext, settings: ScenarioSettings, market: 
         build_id, generated_at = "", ""
         if not settings.dry_run:
             timings = {s.manifest.key: round(s.manifest.generation_seconds, 3) for s in plan.sources if s.origin == "new"}
-            final, header = build_and_publish(plan, out, int(config["performance"]["keep_builds"]),
-                                              run={"timings": timings}, report=report_writer(context, charts))
+            run = {"timings": timings, "time": {"market_data": market.report.get("load_seconds")}}
+            final, header = build_and_publish(plan, out, int(config["performance"]["keep_builds"]), run=run,
+                                              report=report_writer(context, charts, settings.api_base_url()), phases=phases)
             build_id, generated_at = final.name, header["generated_at"]
-            staging_cleanup(context, out, family_slices, {s.manifest.slice_id for s in plan.sources})
+            with phases.timed("clean_staging"):
+                staging_cleanup(context, out, family_slices, {s.manifest.slice_id for s in plan.sources})
     slices = plan.manifests
     counts = {m.key: m.count for m in slices}
     checks_run = sum(len(m.validation) for m in slices)
@@ -241,6 +273,7 @@ def catalog(context: AssetExecutionContext, settings: ScenarioSettings, market: 
             "dry_run": settings.dry_run,
             "data_version": plan.data_version,
             "config_hash": plan.config_hash,
+            "catalog_seconds": MetadataValue.json(phases.seconds),
             **{f"step_{k}": v for k, v in figures.items()},
             **charts,
         },
