@@ -116,14 +116,14 @@ def test_cli_shows_each_step_as_it_starts_and_ends(cli_output):
     assert code == 0
     lines = text.splitlines()
     start = lines.index("  severe   historical   started")
-    assert re.fullmatch(r"  severe   historical      12 scenarios, 2 skipped, checks 7/7 passed, [\d.]+ s", lines[start + 1])
+    assert re.fullmatch(r"  severe   historical      13 scenarios, 2 skipped, checks 7/7 passed, [\d.]+ s", lines[start + 1])
     assert lines.index("  catalog               started") > start
 
 
 def test_dry_run_prints_totals(cli_output):
     _, text = cli_output
-    assert re.search(r"^historical\s+12\s+12$", text, re.M)  # severe column, then the total
-    assert "dry run: 12 scenarios generated and checked, 2 skipped, 0 check(s) failed; nothing written" in text
+    assert re.search(r"^historical\s+13\s+13$", text, re.M)  # severe column, then the total
+    assert "dry run: 13 scenarios generated and checked, 2 skipped, 0 check(s) failed; nothing written" in text
 
 
 def test_cli_accounts_for_its_wall_time(cli_output):
