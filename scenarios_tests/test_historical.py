@@ -6,11 +6,13 @@ import pytest
 
 from scenarios_assets.core.historical import generate_historical, load_events, replay_window
 from scenarios_assets.core.market import build_market_data, validate_ohlcv
+from scenarios_assets.core.scenario import max_drawdown
 from scenarios_assets.core.validation import validate_set
 
 
 def spx_drawdown(scenario) -> float:
-    return scenario.metadata["max_drawdown_by_symbol"][scenario.symbols.index("SPX")]
+    """The S&P 500's close-to-close max drawdown of the replay (the records' figure counts intraday lows)."""
+    return float(max_drawdown(scenario.prices[:, scenario.symbols.index("SPX")].astype(np.float64)))
 
 
 def by_key(ss, key):
@@ -28,6 +30,9 @@ def test_covid_and_gfc_drawdowns_at_severe(sets):
     assert spx_drawdown(covid) == pytest.approx(-0.339, abs=0.005)
     gfc = by_key(sets["severe"], "global_financial_crisis_2008")
     assert spx_drawdown(gfc) == pytest.approx(-0.568, abs=0.005)
+    # the records count the recorded intraday lows (2,191.9 on 2020-03-23, 666.8 on 2009-03-06; test_faithful_bars.py)
+    assert covid.metadata["max_drawdown_by_symbol"][covid.symbols.index("SPX")] == pytest.approx(-0.353, abs=0.001)
+    assert gfc.metadata["max_drawdown_by_symbol"][gfc.symbols.index("SPX")] == pytest.approx(-0.574, abs=0.001)
 
 
 def test_severe_replay_is_the_recorded_close(sets, market):

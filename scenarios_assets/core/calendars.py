@@ -114,20 +114,22 @@ def fold_to_calendar(ohlcv: pd.DataFrame, sessions: pd.DatetimeIndex) -> tuple[p
     folded into the next session (close: the last close up to it; volume: the sum since the previous
     session, null when every folded volume is null); rows after the last session are dropped.
 
-    Returns the ``symbol``, ``date``, ``close``, ``volume`` rows and a report: ``off_calendar_rows``
-    (folded) and ``rows_after_last_session`` (dropped)."""
+    Returns the ``symbol``, ``date``, ``close``, ``volume``, ``high``, ``low`` rows (a folded session's
+    high and low: the highest high and lowest low of its rows, null when none has one) and a report:
+    ``off_calendar_rows`` (folded) and ``rows_after_last_session`` (dropped)."""
     dates = ohlcv["date"].to_numpy(dtype="datetime64[s]")
     cal = sessions.to_numpy(dtype="datetime64[s]")
     slot = np.searchsorted(cal, dates, side="left")
     beyond = slot >= len(cal)
     on = ~beyond & (cal[np.minimum(slot, len(cal) - 1)] == dates)
-    columns = ["symbol", "date", "close", "volume"]
+    columns = ["symbol", "date", "close", "volume", "high", "low"]
     if on.all():
         return ohlcv.loc[:, columns], {"off_calendar_rows": 0, "rows_after_last_session": 0}
-    kept = ohlcv.loc[~beyond, ["symbol", "close", "volume"]].assign(date=cal[slot[~beyond]])
+    kept = ohlcv.loc[~beyond, ["symbol", "close", "volume", "high", "low"]].assign(date=cal[slot[~beyond]])
     grouped = kept.groupby(["symbol", "date"], sort=True)
-    folded = pd.DataFrame(
-        {"close": grouped["close"].last(), "volume": grouped["volume"].sum(min_count=1)}
-    ).reset_index()
+    folded = pd.DataFrame({
+        "close": grouped["close"].last(), "volume": grouped["volume"].sum(min_count=1),
+        "high": grouped["high"].max(), "low": grouped["low"].min(),
+    }).reset_index()
     report = {"off_calendar_rows": int((~on & ~beyond).sum()), "rows_after_last_session": int(beyond.sum())}
     return folded.loc[:, columns], report

@@ -13,6 +13,14 @@ mean daily return (about c + v / 2 at k = 1) is kept rather than raised by the l
 equal-weight daily rebalanced portfolio, whose return follows the symbols' arithmetic returns, earns no
 more at a higher severity. Severity therefore never means a bigger gain: a bull event's extreme replay has
 its recorded trend with 1.5x the swings and their drag.
+
+Recorded bars: where the market data holds a session's high and low (``MarketData.high`` / ``low``; the
+bundled S&P 500 from 2005-01-31, NVDA, the NASDAQ Composite), the replay carries them as the ``high`` and
+``low`` columns of its time series, transformed like the close of the same session (the same affine map of
+the log price), so a severe replay shows the recorded bar exactly (S&P 500 2020-03-23: low 2,191.86) and
+its intraday lows enter the symbols' drawdowns; at other severities the bar's log distance from the close
+is scaled by k with the moves. A symbol's first session in the replay (no previous close inside it) and
+sessions without a recorded bar have none (null).
 """
 
 from __future__ import annotations
@@ -92,6 +100,13 @@ class Replay:
     coverage: dict[str, float]
     projected: np.ndarray | None = None
     metadata: dict = field(default_factory=dict)
+    high: np.ndarray | None = None  # float32 (T, N) recorded bar, scaled; NaN without one; None: no bar at all
+    low: np.ndarray | None = None
+
+    @property
+    def bars(self) -> dict[str, np.ndarray]:
+        """The ``high`` / ``low`` series for ``Scenario.extra`` (empty without a recorded bar)."""
+        return {} if self.low is None else {"high": self.high, "low": self.low}
 
 
 def replay_window(
@@ -104,10 +119,12 @@ def replay_window(
     context_days: int = 0,
     min_coverage: float = 0.95,
     symbols: list[str] | None = None,
+    bars: tuple[pd.DataFrame, pd.DataFrame] | None = None,
 ) -> Replay | str:
     """Replay [start, end] (plus context sessions each side) of ``close`` (dates x symbols) at severity scale
     ``scale`` around c = max(``drift``, the window's mean) per symbol (module docstring); a string says why it
-    cannot be."""
+    cannot be. ``bars``: the (high, low) panels aligned with ``close`` (``MarketData.high`` / ``low``), whose
+    sessions in the window the replay carries, transformed like the closes (module docstring)."""
     calendar = close.index
     first, last = calendar[0], calendar[-1]
     if end < first or start > last:
@@ -166,10 +183,23 @@ def replay_window(
     returns[1:] = prices[1:] / prices[:-1] - 1.0
     returns[anchor, cols] = 0.0
     returns[~valid] = np.nan
+    def transformed(panel: pd.DataFrame) -> np.ndarray:
+        """A bar panel through the closes' map (row ``anchor`` of a symbol has no previous close: NaN)."""
+        rows = panel.loc[calendar[max(i0 - 1, 0)] : calendar[i1], chosen].to_numpy(np.float64)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            out = np.exp(trend + scale * (np.log(rows) - trend) - drag * (steps - anchor))
+        out[anchor, cols] = np.nan
+        return (out[1:] if has_anchor_row else out).astype(np.float32)
+
+    high = low = None
+    if bars is not None and bars[1] is not None:
+        high, low = transformed(bars[0]), transformed(bars[1])
+        if not np.isfinite(low).any():
+            high = low = None
     if has_anchor_row:  # the session before the window only anchors the first day's return
         prices, returns = prices[1:], returns[1:]
     dates = window.index.to_numpy().astype("datetime64[D]")
-    return Replay(dates, chosen, returns, prices, {s: round(float(coverage[s]), 4) for s in chosen})
+    return Replay(dates, chosen, returns, prices, {s: round(float(coverage[s]), 4) for s in chosen}, high=high, low=low)
 
 
 def generate_historical(ctx) -> ScenarioSet:
@@ -191,6 +221,7 @@ def generate_historical(ctx) -> ScenarioSet:
             context_days=int(cfg["include_context_days"]),
             min_coverage=float(cfg["min_coverage"]),
             symbols=list(event.symbols) if event.symbols else None,
+            bars=market_bars(market),
         )
         if isinstance(replay, str) and event.projected:  # runs past the data: replay its start, simulate the rest
             replay = _projected_replay(ctx, event, severity, drift, cfg, replay)
@@ -211,6 +242,8 @@ def generate_historical(ctx) -> ScenarioSet:
             returns=replay.returns,
             prices=replay.prices,
             projected=replay.projected,
+            extra=replay.bars,
+            portfolio_intraday=False,
             metadata={
                 "event_key": event.key,
                 "kind": event.kind,
@@ -226,6 +259,7 @@ def generate_historical(ctx) -> ScenarioSet:
                 "projected": event.projected,
                 "source": event.source,
                 "calibration_source": f"replay of market data {market.data_version} ({market.source})",
+                **bar_metadata(replay),
                 **replay.metadata,
             },
         )
@@ -240,6 +274,21 @@ def generate_historical(ctx) -> ScenarioSet:
         skipped=skipped,
         metadata={"events_in_catalog": len(events), "replay_scale": severity.replay_scale},
     )
+
+
+def market_bars(market) -> tuple[pd.DataFrame, pd.DataFrame] | None:
+    """The market data's (high, low) panels for :func:`replay_window`, or None when it has no bar."""
+    low = getattr(market, "low", None)
+    return None if low is None else (market.high, low)
+
+
+def bar_metadata(replay: Replay) -> dict:
+    """``bar_symbols``: the symbols with a recorded bar on at least one session of the replay (their
+    ``high`` / ``low`` columns; the others have closes only)."""
+    if replay.low is None:
+        return {"bar_symbols": []}
+    has = np.isfinite(replay.low).any(axis=0)
+    return {"bar_symbols": [s for s, h in zip(replay.symbols, has) if h]}
 
 
 def _portfolio_vol(history_returns: pd.DataFrame, symbols: list[str]) -> float:

@@ -12,6 +12,15 @@ Conventions (daily data, simple returns):
   (<= 0) is the worst peak-to-trough fall; ``max_drawdown_duration_days`` counts trading days from that
   peak to the recovery to it, or to the end of the scenario when it never recovers
   (``drawdown_recovered`` False); ``drawdown_peak_date`` of the starting level is the first date.
+- Intraday lows: where a session has a ``low`` (the bar range of the time series: stress flash crashes,
+  replays of recorded OHLC bars), the trough may be that low. Peaks are closes (the running peak of the
+  closes before the session; a bar does not say whether its high came before its low), troughs are closes
+  or lows: the low of day j counts as wealth_(j-1) x low_j / close_(j-1), so a crash recovered within the
+  day is a drawdown of its full depth, dated on that day, and recovered at the first close at or above
+  the peak (that same day's close included). The per-scenario records' ``max_drawdown_by_symbol``
+  (``scenario.path_statistics``) follows the same definition. Sessions without a low count their close.
+  ``worst_intraday_return`` (``worst_intraday_date``) is the lowest low against the previous close,
+  low_j / close_(j-1) - 1; NaN (NaT) for a series without lows. ``worst_day_return`` stays close to close.
 - ``var_95``/``var_99`` are historical one-day Value at Risk, reported as a positive loss fraction:
   minus the 5 % / 1 % quantile of daily returns (linear interpolation, as ``numpy.quantile``).
   ``cvar_95``/``cvar_99`` (expected shortfall) are minus the mean of the daily returns at or below that
@@ -39,6 +48,8 @@ TAIL_LEVELS = {"95": 0.05, "99": 0.01}
 # Cells (groups x padded days) per block: bounds the working memory to roughly 100-150 MiB.
 BLOCK_CELLS = 1_500_000
 SERIES_COLUMNS = ("scenario_id", "symbol", "date", "returns")
+# Optional columns of the long series: with both, intraday lows enter the drawdowns (module docstring).
+BAR_SERIES_COLUMNS = ("prices", "low")
 _NAT = np.iinfo(np.int64).min  # a day number that numpy reads as NaT
 
 METRIC_COLUMNS = (
@@ -56,6 +67,8 @@ METRIC_COLUMNS = (
     "max_drawdown_duration_days",
     "worst_day_return",
     "worst_day_date",
+    "worst_intraday_return",
+    "worst_intraday_date",
     "var_95",
     "cvar_95",
     "var_99",
@@ -71,7 +84,10 @@ class MetricsInputError(RuntimeError):
 
 def compute_metrics(timeseries: pd.DataFrame, block_cells: int = BLOCK_CELLS) -> pd.DataFrame:
     """Risk metrics per (scenario_id, symbol) of a long time series (columns ``scenario_id``, ``symbol``,
-    ``date``, ``returns``; any row order). Returns one row per pair, sorted by scenario_id then symbol."""
+    ``date``, ``returns``; optionally ``prices`` and ``low``, whose ratio puts intraday lows into the
+    drawdowns; any row order). Returns one row per pair (METRIC_COLUMNS), sorted by scenario_id then symbol.
+
+    Raises MetricsInputError when a required column is missing."""
     missing = [c for c in SERIES_COLUMNS if c not in timeseries.columns]
     if missing:
         raise MetricsInputError(f"time series lacks column(s) {', '.join(missing)}")
@@ -81,6 +97,7 @@ def compute_metrics(timeseries: pd.DataFrame, block_cells: int = BLOCK_CELLS) ->
     sym_codes, sym_names = _codes(timeseries["symbol"])
     days = pd.to_datetime(timeseries["date"]).to_numpy().astype("datetime64[D]").astype(np.int64)
     returns = timeseries["returns"].to_numpy(dtype=np.float64, na_value=np.nan)
+    low_ratio = _low_ratio(timeseries)
 
     order = np.lexsort((days, sym_codes, sid_codes))
     sid_codes, sym_codes, days, returns = sid_codes[order], sym_codes[order], days[order], returns[order]
@@ -93,6 +110,7 @@ def compute_metrics(timeseries: pd.DataFrame, block_cells: int = BLOCK_CELLS) ->
     sorted_lengths = lengths[by_length]
     rows = _ranges(starts[by_length], sorted_lengths)
     ret_sorted, day_sorted = returns[rows], days[rows]
+    ratio_sorted = None if low_ratio is None else low_ratio[order][rows]
     offsets = np.r_[0, np.cumsum(sorted_lengths)]
 
     parts = []
@@ -105,7 +123,11 @@ def compute_metrics(timeseries: pd.DataFrame, block_cells: int = BLOCK_CELLS) ->
         d = np.zeros((g1 - g0, width), dtype=np.int64)
         r[row, within] = ret_sorted[offsets[g0] : offsets[g1]]
         d[row, within] = day_sorted[offsets[g0] : offsets[g1]]
-        parts.append(_block_metrics(r, d, lens))
+        ratio = None
+        if ratio_sorted is not None:
+            ratio = np.full((g1 - g0, width), np.nan)
+            ratio[row, within] = ratio_sorted[offsets[g0] : offsets[g1]]
+        parts.append(_block_metrics(r, d, lens, ratio))
     stats = {key: np.concatenate([p[key] for p in parts]) for key in parts[0]}
 
     group_rows = starts[by_length]
@@ -116,8 +138,20 @@ def compute_metrics(timeseries: pd.DataFrame, block_cells: int = BLOCK_CELLS) ->
     return frame.sort_values(["scenario_id", "symbol"], kind="stable").reset_index(drop=True)
 
 
-def _block_metrics(r: np.ndarray, d: np.ndarray, lens: np.ndarray) -> dict[str, np.ndarray]:
-    """All metrics of one block: ``r`` is (groups x width) daily returns, NaN-padded after each length."""
+def _low_ratio(timeseries: pd.DataFrame) -> np.ndarray | None:
+    """low / close per row (float64, NaN where a row has no low), or None when the series has no lows."""
+    if not all(c in timeseries.columns for c in BAR_SERIES_COLUMNS):
+        return None
+    low = timeseries["low"].to_numpy(dtype=np.float64, na_value=np.nan)
+    if not np.isfinite(low).any():
+        return None
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return low / timeseries["prices"].to_numpy(dtype=np.float64, na_value=np.nan)
+
+
+def _block_metrics(r: np.ndarray, d: np.ndarray, lens: np.ndarray, low_ratio: np.ndarray | None = None) -> dict[str, np.ndarray]:
+    """All metrics of one block: ``r`` is (groups x width) daily returns, NaN-padded after each length;
+    ``low_ratio`` (groups x width) each session's low / close (NaN where it has none), or None."""
     g, width = r.shape
     cols = np.arange(width)
     inside = cols[None, :] < lens[:, None]
@@ -147,13 +181,17 @@ def _block_metrics(r: np.ndarray, d: np.ndarray, lens: np.ndarray) -> dict[str, 
         wcols = np.arange(width + 1)
         w_inside = wcols[None, :] <= lens[:, None]
         peak = np.maximum.accumulate(np.where(w_inside, wealth, -np.inf), axis=1)
-        dd = np.where(w_inside, wealth / peak - 1.0, np.inf)
+        close_dd = np.where(w_inside, wealth / peak - 1.0, np.inf)
+        dd, intraday = _with_lows(close_dd, wealth, peak, r, valid, low_ratio)
         trough = np.argmin(dd, axis=1)
         mdd = np.minimum(dd[np.arange(g), trough], 0.0)
-        at_peak = w_inside & (dd >= 0.0)
+        at_peak = w_inside & (close_dd >= 0.0)
         last_peak = np.maximum.accumulate(np.where(at_peak, wcols[None, :], -1), axis=1)
-        peak_at = last_peak[np.arange(g), trough]
-        after = at_peak & (wcols[None, :] > trough[:, None])
+        # the peak is a close before the trough's session (an intraday low is measured against those)
+        peak_at = last_peak[np.arange(g), np.maximum(trough - 1, 0)]
+        # recovery: the first close at or above the peak, from the trough's session on (its own close may
+        # recover an intraday low; a close trough is below the peak, so it is never its own recovery)
+        after = at_peak & (wcols[None, :] >= trough[:, None]) & (wcols[None, :] > 0)
         recovered = after.any(axis=1)
         recovery_at = np.where(recovered, np.argmax(after, axis=1), -1)
         end_at = np.where(recovered, recovery_at, lens)
@@ -182,6 +220,7 @@ def _block_metrics(r: np.ndarray, d: np.ndarray, lens: np.ndarray) -> dict[str, 
         "max_drawdown_duration_days": duration.astype(np.int64),
         "worst_day_return": worst,
         "worst_day_date": np.where(n > 0, d[np.arange(g), worst_at], _NAT),
+        **_worst_intraday(intraday, d),
     }
     with np.errstate(invalid="ignore", divide="ignore"):
         for label, p in TAIL_LEVELS.items():
@@ -194,6 +233,36 @@ def _block_metrics(r: np.ndarray, d: np.ndarray, lens: np.ndarray) -> dict[str, 
     out["kurtosis"] = kurt
     return out
 
+
+
+def _with_lows(close_dd: np.ndarray, wealth: np.ndarray, peak: np.ndarray, r: np.ndarray, valid: np.ndarray,
+               low_ratio: np.ndarray | None) -> tuple[np.ndarray, np.ndarray | None]:
+    """Drawdowns (groups x width + 1, wealth columns) with intraday lows: the low of day j (column j + 1)
+    is wealth_(j+1) x low_j / close_j against the peak of the closes before it (column j); the lower of it
+    and the close's drawdown. Also returns each day's low against the previous close minus 1 (groups x
+    width; +inf where a day has no low), or None without lows."""
+    if low_ratio is None:
+        return close_dd, None
+    has_low = valid & np.isfinite(low_ratio)
+    if not has_low.any():
+        return close_dd, None
+    ratio = np.where(has_low, low_ratio, 1.0)
+    low_dd = np.where(has_low, wealth[:, 1:] * ratio / peak[:, :-1] - 1.0, np.inf)
+    dd = np.minimum(close_dd, np.concatenate([np.full((len(r), 1), np.inf), low_dd], axis=1))
+    intraday = np.where(has_low, (1.0 + np.where(valid, r, 0.0)) * ratio - 1.0, np.inf)
+    return dd, intraday
+
+
+def _worst_intraday(intraday: np.ndarray | None, d: np.ndarray) -> dict[str, np.ndarray]:
+    """``worst_intraday_return`` and its date per row (NaN / NaT for a row without lows)."""
+    g = len(d)
+    if intraday is None:
+        return {"worst_intraday_return": np.full(g, np.nan), "worst_intraday_date": np.full(g, _NAT)}
+    at = np.argmin(intraday, axis=1)
+    value = intraday[np.arange(g), at]
+    has = np.isfinite(value)
+    return {"worst_intraday_return": np.where(has, value, np.nan),
+            "worst_intraday_date": np.where(has, d[np.arange(g), at], _NAT)}
 
 
 def _order_statistics(values: np.ndarray, n: np.ndarray) -> np.ndarray:
@@ -273,8 +342,10 @@ def chunk_metrics(scenarios: list[Scenario], block_cells: int = BLOCK_CELLS) -> 
     for length, group in by_length.items():
         r = np.concatenate([s.returns.T for s in group]).astype(np.float64)  # (sum of N, T)
         d = np.concatenate([np.broadcast_to(s.dates.astype(np.int64), (len(s.symbols), length)) for s in group])
+        ratio = _chunk_low_ratio(group)
         per = max(1, block_cells // max(length, 1))
-        parts = [_block_metrics(r[i : i + per], d[i : i + per], np.full(len(r[i : i + per]), length))
+        parts = [_block_metrics(r[i : i + per], d[i : i + per], np.full(len(r[i : i + per]), length),
+                                None if ratio is None else ratio[i : i + per])
                  for i in range(0, len(r), per)]
         stats = {key: np.concatenate([p[key] for p in parts]) for key in parts[0]}
         frame = pd.DataFrame({
@@ -288,7 +359,7 @@ def chunk_metrics(scenarios: list[Scenario], block_cells: int = BLOCK_CELLS) -> 
     if partial:
         from scenarios_assets.core.storage import timeseries_table
 
-        long = timeseries_table(partial).select(list(SERIES_COLUMNS)).to_pandas()
+        long = timeseries_table(partial).select([*SERIES_COLUMNS, *BAR_SERIES_COLUMNS]).to_pandas()
         frames.append(compute_metrics(long))
     frame = pd.concat(frames, ignore_index=True) if frames else _empty_frame()
     position = {s.id: i for i, s in enumerate(scenarios)}
@@ -303,6 +374,23 @@ def chunk_metrics(scenarios: list[Scenario], block_cells: int = BLOCK_CELLS) -> 
     frame.insert(1, "scenario_name", frame["scenario_id"].map(lambda i: names[i][0]))
     frame.insert(2, "scenario_type", frame["scenario_id"].map(lambda i: names[i][1]))
     return frame
+
+
+def _chunk_low_ratio(group: list[Scenario]) -> np.ndarray | None:
+    """(sum of N, T) float64 low / close of a group of full scenarios (NaN where a session has no low), or
+    None when none of them has a low: the stochastic families' paths cost nothing extra."""
+    if not any(_has_lows(s) for s in group):
+        return None
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.concatenate([
+            (s.extra["low"].astype(np.float64) / s.prices).T if _has_lows(s) else np.full(s.returns.T.shape, np.nan)
+            for s in group
+        ])
+
+
+def _has_lows(s: Scenario) -> bool:
+    low = s.extra.get("low")
+    return low is not None and bool(np.isfinite(low).any())
 
 
 def metrics_table(frame: pd.DataFrame) -> pa.Table:

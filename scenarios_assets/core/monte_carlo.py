@@ -1390,7 +1390,7 @@ def project_event(
     not depend on the catalog's order; it seeds PROJECTION_PATHS paths and the scenario takes the one whose
     equal-weight max drawdown is their median, a representative path rather than an arbitrary draw.
     """
-    from scenarios_assets.core.historical import Replay, replay_window  # historical imports this module lazily
+    from scenarios_assets.core.historical import Replay, market_bars, replay_window  # historical imports this module lazily
 
     close = market.close
     candidates = [s for s in (symbols or close.columns) if s in close.columns]
@@ -1407,7 +1407,7 @@ def project_event(
         return "the event lies within the market data (nothing to project)"
     replay = replay_window(
         close.loc[:observed_until], start, observed_until, scale, drift,
-        context_days=context_days, min_coverage=min_coverage, symbols=chosen,
+        context_days=context_days, min_coverage=min_coverage, symbols=chosen, bars=market_bars(market),
     )
     if isinstance(replay, str):
         return f"its observed part cannot be replayed: {replay}"
@@ -1442,6 +1442,7 @@ def project_event(
     obs_prices = replay.prices[:, cols]
     dates = np.concatenate([replay.dates, proj_dates])
     projected = np.concatenate([np.zeros(len(replay.dates), bool), np.ones(len(proj_dates), bool)])
+    no_bar = np.full((len(proj_dates), len(cols)), np.nan, dtype=np.float32)  # simulated sessions have no bar
     return Replay(
         dates=dates,
         symbols=list(window.symbols),
@@ -1449,6 +1450,8 @@ def project_event(
         prices=np.concatenate([obs_prices, prices[pick]]),
         coverage={s: replay.coverage[s] for s in window.symbols},
         projected=projected,
+        high=None if replay.high is None else np.concatenate([replay.high[:, cols], no_bar]),
+        low=None if replay.low is None else np.concatenate([replay.low[:, cols], no_bar]),
         metadata={
             "observed_until": str(observed_until.date()),
             "projected_days": int(len(proj_dates)),

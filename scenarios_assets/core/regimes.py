@@ -50,7 +50,7 @@ import pandas as pd
 
 from scenarios_assets.catalog import load_catalog
 from scenarios_assets.core.errors import ScenarioInputError
-from scenarios_assets.core.historical import _portfolio_vol, replay_window
+from scenarios_assets.core.historical import _portfolio_vol, bar_metadata, market_bars, replay_window
 from scenarios_assets.core.scenario import Scenario, ScenarioSet, _jsonable, scenario_id
 from scenarios_assets.core.severity import Severity
 
@@ -344,7 +344,8 @@ def generate_regimes(ctx) -> ScenarioSet:
                 outside += 1  # outside the selected date range (or clipped below the minimum length)
                 continue
             replay = replay_window(
-                market.close, start, end, severity.replay_scale, drift, min_coverage=float(cfg["min_coverage"])
+                market.close, start, end, severity.replay_scale, drift, min_coverage=float(cfg["min_coverage"]),
+                bars=market_bars(market),
             )
             label = definitions[seg.regime]["name"]
             name = f"{label} {start.date()} to {end.date()} ({index})"
@@ -361,6 +362,8 @@ def generate_regimes(ctx) -> ScenarioSet:
                 symbols=replay.symbols,
                 returns=replay.returns,
                 prices=replay.prices,
+                extra=replay.bars,
+                portfolio_intraday=False,
                 metadata={
                     "regime": seg.regime,
                     "regime_name": label,
@@ -376,6 +379,7 @@ def generate_regimes(ctx) -> ScenarioSet:
                     "replay_scale": severity.replay_scale,
                     "coverage": replay.coverage,
                     "excluded_symbols": sorted(set(market.symbols) - set(replay.symbols)),
+                    **bar_metadata(replay),
                     "criteria": _rule_text(definitions, seg.regime, cfg),
                     **({"bear_rule": bear_rule(cfg)} if seg.regime == "bear" else {}),
                     "source": (

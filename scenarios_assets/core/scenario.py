@@ -37,6 +37,11 @@ class Scenario:
     extra: dict[str, np.ndarray] = field(default_factory=dict)
     # Optional per-date flag for dates beyond the data (projected scenarios).
     projected: np.ndarray | None = None
+    # With ``extra["low"]``: True when the symbols' lows are simultaneous (a modelled market-wide crash, as
+    # the stress flash crashes), so the portfolio's max drawdown counts them; False for recorded bars (replays),
+    # whose lows fall at different times of the day: the portfolio's drawdown stays on closes, as its
+    # intraday low is not known from daily bars. Per-symbol drawdowns count the lows either way.
+    portfolio_intraday: bool = True
     expected_return: float = field(init=False)
     volatility_multiplier: float = field(init=False, default=1.0)
     max_drawdown: float = field(init=False)
@@ -46,7 +51,8 @@ class Scenario:
         self.returns = np.asarray(self.returns, dtype=np.float32)
         self.prices = np.asarray(self.prices, dtype=np.float32)
         low = self.extra.get("low")
-        stats = path_statistics(self.returns, self.prices, None if low is None else np.asarray(low, dtype=np.float32))
+        stats = path_statistics(self.returns, self.prices, None if low is None else np.asarray(low, dtype=np.float32),
+                                portfolio_intraday=self.portfolio_intraday)
         self.expected_return = stats["total_return"]
         self.max_drawdown = stats["max_drawdown"]
         self.metadata.setdefault("annualised_volatility", stats["annualised_volatility"])
@@ -175,7 +181,8 @@ def portfolio_returns(returns: np.ndarray) -> np.ndarray:
         return np.where(counts > 0, total / np.maximum(counts, 1), 0.0)
 
 
-def path_statistics(returns: np.ndarray, prices: np.ndarray, low: np.ndarray | None = None) -> dict:
+def path_statistics(returns: np.ndarray, prices: np.ndarray, low: np.ndarray | None = None,
+                    portfolio_intraday: bool = True) -> dict:
     """Total return, max drawdown and annualised volatility of the equal-weight portfolio of a (T, N) path,
     and each symbol's max drawdown.
 
@@ -183,7 +190,8 @@ def path_statistics(returns: np.ndarray, prices: np.ndarray, low: np.ndarray | N
     after the previous close, so drawdowns count it: a symbol's against its running peak of closes, the
     portfolio's as the previous wealth times the mean of low / previous close over the symbols (each
     symbol's close where it has no low; exact when the lows fall in the same minute, as in the modelled
-    flash crashes, else a lower bound of the portfolio's intraday low).
+    flash crashes, else a lower bound of the portfolio's intraday low). ``portfolio_intraday`` False keeps
+    the portfolio's drawdown on closes (recorded bars, whose lows are not simultaneous).
     """
     port = portfolio_returns(returns)
     wealth = np.cumprod(1.0 + port)
@@ -193,7 +201,8 @@ def path_statistics(returns: np.ndarray, prices: np.ndarray, low: np.ndarray | N
     # each symbol's path starts at the close before its first return, as the portfolio's starts at 1
     by_symbol = max_drawdown(np.concatenate([previous[:1], prices.astype(np.float64)]))
     if low is not None and np.isfinite(low).any():
-        mdd = min(mdd, _intraday_drawdown(returns, previous, low, wealth))
+        if portfolio_intraday:
+            mdd = min(mdd, _intraday_drawdown(returns, previous, low, wealth))
         by_symbol = np.fmin(by_symbol, _symbol_intraday_drawdown(previous, prices, low))
     return {
         "total_return": float(wealth[-1] - 1.0),
