@@ -11,7 +11,8 @@ History and universe
     ``min_coverage`` (default 1.0: complete data) of the window's sessions; if a lower coverage is
     configured, a missing return is resampled as 0. Paths start at the window's end from each symbol's
     close on that date (``start_state`` in the set metadata), and their dates are the ``time_horizon_days``
-    sessions of the exchange calendar ``data.trading_calendar`` (XNYS) after it.
+    sessions of the exchange calendar ``data.trading_calendar`` (XNYS) after it, laid out on each symbol's
+    own calendar where they differ (:mod:`scenarios_assets.core.session_layout`).
 
 Sampling (``sampling_method``)
     circular_block  blocks of exactly ``block_size_days`` sessions (the last one cut at the horizon),
@@ -59,6 +60,7 @@ from scenarios_assets.core.monte_carlo import (
     chunks_of,
     compound_prices,
     empty_set,
+    session_layout,
     simulated_dates,
     make_scenarios,
     metadata_window,
@@ -310,6 +312,7 @@ def stream_bootstrap(ctx, indices: list[int] | None = None) -> ScenarioStream:
     pool = build_pool(ctx.market.close, window, cfg, severity, block_size)
     calendar = calendar_name(ctx.config)
     dates = simulated_dates(window.end, horizon, calendar)
+    layout = session_layout(ctx, window.end, dates, list(window.symbols))
     seasonal = None
     starts = None if len(pool.starts) == len(pool.returns) else pool.starts
     if cfg["preserve_seasonality"]:
@@ -347,6 +350,7 @@ def stream_bootstrap(ctx, indices: list[int] | None = None) -> ScenarioStream:
                 simple, prices, family=FAMILY, scenario_type=SCENARIO_TYPE, severity=severity,
                 indices=part, seeds=seeds, key_prefix=method, name_prefix=f"Block bootstrap {method} ({severity})",
                 dates=dates, symbols=list(window.symbols), metadata=meta, baseline_vol=baseline,
+                layout=layout, last_close=window.last_close,
             )
 
     profile = BOOTSTRAP_SEVERITY[severity]
@@ -354,8 +358,8 @@ def stream_bootstrap(ctx, indices: list[int] | None = None) -> ScenarioStream:
         "model": label,
         "num_scenarios": len(idx),
         "time_horizon_days": horizon,
-        "start_date": str(dates[0]),
-        "trading_calendar": calendar,
+        "start_date": str(layout.dates[0]),
+        **layout.describe(),
         "start_state": window.start_state(ctx.market.dates[-1], dates[0]),
         "confidence_levels": levels,
         "sampling_method": method,

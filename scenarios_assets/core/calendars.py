@@ -1,7 +1,8 @@
 """Trading calendars of the symbols in one market-data source, and the one calendar of the panel.
 
 Every scenario family works on one dates x symbols panel whose sessions are business days (Monday to
-Friday): returns are annualised with 252 sessions a year, and simulated paths run over business days.
+Friday): returns are annualised with 252 sessions a year, and simulated paths step over business days
+(laid out afterwards on each symbol's own calendar: ``core.session_layout``).
 Symbols of one file may keep different calendars, and each is read on its own:
 
 * **Exchange calendars** (Monday to Friday with their own holidays): the panel's sessions are the union of

@@ -27,6 +27,8 @@ ROOT_KEY = "scenarios_pipeline"
 MAX_CONFIG_BYTES = 1 << 20  # a config file is a few kB; anything near 1 MiB is not one
 
 # Types of the keys whose shipped default is null (the others take their default's type).
+# Mappings whose keys the user chooses (symbols), merged whole rather than key by key.
+OPEN_MAPPINGS = frozenset({"data.symbol_calendars"})
 NULLABLE_TYPES: dict[str, str] = {
     "data.lookback_years": "number",
     "data.start_date": "date",
@@ -155,6 +157,8 @@ def check_values(config: dict[str, Any]) -> None:
     from scenarios_assets.core.calendar import check_calendar
 
     check_calendar(config["data"]["trading_calendar"])
+    for symbol, name in (config["data"].get("symbol_calendars") or {}).items():
+        check_calendar(name, f"config key 'scenarios_pipeline.data.symbol_calendars.{symbol}':", seven_day=True)
     volatility_models = ("gjr_garch", "garch")  # monte_carlo.VOLATILITY_MODELS (not imported: keep config light)
     model = config["generation"]["stochastic"]["monte_carlo"]["volatility_model"]
     if model not in volatility_models:
@@ -193,6 +197,12 @@ def _merge(base: dict, override: dict, prefix: str, problems: list[str]) -> dict
         seed_value = SEED_VALUES.get(relative)
         if seed_value is not None and seed_value[0](value):
             problems.append(f"'{dotted}: {value}' is the seed's form: {seed_value[1](value)}")
+            continue
+        if relative in OPEN_MAPPINGS:  # keys chosen by the user (symbols); values checked in check_values
+            if not isinstance(value, dict):
+                problems.append(f"config key '{dotted}' must be a mapping, got {type(value).__name__} {_short(value)}")
+            else:
+                merged[key] = {str(k): v for k, v in value.items()}
             continue
         if isinstance(default, dict):
             if not isinstance(value, dict):

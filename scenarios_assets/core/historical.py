@@ -177,25 +177,17 @@ def replay_window(
     with np.errstate(invalid="ignore"):
         variance = np.nan_to_num(np.nanvar(np.diff(log_p, axis=0), axis=0, ddof=1)) if len(log_p) > 2 else np.zeros(len(chosen))
     drag = (scale**2 - 1.0) * variance / 2.0  # keeps each symbol's arithmetic mean return (module docstring)
-    scaled = trend + scale * (log_p - trend) - drag * (steps - anchor)
-    prices = np.exp(scaled)
+
+    def scaled_map(log_x: np.ndarray) -> np.ndarray:
+        """The severity map of log prices of the block's rows (closes, and the bars of the same sessions)."""
+        return trend + scale * (log_x - trend) - drag * (steps - anchor)
+
+    prices = np.exp(scaled_map(log_p))
     returns = np.full_like(prices, np.nan)
     returns[1:] = prices[1:] / prices[:-1] - 1.0
     returns[anchor, cols] = 0.0
     returns[~valid] = np.nan
-    def transformed(panel: pd.DataFrame) -> np.ndarray:
-        """A bar panel through the closes' map (row ``anchor`` of a symbol has no previous close: NaN)."""
-        rows = panel.loc[calendar[max(i0 - 1, 0)] : calendar[i1], chosen].to_numpy(np.float64)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            out = np.exp(trend + scale * (np.log(rows) - trend) - drag * (steps - anchor))
-        out[anchor, cols] = np.nan
-        return (out[1:] if has_anchor_row else out).astype(np.float32)
-
-    high = low = None
-    if bars is not None and bars[1] is not None:
-        high, low = transformed(bars[0]), transformed(bars[1])
-        if not np.isfinite(low).any():
-            high = low = None
+    high, low = _replay_bars(bars, calendar[max(i0 - 1, 0)], calendar[i1], chosen, scaled_map, anchor, has_anchor_row)
     if has_anchor_row:  # the session before the window only anchors the first day's return
         prices, returns = prices[1:], returns[1:]
     dates = window.index.to_numpy().astype("datetime64[D]")
@@ -274,6 +266,22 @@ def generate_historical(ctx) -> ScenarioSet:
         skipped=skipped,
         metadata={"events_in_catalog": len(events), "replay_scale": severity.replay_scale},
     )
+
+
+def _replay_bars(bars, first, last, chosen: list[str], scaled_map, anchor: np.ndarray, has_anchor_row: bool):
+    """(high, low) float32 (T, N) of the replayed sessions [first, last] of the (high, low) panels ``bars``
+    through the closes' ``scaled_map``; NaN on a symbol's first row (``anchor``: no previous close in the
+    replay) and where there is no bar; (None, None) without any bar."""
+    if bars is None or bars[1] is None:
+        return None, None
+    out = []
+    for panel in bars:
+        rows = panel.loc[first:last, chosen].to_numpy(np.float64)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            values = np.exp(scaled_map(np.log(rows)))
+        values[anchor, np.arange(len(chosen))] = np.nan
+        out.append((values[1:] if has_anchor_row else values).astype(np.float32))
+    return (out[0], out[1]) if np.isfinite(out[1]).any() else (None, None)
 
 
 def market_bars(market) -> tuple[pd.DataFrame, pd.DataFrame] | None:

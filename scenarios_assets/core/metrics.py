@@ -176,26 +176,7 @@ def _block_metrics(r: np.ndarray, d: np.ndarray, lens: np.ndarray, low_ratio: np
         flat = ~(m2 > 1e-30)
         skew = np.where(flat | (n < 2), np.nan, m3 / m2**1.5)
         kurt = np.where(flat | (n < 2), np.nan, m4 / m2**2 - 3.0)
-
-        # Drawdowns on the wealth path (width + 1 columns; column j <= length is inside the scenario).
-        wcols = np.arange(width + 1)
-        w_inside = wcols[None, :] <= lens[:, None]
-        peak = np.maximum.accumulate(np.where(w_inside, wealth, -np.inf), axis=1)
-        close_dd = np.where(w_inside, wealth / peak - 1.0, np.inf)
-        dd, intraday = _with_lows(close_dd, wealth, peak, r, valid, low_ratio)
-        trough = np.argmin(dd, axis=1)
-        mdd = np.minimum(dd[np.arange(g), trough], 0.0)
-        at_peak = w_inside & (close_dd >= 0.0)
-        last_peak = np.maximum.accumulate(np.where(at_peak, wcols[None, :], -1), axis=1)
-        # the peak is a close before the trough's session (an intraday low is measured against those)
-        peak_at = last_peak[np.arange(g), np.maximum(trough - 1, 0)]
-        # recovery: the first close at or above the peak, from the trough's session on (its own close may
-        # recover an intraday low; a close trough is below the peak, so it is never its own recovery)
-        after = at_peak & (wcols[None, :] >= trough[:, None]) & (wcols[None, :] > 0)
-        recovered = after.any(axis=1)
-        recovery_at = np.where(recovered, np.argmax(after, axis=1), -1)
-        end_at = np.where(recovered, recovery_at, lens)
-        duration = np.where(mdd < 0.0, end_at - peak_at, 0)
+        mdd, peak_at, trough, recovered, recovery_at, duration, intraday = _drawdowns(wealth, lens, r, valid, low_ratio)
 
     def date_at(wealth_col: np.ndarray) -> np.ndarray:
         """Date of a wealth-path column: column j >= 1 is day j - 1; column 0 (the start) is the first day."""
@@ -233,6 +214,32 @@ def _block_metrics(r: np.ndarray, d: np.ndarray, lens: np.ndarray, low_ratio: np
     out["kurtosis"] = kurt
     return out
 
+
+
+def _drawdowns(wealth: np.ndarray, lens: np.ndarray, r: np.ndarray, valid: np.ndarray, low_ratio: np.ndarray | None):
+    """Max drawdown per row of a (groups x width + 1) wealth block (column j <= length is inside the
+    scenario) and, as wealth columns, its peak, trough and recovery; the duration in days and the intraday
+    returns of :func:`_with_lows`."""
+    g, width = r.shape
+    wcols = np.arange(width + 1)
+    w_inside = wcols[None, :] <= lens[:, None]
+    peak = np.maximum.accumulate(np.where(w_inside, wealth, -np.inf), axis=1)
+    close_dd = np.where(w_inside, wealth / peak - 1.0, np.inf)
+    dd, intraday = _with_lows(close_dd, wealth, peak, r, valid, low_ratio)
+    trough = np.argmin(dd, axis=1)
+    mdd = np.minimum(dd[np.arange(g), trough], 0.0)
+    at_peak = w_inside & (close_dd >= 0.0)
+    last_peak = np.maximum.accumulate(np.where(at_peak, wcols[None, :], -1), axis=1)
+    # the peak is a close before the trough's session (an intraday low is measured against those)
+    peak_at = last_peak[np.arange(g), np.maximum(trough - 1, 0)]
+    # recovery: the first close at or above the peak, from the trough's session on (its own close may
+    # recover an intraday low; a close trough is below the peak, so it is never its own recovery)
+    after = at_peak & (wcols[None, :] >= trough[:, None]) & (wcols[None, :] > 0)
+    recovered = after.any(axis=1)
+    recovery_at = np.where(recovered, np.argmax(after, axis=1), -1)
+    end_at = np.where(recovered, recovery_at, lens)
+    duration = np.where(mdd < 0.0, end_at - peak_at, 0)
+    return mdd, peak_at, trough, recovered, recovery_at, duration, intraday
 
 
 def _with_lows(close_dd: np.ndarray, wealth: np.ndarray, peak: np.ndarray, r: np.ndarray, valid: np.ndarray,

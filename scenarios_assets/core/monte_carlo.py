@@ -13,7 +13,9 @@ Calibration window and universe
 Paths: start state and dates
     Every path starts at the window's end with each symbol's close on that date (its last close on or
     before it when it has none that day), and its days are the ``time_horizon_days`` sessions of the
-    exchange calendar ``data.trading_calendar`` (XNYS) after it (:mod:`scenarios_assets.core.calendar`).
+    exchange calendar ``data.trading_calendar`` (XNYS) after it (:mod:`scenarios_assets.core.calendar`);
+    a symbol on another calendar (``data.symbol_calendars``, a seven-day symbol: '24/7') has rows on its own
+    sessions (:mod:`scenarios_assets.core.session_layout`).
     The cross-section is the one the model was calibrated on: SPX and NVDA, which run to 2025 in the
     bundled data, start from their 2022-12-28 closes like the other 20 symbols, and the paths are dated
     2022-12-29 .. 2023-12-29 (``start_state`` in the set metadata says so). The starting variance is the
@@ -130,6 +132,7 @@ import pandas as pd
 from scipy.special import gammaln
 
 from scenarios_assets.core.calendar import calendar_name, sessions_after, sessions_between
+from scenarios_assets.core.session_layout import SessionLayout, symbol_calendars
 from scenarios_assets.core.errors import ScenarioInputError
 from scenarios_assets.core.market import constant_columns
 from scenarios_assets.core.scenario import (
@@ -361,6 +364,13 @@ def calibration_window(
 def simulated_dates(start_date: pd.Timestamp, horizon: int, calendar: str) -> np.ndarray:
     """The ``horizon`` sessions of exchange calendar ``calendar`` after ``start_date`` (datetime64[D])."""
     return sessions_after(start_date, horizon, calendar)
+
+
+def session_layout(ctx, start_date: pd.Timestamp, dates: np.ndarray, symbols: list[str]) -> SessionLayout:
+    """The layout of paths stepping on ``dates`` (the primary calendar's sessions after ``start_date``) on
+    each symbol's calendar (``data.symbol_calendars``; seven-day symbols of the data: '24/7')."""
+    calendars = symbol_calendars(symbols, ctx.config, ctx.market.report.get("seven_day_symbols"))
+    return SessionLayout.build(start_date, dates, symbols, calendars, calendar_name(ctx.config))
 
 
 # --- GARCH fits ---------------------------------------------------------------------------------------
@@ -1085,8 +1095,16 @@ def make_scenarios(
     symbols: list[str],
     metadata: list[dict],
     baseline_vol: float,
+    layout: SessionLayout | None = None,
+    last_close: np.ndarray | None = None,
 ) -> list[Scenario]:
-    """Scenario objects of a chunk of equal-shaped (S, T, N) paths (each keeps a view of the chunk arrays)."""
+    """Scenario objects of a chunk of equal-shaped (S, T, N) paths (each keeps a view of the chunk arrays).
+    With a ``layout`` that is not the identity, the paths (over ``dates``, its steps) are laid out on the
+    symbols' own sessions first (:mod:`scenarios_assets.core.session_layout`), from ``last_close`` (N,)."""
+    calendars = None
+    if layout is not None and not layout.identity:
+        returns, prices, _ = layout.apply(returns, prices, last_close, seeds)
+        dates, calendars = layout.dates, layout.calendars
     out = []
     for j, idx in enumerate(indices):
         key = f"{key_prefix}_{idx:04d}"
@@ -1102,6 +1120,7 @@ def make_scenarios(
             prices=prices[j],
             seed=int(seeds[j]),
             metadata=metadata[j],
+            calendars=calendars,
         )
         s.set_volatility_multiplier(baseline_vol)
         out.append(s)
@@ -1272,6 +1291,7 @@ def stream_monte_carlo(ctx, indices: list[int] | None = None) -> ScenarioStream:
 
     calendar = calendar_name(ctx.config)
     dates = simulated_dates(window.end, horizon, calendar)
+    layout = session_layout(ctx, window.end, dates, pm.symbols)
     history_simple = np.expm1(window.log_returns.to_numpy(np.float64))
     baseline = baseline_volatility(history_simple)
     calibration = {
@@ -1296,15 +1316,15 @@ def stream_monte_carlo(ctx, indices: list[int] | None = None) -> ScenarioStream:
             yield make_scenarios(
                 simple, prices, family=FAMILY, scenario_type=SCENARIO_TYPE, severity=severity, indices=part,
                 seeds=seeds, key_prefix=key_prefix, name_prefix=name_prefix, dates=dates, symbols=pm.symbols,
-                metadata=meta, baseline_vol=baseline,
+                metadata=meta, baseline_vol=baseline, layout=layout, last_close=pm.last_close,
             )
 
     metadata = {
         "model": pm.description["model"],
         "num_scenarios": len(idx),
         "time_horizon_days": horizon,
-        "start_date": str(dates[0]),
-        "trading_calendar": calendar,
+        "start_date": str(layout.dates[0]),
+        **layout.describe(),
         "start_state": window.start_state(ctx.market.dates[-1], dates[0]),
         "confidence_levels": levels,
         "calibration": (

@@ -42,6 +42,9 @@ class Scenario:
     # whose lows fall at different times of the day: the portfolio's drawdown stays on closes, as its
     # intraday low is not known from daily bars. Per-symbol drawdowns count the lows either way.
     portfolio_intraday: bool = True
+    # symbol -> trading calendar when the symbols keep different ones (core.session_layout): a symbol has
+    # data only on its calendar's sessions among ``dates``; None: every date is a session of every symbol.
+    calendars: dict[str, str] | None = None
     expected_return: float = field(init=False)
     volatility_multiplier: float = field(init=False, default=1.0)
     max_drawdown: float = field(init=False)

@@ -174,6 +174,14 @@ def summary_text(document: dict, run: dict) -> str:
     if starts:  # simulated paths start at their calibration end, which may lie before the data's end
         lines.append("paths start: " + "; ".join(
             f"{family} at {date} (calibration end; market data to {end})" for family, date, end in starts))
+    calendars = sorted({(key.split("/")[0], meta.get("trading_calendar"), sym, cal) for key, sl in slices.items()
+                        for meta in [sl.get("metadata") or {}] for sym, cal in (meta.get("symbol_calendars") or {}).items()})
+    if calendars:  # symbols with their own trading calendar in the simulated families (core.session_layout)
+        by_family: dict[tuple[str, str], list[str]] = {}
+        for family, primary, sym, cal in calendars:
+            by_family.setdefault((family, primary), []).append(f"{sym} {cal}")
+        lines.append("own trading calendars: " + "; ".join(
+            f"{family}: {', '.join(items)} (other symbols {primary})" for (family, primary), items in by_family.items()))
     failures = [f"  {key}: {name} ({res['detail'] or res['value']})"
                 for key, sl in slices.items() for name, res in sl["validation"].items() if not res["passed"]]
     lines += ["", f"validation failures: {len(failures)}", *failures]

@@ -39,7 +39,8 @@ symbols have a close, or ``anchor_date`` when configured. Symbols without a clos
 and listed. For the bundled data (20 large caps and 5 factor ETFs end 2022-12-28, IXIC 2018-12-31, SPX
 2025-01-31, NVDA 2025-02-14) the anchor is 2022-12-28 with 27 of 28 symbols (all but IXIC); SPX and NVDA
 start from their 2022-12-28 closes so the cross-section is consistent. The paths run over the sessions of
-the exchange calendar ``data.trading_calendar`` (XNYS) after the anchor.
+the exchange calendar ``data.trading_calendar`` (XNYS) after the anchor, laid out on each symbol's own
+calendar where they differ (:mod:`scenarios_assets.core.session_layout`).
 """
 
 from __future__ import annotations
@@ -52,6 +53,7 @@ import pandas as pd
 
 from scenarios_assets.catalog import load_catalog
 from scenarios_assets.core.calendar import calendar_name, sessions_after
+from scenarios_assets.core.session_layout import CONVENTION, SessionLayout, symbol_calendars
 from scenarios_assets.core.errors import ScenarioInputError
 from scenarios_assets.core.historical import _portfolio_vol
 from scenarios_assets.core.market import constant_columns
@@ -431,6 +433,8 @@ class StressInputs:
     # (N,) bool: symbols the portfolio pin leaves exact: the reference index, and constant prices
     unshifted: np.ndarray | None = None
     constant_price_symbols: tuple[str, ...] = ()  # price never moved up to the anchor: no shock, no noise
+    calendars: dict[str, str] | None = None  # symbol -> trading calendar (core.session_layout)
+    primary_calendar: str = "XNYS"  # data.trading_calendar: one step per session of it
 
 
 def symbol_shocks(defn: StressDefinition, severity: str, ex: Exposures) -> tuple[np.ndarray, dict]:
@@ -571,20 +575,38 @@ def build_scenario(defn: StressDefinition, severity: str, inputs: StressInputs, 
     }
     if defn.intraday:
         metadata["intraday"] = _intraday_metadata(defn, severity, int(cfg["intraday_minutes"]))
+    dates, returns, prices, extra, calendars = _on_symbol_calendars(
+        inputs, dates.to_numpy().astype("datetime64[D]"), returns, prices, extra, seed if seed is not None else index)
     return Scenario(
         id=scenario_id(FAMILY, defn.key, severity),
         name=defn.name,
         family=FAMILY,
         scenario_type=SCENARIO_TYPE,
         severity=severity,
-        dates=dates.to_numpy().astype("datetime64[D]"),
+        dates=dates,
         symbols=list(anchor.symbols),
         returns=returns,
         prices=prices,
         seed=seed if cfg["noise"] else None,
         metadata=metadata,
         extra=extra,
+        calendars=calendars,
     )
+
+
+def _on_symbol_calendars(inputs: StressInputs, dates: np.ndarray, returns: np.ndarray, prices: np.ndarray,
+                         extra: dict, seed: int) -> tuple:
+    """A (T, N) stress path over the primary calendar's sessions laid out on each symbol's calendar
+    (:mod:`scenarios_assets.core.session_layout`): (dates, returns, prices, extra, calendars or None)."""
+    if not inputs.calendars:
+        return dates, returns, prices, extra, None
+    layout = SessionLayout.build(inputs.anchor.date, dates, list(inputs.anchor.symbols), inputs.calendars,
+                                 inputs.primary_calendar)
+    if layout.identity:
+        return dates, returns, prices, extra, None
+    r, p, x = layout.apply(returns[None], prices[None], inputs.anchor.prices, [seed],
+                           {k: np.asarray(v)[None] for k, v in extra.items()})
+    return layout.dates, r[0], p[0], {k: v[0] for k, v in x.items()}, layout.calendars
 
 
 def _headline_source(defn: StressDefinition) -> str:
@@ -707,6 +729,8 @@ def prepare_inputs(ctx, definitions: list[StressDefinition]) -> StressInputs:
         anchor, exposures, daily_vol, hist_corr, np.linalg.cholesky(hist_corr), average_correlation(hist_corr),
         defensive, vix0, rates0, dates, np.array([s == market.reference.name for s in anchor.symbols]) | flat,
         tuple(sym for sym, f in zip(anchor.symbols, flat) if f),
+        symbol_calendars(list(anchor.symbols), ctx.config, market.report.get("seven_day_symbols")),
+        calendar_name(ctx.config),
     )
 
 
@@ -744,6 +768,9 @@ def generate_stress(ctx) -> ScenarioSet:
         "excluded_symbols": inputs.anchor.excluded,
         "baseline_correlation": inputs.baseline_corr,
         "anchor_vix": inputs.vix0,
+        "trading_calendar": inputs.primary_calendar,
+        "symbol_calendars": (own := {s: c for s, c in (inputs.calendars or {}).items() if c != inputs.primary_calendar}),
+        "session_layout": CONVENTION if own else "single calendar",
         "severity_scale": REPLAY_SCALE[ctx.severity],
         "noise": bool(cfg["noise"]),
         "common_noise": bool(cfg["common_noise"]),

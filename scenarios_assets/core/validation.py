@@ -36,6 +36,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 from scipy import stats
@@ -87,16 +88,42 @@ def min_price(s: Scenario) -> float:
 
 
 def min_coverage(s: Scenario) -> float:
+    """Lowest share of a symbol's sessions with data (its own calendar's sessions among the dates when the
+    scenario's symbols keep different calendars, else every date)."""
     if s.prices.size == 0:
         return 0.0
-    return float(_present(s).mean(axis=0).min())
+    if s.calendars is None:
+        return float(_present(s).mean(axis=0).min())
+    own = own_sessions(s)
+    return float(((_present(s) & own).sum(axis=0) / np.maximum(own.sum(axis=0), 1)).min())
+
+
+@lru_cache(maxsize=64)
+def _sessions(name: str, first: str, last: str) -> np.ndarray:
+    from scenarios_assets.core.calendar import sessions_between
+
+    return sessions_between(first, last, name)
+
+
+def own_sessions(s: Scenario) -> np.ndarray:
+    """(T, N) bool: date t is a session of symbol n's calendar (``s.calendars``; every date without it)."""
+    if s.calendars is None:
+        return np.ones(s.prices.shape, dtype=bool)
+    first, last = str(s.dates[0]), str(s.dates[-1])
+    names = [s.calendars.get(sym) for sym in s.symbols]
+    by_name = {name: np.isin(s.dates, _sessions(name, first, last)) for name in set(names)}
+    return np.stack([by_name[name] for name in names], axis=1)
 
 
 def calendar_ok(s: Scenario) -> bool:
+    """Dates increase; every date is a weekday, or, with per-symbol calendars, every cell with data is a
+    session of its symbol's calendar."""
     days = s.dates
     if len(days) == 0:
         return False
     increasing = bool(np.all(np.diff(days.astype(np.int64)) > 0))
+    if s.calendars is not None:
+        return increasing and not bool((_present(s) & ~own_sessions(s)).any())
     weekday = (days.astype("datetime64[D]").view("int64") - 4) % 7  # 1970-01-01 was a Thursday
     return increasing and bool(np.all(weekday < 5))
 
@@ -116,7 +143,8 @@ def scenario_checks(s: Scenario) -> dict:
         "finite_values": result(bad == 0, bad, 0, True, f"{bad} non-finite cell(s)"),
         "positive_prices": result(np.isfinite(lowest) and lowest > 0, lowest, "> 0", True),
         "coverage": result(cover >= MIN_COVERAGE, cover, MIN_COVERAGE, False),
-        "trading_calendar": result(calendar_ok(s), float(calendar_ok(s)), "increasing weekdays", True),
+        "trading_calendar": result(calendar_ok(s), float(calendar_ok(s)),
+                                   "increasing weekdays" if s.calendars is None else "each symbol on its calendar's sessions", True),
         "non_negative_volume": result(min_volume(s) >= 0, min_volume(s), ">= 0", True),
     }
 
@@ -178,7 +206,10 @@ class SetStats:
             t = len(s.dates)
             step = max(1, -(-self._correlation_paths * t // MAX_CORRELATION_ROWS))
             first = (-index * t) % step  # global row index (index * t + day) on the stride
-            self.correlation_rows.append(np.array(s.returns[first::step], dtype=np.float32))
+            rows = np.array(s.returns[first::step], dtype=np.float32)
+            if s.calendars is not None:  # the dates every symbol trades (the sample's correlations need whole rows)
+                rows = rows[np.isfinite(rows).all(axis=1)]
+            self.correlation_rows.append(rows)
 
     def correlation_sample(self) -> np.ndarray | None:
         """(rows, N) float32 daily simple returns pooled over scenarios and days, or None without scenarios."""
@@ -448,7 +479,7 @@ SET_CHECKS: list[SetCheck] = [
     SetCheck("non_empty", non_empty, True, "the family produced at least one scenario"),
     SetCheck("finite_values", _aggregate("finite_values"), True, "no NaN/inf where a symbol has data"),
     SetCheck("positive_prices", _aggregate("positive_prices"), True, "every price is > 0"),
-    SetCheck("trading_calendar", _aggregate("trading_calendar"), True, "dates increase and fall on weekdays"),
+    SetCheck("trading_calendar", _aggregate("trading_calendar"), True, "dates increase and fall on weekdays (each symbol on its calendar's sessions where calendars differ)"),
     SetCheck("non_negative_volume", _aggregate("non_negative_volume"), True, "volumes and their multipliers are >= 0"),
     SetCheck("coverage", _aggregate("coverage"), False, f"each symbol has data on >= {MIN_COVERAGE:.0%} of days"),
     SetCheck("events_accounted", events_accounted, False, "every catalog event is generated or reported skipped", ("historical", "stress")),
