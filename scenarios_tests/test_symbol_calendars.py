@@ -169,3 +169,16 @@ def test_summary_names_the_own_calendars():
                                      "metadata": {"trading_calendar": "XNYS", "symbol_calendars": {"BTC-USD": "24/7"}}}}
     text = summary_text({"families": slices, "generated_at": "now", "data_version": "d", "config_hash": "c"}, {})
     assert "own trading calendars: bootstrap: BTC-USD 24/7 (other symbols XNYS)" in text
+
+
+def test_a_noise_free_stress_path_is_straight_between_the_closes_on_the_days_between(mixed):
+    ss = generate_family("stress", ctx_for(mixed, {"generation": {"stress": {"noise": False}}}))
+    s = next(x for x in ss.scenarios if x.metadata["stress_key"] == "credit_spread_widening")
+    j = s.symbols.index("BTC-USD")
+    log_p = np.log(s.prices[:, j].astype(np.float64))
+    days = pd.DatetimeIndex(s.dates)
+    for saturday in np.flatnonzero(days.dayofweek == 5):
+        friday, monday = saturday - 1, saturday + 2
+        if days[monday].dayofweek == 0 and days[friday].dayofweek == 4:
+            expected = log_p[friday] + (log_p[monday] - log_p[friday]) / 3
+            assert log_p[saturday] == pytest.approx(expected, abs=1e-6)

@@ -107,12 +107,14 @@ class SessionLayout:
                 "session_layout": "single calendar" if self.identity else CONVENTION}
 
     def apply(self, returns: np.ndarray, prices: np.ndarray, last_close: np.ndarray, seeds: list[int],
-              extra: dict[str, np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
+              extra: dict[str, np.ndarray] | None = None,
+              sigma: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
         """(S, D, N) float32 returns and prices on the symbols' sessions (NaN off them) of (S, T, N) paths
         starting from ``last_close`` (N,); ``seeds`` (S,) the scenarios' seeds (bridge draws); ``extra``:
         (S, T, N) per-session series (liquidity multipliers, bar ranges), kept on the sessions that are
         step dates (bars, ``high``/``low``) or on every session of the step's interval (other series).
-        Identity layouts return the inputs unchanged."""
+        ``sigma`` (N,) or (S, N): the bridge's per-step volatility of log prices (default: each path's own
+        standard deviation of its log returns). Identity layouts return the inputs unchanged."""
         extra = extra or {}
         if self.identity:
             return returns, prices, extra
@@ -123,8 +125,10 @@ class SessionLayout:
         noise = self._bridge_draws(seeds, s_count)
         log_p = np.log(prices.astype(np.float64))
         log_r = np.log1p(returns.astype(np.float64))
-        with np.errstate(invalid="ignore"):
-            sigma = log_r.std(axis=1, ddof=1) if returns.shape[1] > 1 else np.zeros((s_count, n))
+        if sigma is None:
+            with np.errstate(invalid="ignore"):
+                sigma = log_r.std(axis=1, ddof=1) if returns.shape[1] > 1 else np.zeros((s_count, n))
+        sigma = np.broadcast_to(np.asarray(sigma, dtype=np.float64), (s_count, n))
         log_close = np.log(np.asarray(last_close, dtype=np.float64))
         for g, z in zip(self.groups, noise):
             cols = g.cols

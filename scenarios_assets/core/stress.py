@@ -576,7 +576,8 @@ def build_scenario(defn: StressDefinition, severity: str, inputs: StressInputs, 
     if defn.intraday:
         metadata["intraday"] = _intraday_metadata(defn, severity, int(cfg["intraday_minutes"]))
     dates, returns, prices, extra, calendars = _on_symbol_calendars(
-        inputs, dates.to_numpy().astype("datetime64[D]"), returns, prices, extra, seed if seed is not None else index)
+        inputs, dates.to_numpy().astype("datetime64[D]"), returns, prices, extra, seed,
+        inputs.daily_vol if cfg["noise"] else np.zeros(n))
     return Scenario(
         id=scenario_id(FAMILY, defn.key, severity),
         name=defn.name,
@@ -595,9 +596,11 @@ def build_scenario(defn: StressDefinition, severity: str, inputs: StressInputs, 
 
 
 def _on_symbol_calendars(inputs: StressInputs, dates: np.ndarray, returns: np.ndarray, prices: np.ndarray,
-                         extra: dict, seed: int) -> tuple:
+                         extra: dict, seed: int, sigma: np.ndarray) -> tuple:
     """A (T, N) stress path over the primary calendar's sessions laid out on each symbol's calendar
-    (:mod:`scenarios_assets.core.session_layout`): (dates, returns, prices, extra, calendars or None)."""
+    (:mod:`scenarios_assets.core.session_layout`), the days between steps bridged with the daily
+    volatility ``sigma`` (N,) (the stress noise's; zero without noise: straight between the closes):
+    (dates, returns, prices, extra, calendars or None)."""
     if not inputs.calendars:
         return dates, returns, prices, extra, None
     layout = SessionLayout.build(inputs.anchor.date, dates, list(inputs.anchor.symbols), inputs.calendars,
@@ -605,7 +608,7 @@ def _on_symbol_calendars(inputs: StressInputs, dates: np.ndarray, returns: np.nd
     if layout.identity:
         return dates, returns, prices, extra, None
     r, p, x = layout.apply(returns[None], prices[None], inputs.anchor.prices, [seed],
-                           {k: np.asarray(v)[None] for k, v in extra.items()})
+                           {k: np.asarray(v)[None] for k, v in extra.items()}, sigma=sigma)
     return layout.dates, r[0], p[0], {k: v[0] for k, v in x.items()}, layout.calendars
 
 

@@ -18,7 +18,8 @@ from scenarios_assets.defs.scenarios import CATALOG_KEY
     ins={"catalog": AssetIn(key=CATALOG_KEY)},
     automation_condition=downstream_condition(),
     description="Per scenario and symbol: total and annualised return, annualised volatility, max drawdown "
-    "and its duration, worst day, 1-day VaR and CVaR at 95 % and 99 %, skew and excess kurtosis. Computed "
+    "(intraday lows counted where the time series has them) and its duration, worst day, worst intraday low, "
+    "1-day VaR and CVaR at 95 % and 99 %, skew and excess kurtosis. Computed "
     "from each chunk of paths as it is generated and published with the build as "
     f"{METRICS_FILE} (a dataset partitioned by family and severity; load it with "
     "scenarios_assets.load_scenario_metrics). This asset reads the build the catalog published and reports it.",
