@@ -123,26 +123,15 @@ class SessionLayout:
         out_p = np.full_like(out_r, np.nan)
         out_x = {k: np.full_like(out_r, np.nan) for k in extra}
         noise = self._bridge_draws(seeds, s_count)
-        log_p = np.log(prices.astype(np.float64))
-        log_r = np.log1p(returns.astype(np.float64))
-        if sigma is None:
-            with np.errstate(invalid="ignore"):
-                sigma = log_r.std(axis=1, ddof=1) if returns.shape[1] > 1 else np.zeros((s_count, n))
-        sigma = np.broadcast_to(np.asarray(sigma, dtype=np.float64), (s_count, n))
         log_close = np.log(np.asarray(last_close, dtype=np.float64))
         for g, z in zip(self.groups, noise):
             cols = g.cols
-            level = np.empty((s_count, len(g.rows), len(cols)))
             exact = g.exact >= 0
-            level[:, exact] = log_p[:, g.exact[exact]][:, :, cols]
-            if (~exact).any():
-                level[:, ~exact] = _bridge(g, log_p[:, :, cols], log_close[cols], sigma[:, cols], z)
-            p = np.exp(level)
-            before = np.concatenate([np.broadcast_to(log_close[cols], (s_count, 1, len(cols))), level[:, :-1]], axis=1)
-            r = np.expm1(level - before)
             if len(g.exact) == returns.shape[1] and (g.exact == np.arange(returns.shape[1])).all():
-                # every step is a session of the group: its path as simulated, bit for bit
-                r, p = returns[:, :, cols], prices[:, :, cols]
+                r, p = returns[:, :, cols], prices[:, :, cols]  # every step is a session: as simulated, bit for bit
+            else:
+                r, p = self._group_path(g, z, returns[:, :, cols], prices[:, :, cols], log_close[cols],
+                                        None if sigma is None else np.broadcast_to(sigma, (s_count, n))[:, cols])
             out_r[:, g.rows[:, None], cols[None, :]] = r
             out_p[:, g.rows[:, None], cols[None, :]] = p
             for k, series in extra.items():
@@ -151,6 +140,23 @@ class SessionLayout:
                 else:  # a level of the session's step (liquidity multipliers)
                     out_x[k][:, g.rows[:, None], cols[None, :]] = series[:, g.step_of][:, :, cols]
         return out_r, out_p, out_x
+
+    @staticmethod
+    def _group_path(g: _Group, z: np.ndarray, returns: np.ndarray, prices: np.ndarray, log_close: np.ndarray,
+                    sigma: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+        """(S, m, n) returns and prices of one calendar's symbols (columns already selected) on its sessions."""
+        log_p = np.log(prices.astype(np.float64))
+        if sigma is None:
+            with np.errstate(invalid="ignore"):
+                log_r = np.log1p(returns.astype(np.float64))
+                sigma = log_r.std(axis=1, ddof=1) if returns.shape[1] > 1 else np.zeros((len(returns), returns.shape[2]))
+        exact = g.exact >= 0
+        level = np.empty((len(returns), len(g.rows), returns.shape[2]))
+        level[:, exact] = log_p[:, g.exact[exact]]
+        if (~exact).any():
+            level[:, ~exact] = _bridge(g, log_p, log_close, np.asarray(sigma, dtype=np.float64), z)
+        before = np.concatenate([np.broadcast_to(log_close, (len(returns), 1, len(log_close))), level[:, :-1]], axis=1)
+        return np.expm1(level - before), np.exp(level)
 
     def _bridge_draws(self, seeds: list[int], s_count: int) -> list[np.ndarray]:
         """Per group, (S, k + q, n) standard normals: k bridge points and q interval ends, from each path's seed."""
