@@ -102,7 +102,10 @@ FAMILY_SPECS: dict[str, FamilySpec] = {
     ]
 }
 
-CLI_TYPES = ("all", "historical", "regime", "stochastic", "monte_carlo", "bootstrap", "stress")
+# Derived from the registry: the family names in registry order, and the CLI's --type values ("all", then
+# each spec's types in registry order, once).
+FAMILIES: tuple[str, ...] = tuple(FAMILY_SPECS)
+CLI_TYPES: tuple[str, ...] = ("all", *dict.fromkeys(t for spec in FAMILY_SPECS.values() for t in spec.cli_types))
 
 
 def families_for_type(type_: str) -> list[str]:

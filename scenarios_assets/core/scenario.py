@@ -14,10 +14,20 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from scenarios_assets.core.units import TRADING_DAYS_PER_YEAR as ANNUALISATION
 
-FAMILIES = ("historical", "regime", "monte_carlo", "bootstrap", "stress")
-ANNUALISATION = 252
 
+
+@dataclass(frozen=True)
+class Skipped:
+    """Why a scenario (or a step towards one) cannot be built: returned in place of the value, never raised.
+
+    The families report it in their ``skipped`` list; ``str()`` is the reason, so it reads as one line."""
+
+    reason: str
+
+    def __str__(self) -> str:
+        return self.reason
 
 @dataclass
 class Scenario:
@@ -188,7 +198,7 @@ def path_statistics(returns: np.ndarray, prices: np.ndarray, low: np.ndarray | N
     port = portfolio_returns(returns)
     wealth = np.cumprod(1.0 + port)
     ann_vol = float(np.std(port, ddof=1) * np.sqrt(ANNUALISATION)) if len(port) > 1 else 0.0
-    mdd = max_drawdown(np.concatenate([[1.0], wealth]))
+    mdd = float(max_drawdown(np.concatenate([[1.0], wealth])))
     previous = _previous_close(returns, prices)
     # each symbol's path starts at the close before its first return, as the portfolio's starts at 1
     by_symbol = max_drawdown(np.concatenate([previous[:1], prices.astype(np.float64)]))

@@ -12,6 +12,7 @@ from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -88,7 +89,7 @@ def timeseries_table(scenarios: list[Scenario]) -> pa.Table:
         day_codes = s.dates.astype("datetime64[D]").astype(np.int32)
         flag = s.projected if s.projected is not None else np.zeros(t, dtype=bool)
         ids[part] = id_codes[s.id]
-        cells = {"returns": (rets, s.returns), "prices": (prices, s.prices)}
+        cells: dict[str, tuple[np.ndarray, Any]] = {"returns": (rets, s.returns), "prices": (prices, s.prices)}
         for name, column in extras.items():
             series = s.extra.get(name)
             cells[name] = (column, None if series is None else series.astype(np.float32))
@@ -161,7 +162,7 @@ def summary_text(document: dict, run: dict) -> str:
                  for k, sl in slices.items() if sl.get("stale")]
         if stale:
             lines += [f"carried-over slices from another data version or config: {len(stale)}", *stale]
-    by_type = Counter()
+    by_type: Counter[str] = Counter()
     for sl in slices.values():
         by_type.update(sl.get("scenario_types") or {})
     ranges = [sl["date_range"].split("..") for sl in slices.values() if sl.get("count") and ".." in sl.get("date_range", "")]
