@@ -1,4 +1,4 @@
-"""PostgreSQL as a market-data source and target: the table ``market_data.ohlcv`` of DESIGN.md section 6.
+"""PostgreSQL as a market-data source and target: the table ``market_data.ohlcv`` of the input contract (README, "Market data").
 
 A source is a libpq URL, ``postgresql://user[:password]@host[:port]/db[?libpq-params]``. The extra query
 parameter ``table=schema.table`` reads (or loads) another table with the same columns, e.g. a test

@@ -76,7 +76,7 @@ class Scenario:
         self.volatility_multiplier = float(vol / baseline_vol) if baseline_vol > 0 else float("nan")
 
     def record(self) -> dict:
-        """The JSON record of DESIGN.md section 4 (no arrays)."""
+        """The JSON record of a scenario in scenario_metadata.json (README, "Output files"; no arrays)."""
         mdd = self.metadata.get("max_drawdown_by_symbol")
         metadata = {k: v for k, v in self.metadata.items() if k != "max_drawdown_by_symbol"}
         if isinstance(mdd, list):
