@@ -35,8 +35,9 @@ SETTINGS_ENV = (MARKET_DATA_ENV, ECONOMIC_DATA_ENV, OUTPUT_DIR_ENV, CONFIG_ENV, 
 
 
 class ScenarioSettings(ConfigurableResource):
-    """Empty fields fall back to the environment (SCENARIOS_MARKET_DATA, SCENARIOS_OUTPUT_DIR,
-    SCENARIOS_CONFIG), then to the bundled data, ``data/scenarios`` and the shipped config."""
+    """Empty fields fall back to the environment (SCENARIOS_MARKET_DATA, SCENARIOS_ECONOMIC_DATA,
+    SCENARIOS_OUTPUT_DIR, SCENARIOS_CONFIG, SCENARIOS_API_URL), then to the bundled data, ``data/scenarios``,
+    the shipped config and the API's default address."""
 
     market_data: str = ""
     economic_data: str = ""
