@@ -160,6 +160,7 @@ class ScenarioStream:
 
 
 def slug(text: str) -> str:
+    """``text`` lower-cased with every run of other characters than ``a-z0-9`` as one ``_`` (ids, file names)."""
     return re.sub(r"[^a-z0-9]+", "_", text.lower()).strip("_")
 
 
@@ -169,7 +170,19 @@ def scenario_id(family: str, key: str, severity: str) -> str:
 
 
 def max_drawdown(prices: np.ndarray) -> np.ndarray:
-    """Worst peak-to-trough fall along axis 0 (negative fraction), NaN-aware; works on (T, ...) arrays."""
+    """Worst peak-to-trough fall along axis 0, NaN-aware.
+
+    Parameters
+    ----------
+    prices : ndarray of shape (n_days, ...)
+        Price or wealth levels (> 0), any unit; NaN where a series has no value yet.
+
+    Returns
+    -------
+    ndarray of shape (...)
+        min over t of prices[t] / max(prices[:t + 1]) - 1: a fraction in [-1, 0] (0: never below its peak);
+        NaN for a series without a finite value. A 1-D input gives a 0-d array.
+    """
     peak = np.fmax.accumulate(prices, axis=0)
     with np.errstate(invalid="ignore"):
         dd = prices / peak - 1.0
@@ -177,7 +190,18 @@ def max_drawdown(prices: np.ndarray) -> np.ndarray:
 
 
 def portfolio_returns(returns: np.ndarray) -> np.ndarray:
-    """Equal-weight, daily rebalanced portfolio of the symbols present on each day."""
+    """Equal-weight, daily rebalanced portfolio of the symbols present on each day.
+
+    Parameters
+    ----------
+    returns : ndarray of shape (..., n_symbols)
+        Simple daily returns (fractions); NaN where a symbol has no return that day.
+
+    Returns
+    -------
+    ndarray of shape (...), float64
+        The mean of the finite returns of each day (0 on a day where no symbol has one).
+    """
     with np.errstate(invalid="ignore"):
         present = np.isfinite(returns)
         counts = present.sum(axis=-1)
