@@ -13,7 +13,7 @@ TEST_SELECTION ?= not live and not browser and not postgres and not scale
 PORT ?= 3000
 API_PORT ?= 8000
 
-.PHONY: install run test test-all ui bench bench-build bench-api data clean postgres bench-postgres chromium screenshot
+.PHONY: install run lint test test-all ui bench bench-build bench-api data clean postgres bench-postgres chromium screenshot
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -35,8 +35,14 @@ run: install $(DAGSTER_HOME)/dagster.yaml
 postgres:
 	bash scripts/start_postgres.sh
 
-## test: the fast suite, one line per test file (~5 min here; nothing but the venv needed)
-test: install
+## lint: ruff (pycodestyle, pyflakes, bugbear, McCabe complexity <= 15) and mypy over the package; the
+## settings are in pyproject.toml ([tool.ruff], [tool.mypy])
+lint: install
+	$(BIN)/ruff check scenarios_assets scenarios_tests benchmarks scripts stage1_example
+	$(BIN)/mypy
+
+## test: lint, then the fast suite, one line per test file (~5 min here; nothing but the venv needed)
+test: install lint
 	$(BIN)/python -m pytest -m "$(TEST_SELECTION)" --durations=5 $(PYTEST_ARGS)
 
 ## test-all: every test, also live dagster dev / uvicorn / Dask runs, PostgreSQL (started here) and headless

@@ -37,9 +37,10 @@ RESULTS = ROOT / "benchmarks" / "results"
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
+from scenarios_assets.core.families import FAMILIES  # noqa: E402  (the registry, after sys.path)
+from scenarios_assets.core.severity import SEVERITIES  # noqa: E402
+
 GIB = 1024**3
-SEVERITIES = ("moderate", "severe", "extreme")
-FAMILIES = ("historical", "regime", "monte_carlo", "bootstrap", "stress")
 
 
 def config_file(directory: Path, mc: int, bootstrap: int) -> Path:

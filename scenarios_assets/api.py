@@ -55,10 +55,11 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from scenarios_assets.core import builds
 from scenarios_assets.core.builds import METADATA_FILE, METRICS_FILE, REPORT_FILE, TIMESERIES_FILE
 from scenarios_assets.core.errors import ScenarioInputError
-from scenarios_assets.core.families import CLI_TYPES
+from scenarios_assets.core.atomic import atomic_write_text
+from scenarios_assets.core.dates import parse_iso_date
+from scenarios_assets.core.families import CLI_TYPES, FAMILIES
 from scenarios_assets.core.paths import DEFAULT_DAGSTER_HOME, DEFAULT_OUTPUT_DIR
 from scenarios_assets.core.report import CHART_PREFIX
-from scenarios_assets.core.scenario import FAMILIES
 from scenarios_assets.core.severity import SEVERITIES
 from scenarios_assets.core.storage import TIMESERIES_SCHEMA, TimeseriesPart
 
@@ -130,7 +131,7 @@ class Snapshot:
         rows = [entry.get("rows") for entry in (document.get("families") or {}).values() if isinstance(entry, dict)]
         self.has_timeseries = any(rows) if rows and None not in rows else (path / TIMESERIES_FILE).exists()
         self._lock = threading.Lock()
-        self._parts: dict[tuple, list[_Part]] = {}
+        self._parts: dict[tuple, list[TimeseriesPart]] = {}
         self._metrics: dict[tuple, _SliceMetrics] = {}
 
     @property
@@ -454,19 +455,8 @@ BuildParam = Annotated[str | None, Query(
 Symbol = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9^][A-Za-z0-9._^=-]{0,19}$")]
 
 
-def _iso_date(value):
-    """YYYY-MM-DD only (the schema's `format: date`), not a number or a timestamp coerced into a date."""
-    if isinstance(value, date) and not isinstance(value, datetime):
-        return value
-    if isinstance(value, str) and re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
-        try:
-            return date.fromisoformat(value)
-        except ValueError:
-            raise ValueError(f"'{value}' is not a calendar date") from None
-    raise ValueError("must be a date string YYYY-MM-DD")
-
-
-IsoDate = Annotated[date, BeforeValidator(_iso_date)]
+# YYYY-MM-DD only (the schema's `format: date`), not a number or a timestamp coerced into a date.
+IsoDate = Annotated[date, BeforeValidator(parse_iso_date)]
 
 
 class GenerateRequest(BaseModel):
@@ -624,10 +614,7 @@ class RequestLog:
 
     def write(self, record: dict) -> None:
         self.dir.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{record['id']}.", suffix=".tmp", dir=self.dir)
-        with os.fdopen(fd, "w") as fh:
-            json.dump(record, fh, indent=2)
-        os.replace(tmp, self.path(record["id"]))
+        atomic_write_text(self.path(record["id"]), json.dumps(record, indent=2))
 
     def update(self, request_id: str, **changes) -> dict:
         record = self.read(request_id) or {"id": request_id}
@@ -647,7 +634,7 @@ def _alive(record: dict) -> bool:
     if pid is None:  # not started yet: alive for a minute at most
         created = record.get("created_at")
         try:
-            return (datetime.now(timezone.utc) - datetime.fromisoformat(created)).total_seconds() < 60
+            return (datetime.now(timezone.utc) - datetime.fromisoformat(str(created))).total_seconds() < 60
         except (TypeError, ValueError):
             return False
     try:

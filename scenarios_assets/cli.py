@@ -16,10 +16,11 @@ import time
 import warnings
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import date
 from pathlib import Path
+from typing import Any
 
 from scenarios_assets.core.config import config_hash, default_config, load_config
+from scenarios_assets.core.dates import parse_iso_date
 from scenarios_assets.core.errors import ScenarioInputError
 from scenarios_assets.core.families import CLI_TYPES, FAMILY_SPECS, enabled, families_for_type
 from scenarios_assets.core.database import PASSWORD_ENV, split_password
@@ -42,9 +43,9 @@ class OneLineParser(argparse.ArgumentParser):
 
 def _iso_date(text: str) -> str:
     try:
-        return date.fromisoformat(text).isoformat()
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"'{text}' is not a date (use YYYY-MM-DD)") from None
+        return parse_iso_date(text).isoformat()
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _positive_int(text: str) -> int:
@@ -139,7 +140,7 @@ class Plan:
         os.environ.update(self.secrets)
 
 
-def plan_from_args(args: argparse.Namespace) -> Plan:
+def plan_from_args(args: argparse.Namespace) -> Plan:  # noqa: C901 - complexity 23: one branch per flag
     if args.start_date and args.end_date and args.end_date < args.start_date:
         raise ScenarioInputError(f"--end-date {args.end_date} is before --start-date {args.start_date}")
     overrides: dict = {}
@@ -428,13 +429,13 @@ def _run_plan_locked(plan: Plan, home: Path, out, tags: dict | None, wall, prefl
             raise RunFailed(f"{label} failed (run {result.run_id}): {_failure_message(result)}")
         return result, seconds
 
-    from dagster import AssetKey
+    from scenarios_assets.defs.keys import family_key
 
     before = current_build_id(plan.output_dir)
     try:
         _, secs = run(definitions.market_data_job_def, "market data")
         print(f"  market data loaded and validated ({secs:.1f} s)", file=out)
-        family_keys = [AssetKey(["scenarios", FAMILY_SPECS[f].asset_name]) for f in plan.families]
+        family_keys = [family_key(FAMILY_SPECS[f]) for f in plan.families]
         for severity in plan.severities:
             result, secs = run(definitions.scenarios_job_def, f"scenarios [{severity}]", severity, family_keys)
             in_steps = sum(step.seconds or 0.0 for step in runs[-1].steps)
@@ -556,7 +557,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
     preflight_seconds = time.perf_counter() - started
-    timing = {"preflight_seconds": preflight_seconds, "startup_seconds": startup_seconds}
+    timing: dict[str, Any] = {"preflight_seconds": preflight_seconds, "startup_seconds": startup_seconds}
     if plan.executor == "dask" and not plan.dask_scheduler:
         from scenarios_assets.defs.executors import local_dask_cluster
 

@@ -14,7 +14,7 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass, field
-from typing import TextIO
+from typing import Any, TextIO
 
 from scenarios_assets.core.families import FAMILY_SPECS
 from scenarios_assets.core.slices import SliceProgress
@@ -108,7 +108,7 @@ class BarDisplay:
 
         self._tqdm = tqdm
         self.out = out
-        self.bars: dict[str, object] = {}
+        self.bars: dict[str, Any] = {}  # tqdm bars by step key
 
     def _desc(self, step: StepState) -> str:
         label = f"  {step.severity:<9}{step.name:<13}" if step.severity else f"  {step.name:<22}"
@@ -318,8 +318,8 @@ def time_report(wall: float, preflight: float, runs: list[RunTiming], startup: f
     rest = [o for o in others if o[0] not in ("ohlcv", "economic")]
     if market:
         rows.append(("market data", sum(o[1] for o in market), ", ".join(f"{o[0]} {o[1]:.1f}" for o in market)))
-    for name, parts in families.items():
-        rows.append((name, sum(s for _, s in parts), ", ".join(f"{sev} {sec:.1f}" for sev, sec in parts)))
+    for name, by_severity in families.items():
+        rows.append((name, sum(s for _, s in by_severity), ", ".join(f"{sev} {sec:.1f}" for sev, sec in by_severity)))
     rows += rest
     overhead = max(wall - startup - preflight - in_steps, 0.0)
     rows.append(("Dagster and CLI", overhead, f"{len(runs)} run(s): start-up, inputs, events; flags, output"))

@@ -1,4 +1,4 @@
-"""`scenarios load-market-data`: publish an OHLCV dataset into the PostgreSQL table of DESIGN.md section 6.
+"""`scenarios load-market-data`: publish an OHLCV dataset into the PostgreSQL table of the input contract (README, "Market data").
 
     scenarios load-market-data --to postgresql://user@host:5432/db [--from FILE_OR_DIR]
 

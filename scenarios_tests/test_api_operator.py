@@ -71,6 +71,6 @@ def test_catalog_metadata_shows_the_charts_in_place(build, tmp_path):
         md = charts[key].value
         url = f"http://127.0.0.1:8000/report/charts/{key.removeprefix('chart_')}.png?build={final.name}-copy"
         assert len(md) < INLINE_MARKDOWN_LIMIT == 1000 and "base64" not in md
-        assert f"[![" in md and f"]({url}&width=560)]({url})" in md
+        assert "[![" in md and f"]({url}&width=560)]({url})" in md
     assert charts["report_url"].value == f"http://127.0.0.1:8000/report?build={final.name}-copy"
     assert charts["report"].value == str(final.parent / f"{final.name}-copy" / REPORT_FILE)

@@ -32,12 +32,12 @@ from scenarios_assets.core.paths import BUNDLED_OHLCV
 from scenarios_assets.core.severity import SEVERITIES
 from scenarios_assets.definitions import defs
 from scenarios_assets.defs import automation
-from scenarios_assets.defs.automation import CLI_TAG, DATA_VERSION_TAG, METRICS_KEY, STAGE1_OHLCV_KEY
+from scenarios_assets.defs.automation import CLI_TAG, DATA_VERSION_TAG
 from scenarios_assets.defs.freshness import family_keys, source_market_version
 from scenarios_assets.defs.jobs import IN_PROCESS
 from scenarios_assets.defs.partitions import severity_partitions
 from scenarios_assets.defs.resources import ScenarioSettings
-from scenarios_assets.defs.scenarios import CATALOG_KEY, ECONOMIC_KEY, MARKET_KEY
+from scenarios_assets.defs.keys import CATALOG_KEY, ECONOMIC_KEY, MARKET_KEY, METRICS_KEY, STAGE1_OHLCV_KEY
 from scenarios_assets.defs.schedules import scenarios_daily
 from scenarios_assets.defs.sensors import scenarios_after_market_data, scenarios_automation
 

@@ -103,7 +103,7 @@ def test_catalog_refuses_half_finished_or_stale_sets_and_keeps_files(tmp_path):
 
 
 def test_severity_is_monotone_for_every_family(two_builds):
-    """DESIGN.md §7: median annualised volatility rises moderate → severe → extreme for every family; so does
+    """Severity is monotone: median annualised volatility rises moderate → severe → extreme for every family; so does
     the median loss for crisis replays, the stochastic families and stress tests."""
     import statistics
 

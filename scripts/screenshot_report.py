@@ -21,7 +21,12 @@ import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_REPORT = ROOT / "data" / "scenarios" / "scenario_report.html"
+sys.path.insert(0, str(ROOT))
+from scenarios_assets.core.atomic import atomic_path  # noqa: E402  (after the checkout is importable)
+from scenarios_assets.core.builds import REPORT_FILE  # noqa: E402
+from scenarios_assets.core.paths import DEFAULT_OUTPUT_DIR  # noqa: E402
+
+DEFAULT_REPORT = DEFAULT_OUTPUT_DIR / REPORT_FILE
 DEFAULT_OUTPUT = ROOT / "docs" / "report.png"
 # Isolated, quiet, offline: no sandbox (root in CI), no GPU, no background traffic, a fresh profile.
 CHROMIUM_FLAGS = [
@@ -61,13 +66,11 @@ def screenshot(page: Path, output: Path, width: int = 1280, height: int = 2400, 
     if chromium is None:
         raise FileNotFoundError("chromium is not installed (apt-get install -y chromium)")
     output.parent.mkdir(parents=True, exist_ok=True)
-    target = output.with_name(f".{output.name}.tmp.png")
-    target.unlink(missing_ok=True)
-    proc = run_chromium(chromium, page, [f"--window-size={width},{height}", f"--screenshot={target}"])
-    if proc.returncode != 0 or not target.exists() or target.stat().st_size == 0:
-        target.unlink(missing_ok=True)
-        raise RuntimeError(f"chromium failed ({proc.returncode}): {proc.stderr.decode(errors='replace')[-2000:]}")
-    os.replace(target, output)
+    with atomic_path(output, suffix=".tmp.png") as target:
+        target.unlink()  # chromium writes the file itself: an empty one must not pass for a screenshot
+        proc = run_chromium(chromium, page, [f"--window-size={width},{height}", f"--screenshot={target}"])
+        if proc.returncode != 0 or not target.exists() or target.stat().st_size == 0:
+            raise RuntimeError(f"chromium failed ({proc.returncode}): {proc.stderr.decode(errors='replace')[-2000:]}")
     return output
 
 
@@ -89,7 +92,7 @@ def build_catalog(workdir: Path) -> Path:
                           capture_output=True, text=True, cwd=ROOT)
     if proc.returncode != 0:
         raise RuntimeError(f"scenarios CLI failed: {proc.stderr.strip()[-2000:]}")
-    return out / "scenario_report.html"
+    return out / REPORT_FILE
 
 
 def main(argv: list[str] | None = None) -> int:

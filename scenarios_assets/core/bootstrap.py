@@ -237,10 +237,10 @@ def build_pool(close: pd.DataFrame, window, cfg: dict, severity: str, block_size
     log_ret = log_all.loc[keep]
     pool_returns = _simple(log_ret)
     vol = block_volatility(portfolio_returns(pool_returns), block_size)
-    base_q = profile.block_vol_quantile
+    base_q = float(profile.block_vol_quantile or 0.0)  # set for every pool but "history" (returned above)
     threshold = max(float(np.quantile(vol, base_q)), float(np.median(hist_vol)))
     if severity == "extreme":  # never below the severe threshold
-        severe_q = BOOTSTRAP_SEVERITY["severe"].block_vol_quantile
+        severe_q = float(BOOTSTRAP_SEVERITY["severe"].block_vol_quantile or 0.0)
         threshold = max(threshold, float(np.quantile(vol, severe_q)))
     starts = np.flatnonzero(vol >= threshold - 1e-12)
     if starts.size == 0:
@@ -282,6 +282,43 @@ def generate_bootstrap(ctx, indices: list[int] | None = None) -> ScenarioSet:
     return collect(stream_bootstrap(ctx, indices))
 
 
+def _bootstrap_metadata(ctx, cfg: dict, window, pool: Pool, layout, block: tuple[int, str], n_scenarios: int,
+                        baseline, history_simple: np.ndarray) -> dict:
+    """The family metadata of a bootstrap set: model, block rule, pool, window, severity profile and the
+    history's tail reference (``block``: the block size in sessions and the rule that chose it)."""
+    block_size, block_rule = block
+    severity, method = ctx.severity, cfg["sampling_method"]
+    label, horizon = METHOD_LABELS[method], int(cfg["time_horizon_days"])
+    profile = BOOTSTRAP_SEVERITY[severity]
+    return {
+        "model": label,
+        "num_scenarios": n_scenarios,
+        "time_horizon_days": horizon,
+        "start_date": str(layout.dates[0]),
+        **layout.describe(),
+        "start_state": window.start_state(ctx.market.dates[-1], layout.dates[0]),
+        "confidence_levels": [float(c) for c in cfg["confidence_levels"]],
+        "sampling_method": method,
+        "block_size_days": block_size,
+        "block_size_rule": block_rule,
+        "preserve_seasonality": bool(cfg["preserve_seasonality"]),
+        "seasonality_tolerance_days": cfg["seasonality_tolerance_days"],
+        "calibration": (
+            f"{label} of whole dates, blocks of {block_size} sessions ({block_rule}) from "
+            f"{pool.description['pool']} {pool.description['pool_start']}..{pool.description['pool_end']} "
+            f"of {len(window.symbols)} symbols (data {ctx.market.data_version}); severity {severity}: {profile.as_dict()}"
+        ),
+        "calibration_window": window.describe(),
+        "last_close_date_by_symbol": window.last_close_date,
+        "pool": pool.description,
+        "severity_profile": profile.as_dict(),
+        "baseline_annualised_volatility": baseline,
+        "tail_reference": tail_reference(
+            history_simple, window=horizon, source=f"daily simple returns of the history window {metadata_window(window)}"
+        ),
+    }
+
+
 def stream_bootstrap(ctx, indices: list[int] | None = None) -> ScenarioStream:
     """Block-bootstrap paths of ``ctx.severity``: scenarios ``indices`` (default 0..num_scenarios-1), drawn
     lazily one chunk of paths at a time from a pool built once."""
@@ -314,20 +351,16 @@ def stream_bootstrap(ctx, indices: list[int] | None = None) -> ScenarioStream:
     dates = simulated_dates(window.end, horizon, calendar)
     layout = session_layout(ctx, window.end, dates, list(window.symbols))
     seasonal = None
-    starts = None if len(pool.starts) == len(pool.returns) else pool.starts
+    starts: np.ndarray | SeasonalStarts | None = None if len(pool.starts) == len(pool.returns) else pool.starts
     if cfg["preserve_seasonality"]:
         seasonal = SeasonalStarts(pool.dates, pool.starts, dates, cfg["seasonality_tolerance_days"])
         starts = seasonal
     history_simple = _simple(window.log_returns)
     baseline = baseline_volatility(history_simple)
     label = METHOD_LABELS[method]
-    calibration = {
-        "data_version": ctx.market.data_version,
-        "window": f"{window.start.date()}..{window.end.date()}",
-        "pool": f"{pool.description['pool_start']}..{pool.description['pool_end']}",
-        "block_size_days": block_size,
-        "sampling_method": method,
-    }
+    calibration = {"data_version": ctx.market.data_version, "window": f"{window.start.date()}..{window.end.date()}",
+                   "pool": f"{pool.description['pool_start']}..{pool.description['pool_end']}",
+                   "block_size_days": block_size, "sampling_method": method}
     n_pool = len(pool.returns)
 
     def chunks():
@@ -353,34 +386,8 @@ def stream_bootstrap(ctx, indices: list[int] | None = None) -> ScenarioStream:
                 layout=layout, last_close=window.last_close,
             )
 
-    profile = BOOTSTRAP_SEVERITY[severity]
-    metadata = {
-        "model": label,
-        "num_scenarios": len(idx),
-        "time_horizon_days": horizon,
-        "start_date": str(layout.dates[0]),
-        **layout.describe(),
-        "start_state": window.start_state(ctx.market.dates[-1], dates[0]),
-        "confidence_levels": levels,
-        "sampling_method": method,
-        "block_size_days": block_size,
-        "block_size_rule": block_rule,
-        "preserve_seasonality": bool(cfg["preserve_seasonality"]),
-        "seasonality_tolerance_days": cfg["seasonality_tolerance_days"],
-        "calibration": (
-            f"{label} of whole dates, blocks of {block_size} sessions ({block_rule}) from "
-            f"{pool.description['pool']} {pool.description['pool_start']}..{pool.description['pool_end']} "
-            f"of {len(window.symbols)} symbols (data {ctx.market.data_version}); severity {severity}: {profile.as_dict()}"
-        ),
-        "calibration_window": window.describe(),
-        "last_close_date_by_symbol": window.last_close_date,
-        "pool": pool.description,
-        "severity_profile": profile.as_dict(),
-        "baseline_annualised_volatility": baseline,
-        "tail_reference": tail_reference(
-            history_simple, window=horizon, source=f"daily simple returns of the history window {metadata_window(window)}"
-        ),
-    }
+    metadata = _bootstrap_metadata(ctx, cfg, window, pool, layout, (block_size, block_rule), len(idx), baseline,
+                                   history_simple)
 
     def finish(stats) -> dict:
         return {

@@ -39,6 +39,7 @@ from collections.abc import Iterator
 from datetime import datetime, timezone
 from pathlib import Path
 
+from scenarios_assets.core.atomic import atomic_symlink
 from scenarios_assets.core.errors import ScenarioInputError
 
 BUILDS_DIR = "builds"
@@ -192,9 +193,7 @@ def publish(out: Path, tmp: Path, keep: int = 2) -> Path:
     final = builds_root(out) / build_id
     _fsync_tree(tmp)
     os.rename(tmp, final)
-    link = out / f".{CURRENT}.{build_id}"
-    os.symlink(f"{BUILDS_DIR}/{build_id}", link)
-    os.replace(link, out / CURRENT)  # the commit point
+    atomic_symlink(f"{BUILDS_DIR}/{build_id}", out / CURRENT, tmp_suffix=build_id)  # the commit point
     _fsync_dir(out)
     ensure_top_level_links(out)
     prune(out, keep)
@@ -208,13 +207,9 @@ def ensure_top_level_links(out: Path) -> None:
         target = f"{CURRENT}/{name}"
         if path.is_symlink() and os.readlink(path) == target:
             continue
-        tmp = out / f".{name}.link"
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
-        os.symlink(target, tmp)
         if path.is_dir() and not path.is_symlink():
             shutil.rmtree(path)
-        os.replace(tmp, path)
+        atomic_symlink(target, path)
 
 
 def prune(out: Path, keep: int) -> list[str]:

@@ -1,4 +1,4 @@
-"""PostgreSQL as a market-data source and target: the table ``market_data.ohlcv`` of DESIGN.md section 6.
+"""PostgreSQL as a market-data source and target: the table ``market_data.ohlcv`` of the input contract (README, "Market data").
 
 A source is a libpq URL, ``postgresql://user[:password]@host[:port]/db[?libpq-params]``. The extra query
 parameter ``table=schema.table`` reads (or loads) another table with the same columns, e.g. a test
@@ -161,7 +161,7 @@ def parse_source(url: str) -> PostgresSource:
     from_env = bool(env_password) and parts.password is None and not any(k == "password" for k, _ in rest)
     if from_env:
         user, at, host = parts.netloc.rpartition("@")
-        netloc_dsn = f"{user}:{quote(env_password, safe='')}@{host}" if at else netloc_dsn
+        netloc_dsn = f"{user}:{quote(env_password or '', safe='')}@{host}" if at else netloc_dsn
         if not at:
             rest = [*rest, ("password", env_password)]
     dsn = urlunsplit((parts.scheme, netloc_dsn, parts.path, urlencode(rest, quote_via=quote), parts.fragment))

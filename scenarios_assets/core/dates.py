@@ -270,3 +270,28 @@ def _assemble(parts: np.ndarray, texts: list[str], prefix: str) -> np.ndarray:
 def _show(value) -> str:
     text = str(value)
     return repr(text[:40] + ("..." if len(text) > 40 else ""))
+
+
+ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+
+
+def parse_iso_date(value: str | dt.date) -> dt.date:
+    """A date given by a person (the CLI's ``--start-date``, the API's date fields): ``YYYY-MM-DD`` only.
+
+    One rule for every entry point, the JSON schema's ``format: date`` (RFC 3339 ``full-date``): four-digit
+    year, two-digit month and day, a real calendar date. A ``datetime.date`` passes through; a datetime,
+    a number, ``20220103`` or ``2022-W01-1`` (which ``date.fromisoformat`` accepts) are refused.
+
+    Raises
+    ------
+    ValueError
+        ``'<value>' is not a date (use YYYY-MM-DD)``.
+    """
+    if isinstance(value, dt.date) and not isinstance(value, dt.datetime):
+        return value
+    if isinstance(value, str) and ISO_DATE.fullmatch(value):
+        try:
+            return dt.date.fromisoformat(value)
+        except ValueError:
+            pass
+    raise ValueError(f"'{value}' is not a date (use YYYY-MM-DD)")

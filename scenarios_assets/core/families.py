@@ -102,15 +102,22 @@ FAMILY_SPECS: dict[str, FamilySpec] = {
     ]
 }
 
-CLI_TYPES = ("all", "historical", "regime", "stochastic", "monte_carlo", "bootstrap", "stress")
+# Derived from the registry: the family names in registry order, and the CLI's --type values ("all", then
+# each spec's types in registry order, once).
+FAMILIES: tuple[str, ...] = tuple(FAMILY_SPECS)
+CLI_TYPES: tuple[str, ...] = ("all", *dict.fromkeys(t for spec in FAMILY_SPECS.values() for t in spec.cli_types))
 
 
 def families_for_type(type_: str) -> list[str]:
-    """Registered families selected by a ``--type`` value (may be empty for a type not yet built)."""
+    """Registered families selected by a ``--type`` value (one of :data:`CLI_TYPES`), in registry order.
+
+    ``all`` selects every family; ``stochastic`` both Monte Carlo and bootstrap (each spec's ``cli_types``).
+    Returns an empty list for a value no spec lists."""
     return [f for f, spec in FAMILY_SPECS.items() if type_ == "all" or type_ in spec.cli_types]
 
 
 def enabled(spec: FamilySpec, config: dict) -> bool:
+    """Whether the validated config enables the family (``generation.<section>.enabled``, default true)."""
     return bool(config["generation"][spec.config_section].get("enabled", True))
 
 

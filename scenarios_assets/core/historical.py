@@ -32,7 +32,7 @@ import pandas as pd
 
 from scenarios_assets.catalog import load_catalog
 from scenarios_assets.core.errors import ScenarioInputError
-from scenarios_assets.core.scenario import Scenario, ScenarioSet, portfolio_returns, scenario_id, ANNUALISATION
+from scenarios_assets.core.scenario import Scenario, ScenarioSet, Skipped, portfolio_returns, scenario_id, ANNUALISATION
 from scenarios_assets.core.severity import Severity
 
 FAMILY = "historical"
@@ -106,7 +106,18 @@ class Replay:
     @property
     def bars(self) -> dict[str, np.ndarray]:
         """The ``high`` / ``low`` series for ``Scenario.extra`` (empty without a recorded bar)."""
-        return {} if self.low is None else {"high": self.high, "low": self.low}
+        return {} if self.high is None or self.low is None else {"high": self.high, "low": self.low}
+
+
+def _coverage(window: pd.DataFrame, start: pd.Timestamp, end: pd.Timestamp, first: pd.Timestamp,
+              last: pd.Timestamp) -> pd.Series:
+    """Per symbol, the share (fraction) of the event's sessions [start, end] with a close in ``window``. The
+    event's business days beyond either end of the data (``first``..``last``) count as missing, so an event
+    that runs past the data is not mistaken for a covered one."""
+    known = window.index[(window.index >= start) & (window.index <= end)]
+    one_day = pd.Timedelta(days=1)
+    outside = len(pd.bdate_range(start, min(end, first - one_day))) + len(pd.bdate_range(max(start, last + one_day), end))
+    return window.loc[known].notna().sum() / max(len(known) + outside, 1)
 
 
 def replay_window(
@@ -120,34 +131,27 @@ def replay_window(
     min_coverage: float = 0.95,
     symbols: list[str] | None = None,
     bars: tuple[pd.DataFrame, pd.DataFrame] | None = None,
-) -> Replay | str:
+) -> Replay | Skipped:
     """Replay [start, end] (plus context sessions each side) of ``close`` (dates x symbols) at severity scale
-    ``scale`` around c = max(``drift``, the window's mean) per symbol (module docstring); a string says why it
+    ``scale`` around c = max(``drift``, the window's mean) per symbol (module docstring); :class:`Skipped` says why it
     cannot be. ``bars``: the (high, low) panels aligned with ``close`` (``MarketData.high`` / ``low``), whose
     sessions in the window the replay carries, transformed like the closes (module docstring)."""
     calendar = close.index
     first, last = calendar[0], calendar[-1]
     if end < first or start > last:
-        return f"window {start.date()}..{end.date()} lies outside the market data ({first.date()}..{last.date()})"
+        return Skipped(f"window {start.date()}..{end.date()} lies outside the market data ({first.date()}..{last.date()})")
     i0 = max(int(calendar.searchsorted(start, "left")) - context_days, 0)
     i1 = min(int(calendar.searchsorted(end, "right")) - 1 + context_days, len(calendar) - 1)
     if i1 <= i0:
-        return f"window {start.date()}..{end.date()} holds fewer than two trading days of the market data"
+        return Skipped(f"window {start.date()}..{end.date()} holds fewer than two trading days of the market data")
     candidates = [s for s in (symbols or close.columns) if s in close.columns]
     if not candidates:
-        return f"none of its symbols ({', '.join(symbols or [])}) is in the market data"
-    # Coverage counts the event's business days beyond either end of the data as missing, so an event
-    # that runs past the data is not mistaken for a covered one.
-    window = close.iloc[i0 : i1 + 1][candidates]
-    known = window.index[(window.index >= start) & (window.index <= end)]
-    one_day = pd.Timedelta(days=1)
-    outside = len(pd.bdate_range(start, min(end, first - one_day))) + len(pd.bdate_range(max(start, last + one_day), end))
-    expected = max(len(known) + outside, 1)
-    coverage = window.loc[known].notna().sum() / expected
+        return Skipped(f"none of its symbols ({', '.join(symbols or [])}) is in the market data")
+    coverage = _coverage(close.iloc[i0 : i1 + 1][candidates], start, end, first, last)
     chosen = [s for s in candidates if coverage[s] >= min_coverage]
     if not chosen:
         best = coverage.idxmax()
-        return (
+        return Skipped(
             f"no symbol covers at least {min_coverage:.0%} of the window {start.date()}..{end.date()} "
             f"(best: {best} with {coverage[best]:.0%}; data {first.date()}..{last.date()})"
         )
@@ -215,10 +219,10 @@ def generate_historical(ctx) -> ScenarioSet:
             symbols=list(event.symbols) if event.symbols else None,
             bars=market_bars(market),
         )
-        if isinstance(replay, str) and event.projected:  # runs past the data: replay its start, simulate the rest
+        if isinstance(replay, Skipped) and event.projected:  # runs past the data: replay its start, simulate the rest
             replay = _projected_replay(ctx, event, severity, drift, cfg, replay)
-        if isinstance(replay, str):
-            reason = replay
+        if isinstance(replay, Skipped):
+            reason = replay.reason
             if event.projected:
                 reason = f"projected beyond the market data: {reason}"
             skipped.append({"name": event.name, "key": event.key, "reason": reason, "projected": event.projected})
@@ -305,9 +309,10 @@ def _portfolio_vol(history_returns: pd.DataFrame, symbols: list[str]) -> float:
     return float(np.std(port, ddof=1) * np.sqrt(ANNUALISATION))
 
 
-def _projected_replay(ctx, event: Event, severity: Severity, drift: pd.Series, cfg: dict, reason: str):
+def _projected_replay(ctx, event: Event, severity: Severity, drift: pd.Series, cfg: dict,
+                     reason: Skipped) -> Replay | Skipped:
     """A projected event: its observed start replayed, the rest simulated with the GARCH engine
-    (:func:`scenarios_assets.core.monte_carlo.project_event`); a string says why it cannot be."""
+    (:func:`scenarios_assets.core.monte_carlo.project_event`); :class:`Skipped` says why it cannot be."""
     from scenarios_assets.core.calendar import calendar_name
     from scenarios_assets.core.monte_carlo import project_event, workers_of
 
@@ -328,4 +333,6 @@ def _projected_replay(ctx, event: Event, severity: Severity, drift: pd.Series, c
         calendar=calendar_name(ctx.config),
         reference=ctx.config["data"]["reference_symbol"],
     )
-    return f"{reason}; projection failed: {projection}" if isinstance(projection, str) else projection
+    if isinstance(projection, Skipped):
+        return Skipped(f"{reason}; projection failed: {projection}")
+    return projection

@@ -105,7 +105,8 @@ def plan_build(
     config of its family (``family_hashes``: family -> config.section_hash now). ``check_only`` (a dry run: nothing will be written) accepts a
     current, valid manifest wherever its files are. Raises IncompleteLibraryError listing every problem."""
     current = builds.current_build(out)
-    problems, sources = [], []
+    problems: list[str] = []
+    sources: list = []
     requested = {(f, s) for f in families for s in severities}
     for family in all_families:
         for severity in all_severities:

@@ -12,8 +12,9 @@ import hashlib
 import os
 import time
 from dataclasses import dataclass, field
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -26,13 +27,13 @@ from scenarios_assets.core.dates import DateColumnError, parse_date_column
 from scenarios_assets.core.errors import ScenarioInputError
 from scenarios_assets.core.price_moves import PriceMoveError, check_price_moves, parse_accepted_moves
 from scenarios_assets.core.paths import BUNDLED_OHLCV
+from scenarios_assets.core.units import TRADING_DAYS_PER_YEAR as ANNUALISATION
 
 OHLCV_COLUMNS = ("symbol", "date", "open", "high", "low", "close", "volume")
 PRICE_COLUMNS = ("open", "high", "low", "close")
 # Up to this many missing sessions inside a symbol's history are forward-filled (holiday calendars of
 # different sources); a longer hole is a gap the user must fix.
 MAX_FILLED_SESSIONS = 5
-ANNUALISATION = 252
 # Files a directory source reads (suffix in any case); everything else, and every hidden file or folder
 # (name starting with '.' or '_', e.g. .DS_Store, _SUCCESS, .ipynb_checkpoints), is skipped and listed.
 DATA_SUFFIXES = (".parquet", ".csv", ".csv.gz")
@@ -188,36 +189,10 @@ def normalise_columns(raw: pd.DataFrame, source: str) -> tuple[pd.DataFrame, dic
     return (raw.rename(columns=renames) if renames else raw), renames
 
 
-def validate_ohlcv(
-    raw: pd.DataFrame,
-    source: str,
-    *,
-    accepted_moves: Iterable[str] | set[tuple[str, str]] | None = None,
-    split_check: bool = True,
-) -> tuple[pd.DataFrame, dict]:
-    """Check the OHLCV contract (README "Market data"); return the rows typed and sorted by (symbol, date),
-    and a report (rows, files read and skipped, renamed columns, seven-day symbols, accepted moves).
-
-    ``accepted_moves``: ``SYMBOL:YYYY-MM-DD`` moves that ``core.price_moves`` would refuse but are real
-    (None: the shipped config's ``data.accepted_moves``);
-    ``split_check``: refuse moves matching a common split ratio (the x10 test always applies).
-    Raises ScenarioInputError with one line naming the source (and, for a directory, the file), the
-    first offending row and the fix."""
-    files = list(raw.attrs.get("files", []))
-    skipped = list(raw.attrs.get("skipped", []))
-    raw, renamed = normalise_columns(raw, source)
-    if raw.empty:
-        raise ScenarioInputError(f"market data '{source}' has no rows")
-    with_file = FILE_COLUMN in raw.columns and len(files) >= 1
-    df = raw.loc[:, list(OHLCV_COLUMNS) + ([FILE_COLUMN] if with_file else [])].copy()
-
-    def where(mask) -> str:
-        """' in <file>' (or files) of the masked rows, for a directory source."""
-        if not with_file:
-            return ""
-        names = sorted({files[i] for i in df.loc[mask, FILE_COLUMN].unique()})
-        return f" in {' and '.join(names[:2])}" + (f" and {len(names) - 2} more" if len(names) > 2 else "")
-
+def _type_columns(df: pd.DataFrame, source: str, with_file: bool, where: Callable[[pd.Series], str]) -> None:
+    """Type ``df``'s columns in place: symbol as text, date as the exchange's calendar date, prices and volume
+    as float64; the first row without a symbol or date, or with a non-number, raises ScenarioInputError
+    (``where(mask)``: the file(s) of the masked rows of a directory source)."""
     if df["symbol"].isna().any():
         missing = df["symbol"].isna()
         raise ScenarioInputError(f"market data '{source}': {int(missing.sum())} row(s) have no symbol{where(missing)}")
@@ -245,6 +220,11 @@ def validate_ohlcv(
                 f"market data '{source}': column '{col}' is not numeric (first: {value!r}{where(bad)}; "
                 "expected numbers with '.' as decimal point)"
             ) from None
+
+
+def _check_values(df: pd.DataFrame, source: str, where: Callable[[pd.Series], str]) -> None:
+    """Prices > 0 and finite, close within [low, high], volume >= 0, one row per (symbol, date); the first
+    offending row raises ScenarioInputError naming it (``where`` as in :func:`_type_columns`)."""
 
     def first_row(mask: pd.Series) -> str:
         row = df.loc[mask].iloc[0]
@@ -290,6 +270,40 @@ def validate_ohlcv(
             f"market data '{source}': {int(dup.sum())} duplicate (symbol, date) row(s) (first: {first_row(dup)}"
             f"{where(same)}); keep one row per symbol and trading day"
         )
+
+
+def validate_ohlcv(
+    raw: pd.DataFrame,
+    source: str,
+    *,
+    accepted_moves: Iterable[str] | set[tuple[str, str]] | None = None,
+    split_check: bool = True,
+) -> tuple[pd.DataFrame, dict]:
+    """Check the OHLCV contract (README "Market data"); return the rows typed and sorted by (symbol, date),
+    and a report (rows, files read and skipped, renamed columns, seven-day symbols, accepted moves).
+
+    ``accepted_moves``: ``SYMBOL:YYYY-MM-DD`` moves that ``core.price_moves`` would refuse but are real
+    (None: the shipped config's ``data.accepted_moves``);
+    ``split_check``: refuse moves matching a common split ratio (the x10 test always applies).
+    Raises ScenarioInputError with one line naming the source (and, for a directory, the file), the
+    first offending row and the fix."""
+    files = list(raw.attrs.get("files", []))
+    skipped = list(raw.attrs.get("skipped", []))
+    raw, renamed = normalise_columns(raw, source)
+    if raw.empty:
+        raise ScenarioInputError(f"market data '{source}' has no rows")
+    with_file = FILE_COLUMN in raw.columns and len(files) >= 1
+    df = raw.loc[:, list(OHLCV_COLUMNS) + ([FILE_COLUMN] if with_file else [])].copy()
+
+    def where(mask) -> str:
+        """' in <file>' (or files) of the masked rows, for a directory source."""
+        if not with_file:
+            return ""
+        names = sorted({files[i] for i in df.loc[mask, FILE_COLUMN].unique()})
+        return f" in {' and '.join(names[:2])}" + (f" and {len(names) - 2} more" if len(names) > 2 else "")
+
+    _type_columns(df, source, with_file, where)
+    _check_values(df, source, where)
     reordered = not (
         df["symbol"].is_monotonic_increasing
         and df.groupby("symbol", sort=False)["date"].apply(lambda d: d.is_monotonic_increasing).all()
@@ -309,7 +323,7 @@ def validate_ohlcv(
     seven_day = check_weekend_sessions(df, source)
     if with_file:
         df = df.drop(columns=FILE_COLUMN)
-    report = {"rows": len(df), "rows_reordered": bool(reordered)}
+    report: dict[str, Any] = {"rows": len(df), "rows_reordered": bool(reordered)}
     if files:
         report |= {"files_read": files, "files_skipped": [f"{name} ({why})" for name, why in skipped]}
     if renamed:
@@ -447,7 +461,7 @@ def build_market_data(
         raise ScenarioInputError(f"no symbol of market data '{source}' has data in {lo.date()}..{hi.date()}")
     close = close.loc[close.notna().any(axis=1)]
     volume = volume.reindex(close.index)
-    if high is not None:
+    if high is not None and low is not None:
         high, low = (frame.reindex(index=close.index, columns=close.columns) for frame in (high, low))
     full_report = {**(report or {}), **calendar_report, "filled_sessions": filled, "dropped_without_data": empty}
     return MarketData(close, volume, reference, version, source, full_report, high, low)
@@ -630,7 +644,7 @@ def load_market_data(source: str | Path, **selection) -> MarketData:
         ohlcv, report = validate_ohlcv(read_ohlcv(source), name, **checks)
         available = sorted(ohlcv["symbol"].unique()) if symbols else None
         if symbols:
-            symbols = resolve_symbols(symbols, available, name)
+            symbols = resolve_symbols(symbols, available or [], name)
         ohlcv = select_rows(ohlcv, symbols, start, end, reference)
         if ohlcv.empty:
             raise ScenarioInputError(f"market data '{name}' has no rows for the requested symbols and dates")

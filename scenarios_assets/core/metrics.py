@@ -40,7 +40,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as ds
 
-from scenarios_assets.core.builds import METRICS_FILE, resolve
+from scenarios_assets.core.builds import METADATA_FILE, METRICS_FILE, resolve
 from scenarios_assets.core.paths import DEFAULT_OUTPUT_DIR
 from scenarios_assets.core.scenario import ANNUALISATION, Scenario
 
@@ -447,7 +447,7 @@ def load_scenario_metrics(
             frame[column] = frame[column].astype(str)
     for column in [c for c in frame.columns if c.endswith("_date")]:
         frame[column] = frame[column].astype("datetime64[ns]")
-    with open(root / "scenario_metadata.json", "rb") as fh:
+    with open(root / METADATA_FILE, "rb") as fh:
         document = json.load(fh)
     frame.attrs["provenance"] = {
         "build_id": (document.get("run") or {}).get("build_id", ""),

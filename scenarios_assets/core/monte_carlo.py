@@ -140,6 +140,7 @@ from scenarios_assets.core.scenario import (
     Scenario,
     ScenarioSet,
     ScenarioStream,
+    Skipped,
     max_drawdown,
     portfolio_returns,
     scenario_id,
@@ -1397,7 +1398,7 @@ def project_event(
     workers: int = 1,
     calendar: str = "XNYS",
     reference: str | None = None,
-) -> Replay | str:
+) -> Replay | Skipped:
     """Replay the observed start of an event and extend it to ``end`` with GJR-GARCH-t paths.
 
     Symbols: those with data on the event's first session (restricted to ``symbols`` when given). The
@@ -1416,21 +1417,21 @@ def project_event(
     candidates = [s for s in (symbols or close.columns) if s in close.columns]
     first_row = int(close.index.searchsorted(start, "left"))
     if first_row >= len(close.index):
-        return f"the event starts {start.date()}, after the market data ends ({close.index[-1].date()})"
+        return Skipped(f"the event starts {start.date()}, after the market data ends ({close.index[-1].date()})")
     present = close.iloc[first_row][candidates].notna()
     chosen = [s for s in candidates if present[s]]
     if not chosen:
-        return f"no symbol has data on the event's first session {close.index[first_row].date()}"
+        return Skipped(f"no symbol has data on the event's first session {close.index[first_row].date()}")
     last_dates = {s: close[s].last_valid_index() for s in chosen}
     observed_until = min(last_dates.values())
     if observed_until >= end:
-        return "the event lies within the market data (nothing to project)"
+        return Skipped("the event lies within the market data (nothing to project)")
     replay = replay_window(
         close.loc[:observed_until], start, observed_until, scale, drift,
         context_days=context_days, min_coverage=min_coverage, symbols=chosen, bars=market_bars(market),
     )
-    if isinstance(replay, str):
-        return f"its observed part cannot be replayed: {replay}"
+    if isinstance(replay, Skipped):
+        return Skipped(f"its observed part cannot be replayed: {replay}")
     try:
         window = calibration_window(
             close.loc[:observed_until], years=mc_cfg["fit_window_years"], min_coverage=float(mc_cfg["min_coverage"]),
@@ -1445,12 +1446,12 @@ def project_event(
     except CalibrationError as exc:
         # Say why its window ends before the market data does: the event's first symbol to run out of data.
         lagging = min(chosen, key=lambda s: last_dates[s])
-        return (f"the projection model cannot be calibrated: {exc}; the observed part ends {observed_until.date()}, "
+        return Skipped(f"the projection model cannot be calibrated: {exc}; the observed part ends {observed_until.date()}, "
                 f"the last date every symbol of the event has data ({lagging}'s last; the market data runs to "
                 f"{close.index[-1].date()})")
     proj_dates = sessions_between(observed_until + pd.Timedelta(days=1), end, calendar)
     if len(proj_dates) == 0:
-        return f"no {calendar} session to project"
+        return Skipped(f"no {calendar} session to project")
     seed = scenario_seed(base_seed, "historical", severity, zlib.crc32(key.encode()))
     path_seeds = [int(v >> np.uint64(1)) for v in np.random.SeedSequence(seed).generate_state(PROJECTION_PATHS, np.uint64)]
     log_r = simulate_log_returns(pm, path_seeds, len(proj_dates))

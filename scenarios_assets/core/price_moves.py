@@ -19,7 +19,7 @@ one by one: ``data.accepted_moves`` in the config, or ``--accept-move SYMBOL:YYY
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Set
 
 import numpy as np
 import pandas as pd
@@ -80,7 +80,7 @@ def split_ratio(factor: np.ndarray) -> np.ndarray:
 def check_price_moves(
     df: pd.DataFrame,
     source: str,
-    accepted: set[tuple[str, str]] = frozenset(),
+    accepted: Set[tuple[str, str]] = frozenset(),
     split_check: bool = True,
 ) -> list[str]:
     """Refuse split-like and beyond-x10 moves (see the module docstring) not in ``accepted``.

@@ -44,6 +44,7 @@ around each symbol's long-run drift x0.5 / x1.0 / x1.5).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -51,14 +52,14 @@ import pandas as pd
 from scenarios_assets.catalog import load_catalog
 from scenarios_assets.core.errors import ScenarioInputError
 from scenarios_assets.core.historical import _portfolio_vol, bar_metadata, market_bars, replay_window
-from scenarios_assets.core.scenario import Scenario, ScenarioSet, _jsonable, scenario_id
+from scenarios_assets.core.scenario import Scenario, ScenarioSet, Skipped, _jsonable, scenario_id
 from scenarios_assets.core.severity import Severity
+from scenarios_assets.core.units import TRADING_DAYS_PER_YEAR as ANNUALISATION
 
 FAMILY = "regime"
 SCENARIO_TYPE = "REGIME"
 TREND_REGIMES = ("bear", "bull", "ranging")  # priority order of the exclusive trend regimes
 REGIME_TYPES = ("bull", "bear", "high_volatility", "ranging")
-ANNUALISATION = 252
 
 
 @dataclass(frozen=True)
@@ -256,7 +257,7 @@ def find_segments(close: pd.Series, vix: pd.Series | None, cfg: dict, index: str
             )
         raw_values, raw_lengths = _rle(raw[regime].to_numpy())
         longest_raw = int(raw_lengths[raw_values].max()) if raw_values.any() else 0
-        diag = {
+        diag: dict[str, Any] = {
             "segments": len(found),
             "days": int(mask.sum()),
             "raw_share": round(float(raw[regime].mean()), 4) if len(raw) else 0.0,
@@ -327,7 +328,7 @@ def generate_regimes(ctx) -> ScenarioSet:
     history = market.close.pct_change(fill_method=None)
     first, last = market.dates[0], market.dates[-1]
     scenarios, skipped = [], []
-    summary = {r: {"segments": 0, "total_days": 0} for r in REGIME_TYPES}
+    summary: dict[str, dict[str, Any]] = {r: {"segments": 0, "total_days": 0} for r in REGIME_TYPES}
     per_index: dict[str, dict] = {}
     outside = 0
     for index in indices:
@@ -349,8 +350,8 @@ def generate_regimes(ctx) -> ScenarioSet:
             )
             label = definitions[seg.regime]["name"]
             name = f"{label} {start.date()} to {end.date()} ({index})"
-            if isinstance(replay, str):
-                skipped.append({"name": name, "key": seg.key, "reason": replay})
+            if isinstance(replay, Skipped):
+                skipped.append({"name": name, "key": seg.key, "reason": replay.reason})
                 continue
             scenario = Scenario(
                 id=scenario_id(FAMILY, seg.key, severity.value),
@@ -364,42 +365,13 @@ def generate_regimes(ctx) -> ScenarioSet:
                 prices=replay.prices,
                 extra=replay.bars,
                 portfolio_intraday=False,
-                metadata={
-                    "regime": seg.regime,
-                    "regime_name": label,
-                    "index": index,
-                    "segment_start": str(start.date()),
-                    "segment_end": str(end.date()),
-                    "segment_days": in_window,
-                    "index_return": round(seg.index_return, 6),
-                    "raw_criteria_share": round(seg.raw_share, 4),
-                    "mean_vix": round(seg.mean_vix, 2),
-                    "max_vix": round(seg.max_vix, 2),
-                    "real_vix_share": round(seg.vix_share, 4),
-                    "replay_scale": severity.replay_scale,
-                    "coverage": replay.coverage,
-                    "excluded_symbols": sorted(set(market.symbols) - set(replay.symbols)),
-                    **bar_metadata(replay),
-                    "criteria": _rule_text(definitions, seg.regime, cfg),
-                    **({"bear_rule": bear_rule(cfg)} if seg.regime == "bear" else {}),
-                    "source": (
-                        f"regime classification of {index} daily closes (catalog/regimes.yaml, "
-                        f"config generation.regime); replay of market data {market.data_version} ({market.source})"
-                    ),
-                },
+                metadata=_segment_metadata(ctx, seg, index, (start, end, in_window), replay, definitions),
             )
             scenario.set_volatility_multiplier(_portfolio_vol(history, replay.symbols))
             scenarios.append(scenario)
             summary[seg.regime]["segments"] += 1
             summary[seg.regime]["total_days"] += in_window
-    for regime, counts in summary.items():
-        if counts["segments"] == 0:
-            reasons = [d[regime]["reason"] for d in per_index.values() if "reason" in d[regime]]
-            counts["reason"] = "; ".join(reasons) or (
-                f"segments were found but none lies in the selected date range {first.date()}..{last.date()} "
-                "or could be replayed"
-            )
-            skipped.append({"name": f"{regime} regime", "key": regime, "reason": counts["reason"]})
+    skipped += _empty_regimes(summary, per_index, first, last)
     metadata = {
         "regimes": summary,
         "indices": indices,
@@ -419,6 +391,52 @@ def generate_regimes(ctx) -> ScenarioSet:
         skipped=skipped,
         metadata=_jsonable(metadata),
     )
+
+
+def _empty_regimes(summary: dict, per_index: dict, first, last) -> list[dict]:
+    """Why each regime type without a segment has none (set in ``summary[regime]["reason"]`` too), as
+    skipped entries."""
+    skipped = []
+    for regime, counts in summary.items():
+        if counts["segments"] == 0:
+            reasons = [d[regime]["reason"] for d in per_index.values() if "reason" in d[regime]]
+            counts["reason"] = "; ".join(reasons) or (
+                f"segments were found but none lies in the selected date range {first.date()}..{last.date()} "
+                "or could be replayed"
+            )
+            skipped.append({"name": f"{regime} regime", "key": regime, "reason": counts["reason"]})
+    return skipped
+
+
+def _segment_metadata(ctx, seg, index: str, window: tuple, replay, definitions: dict) -> dict:
+    """A regime scenario's metadata: the segment (``window``: clipped start, end and sessions in the data),
+    its index figures, the replay and the rule that classified it."""
+    cfg, market, severity = ctx.config["generation"]["regime"], ctx.market, Severity(ctx.severity)
+    start, end, in_window = window
+    label = definitions[seg.regime]["name"]
+    return {
+        "regime": seg.regime,
+        "regime_name": label,
+        "index": index,
+        "segment_start": str(start.date()),
+        "segment_end": str(end.date()),
+        "segment_days": in_window,
+        "index_return": round(seg.index_return, 6),
+        "raw_criteria_share": round(seg.raw_share, 4),
+        "mean_vix": round(seg.mean_vix, 2),
+        "max_vix": round(seg.max_vix, 2),
+        "real_vix_share": round(seg.vix_share, 4),
+        "replay_scale": severity.replay_scale,
+        "coverage": replay.coverage,
+        "excluded_symbols": sorted(set(market.symbols) - set(replay.symbols)),
+        **bar_metadata(replay),
+        "criteria": _rule_text(definitions, seg.regime, cfg),
+        **({"bear_rule": bear_rule(cfg)} if seg.regime == "bear" else {}),
+        "source": (
+            f"regime classification of {index} daily closes (catalog/regimes.yaml, "
+            f"config generation.regime); replay of market data {market.data_version} ({market.source})"
+        ),
+    }
 
 
 def _rule_text(definitions: dict, regime: str, cfg: dict) -> str:

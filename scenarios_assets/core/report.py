@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 from scenarios_assets.core.builds import METADATA_FILE, REPORT_FILE, TIMESERIES_FILE
-from scenarios_assets.core.scenario import FAMILIES
+from scenarios_assets.core.families import FAMILIES
 from scenarios_assets.core.severity import SEVERITIES
 
 CHART_PREFIX = "scenario_report_"
@@ -179,12 +179,13 @@ def _slim_records(root: Path) -> tuple[dict, list[dict]]:
     library of thousands of 500-symbol scenarios is never parsed whole; a legacy directory from its
     metadata file."""
     from scenarios_assets.core.builds import BUILD_FILE, SLICES_DIR
+    from scenarios_assets.core.slices import RECORDS_FILE
 
     if (root / BUILD_FILE).is_file():
         header = json.loads((root / BUILD_FILE).read_text())
-        slim = []
+        slim: list[dict] = []
         for key in header.get("families", {}):
-            with open(root / SLICES_DIR / key / "records.jsonl") as fh:
+            with open(root / SLICES_DIR / key / RECORDS_FILE) as fh:
                 slim.extend(_slim(json.loads(line)) for line in fh)
         return header, slim
     with open(root / METADATA_FILE, "rb") as fh:

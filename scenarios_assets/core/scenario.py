@@ -14,10 +14,20 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from scenarios_assets.core.units import TRADING_DAYS_PER_YEAR as ANNUALISATION
 
-FAMILIES = ("historical", "regime", "monte_carlo", "bootstrap", "stress")
-ANNUALISATION = 252
 
+
+@dataclass(frozen=True)
+class Skipped:
+    """Why a scenario (or a step towards one) cannot be built: returned in place of the value, never raised.
+
+    The families report it in their ``skipped`` list; ``str()`` is the reason, so it reads as one line."""
+
+    reason: str
+
+    def __str__(self) -> str:
+        return self.reason
 
 @dataclass
 class Scenario:
@@ -75,7 +85,7 @@ class Scenario:
         self.volatility_multiplier = float(vol / baseline_vol) if baseline_vol > 0 else float("nan")
 
     def record(self) -> dict:
-        """The JSON record of DESIGN.md section 4 (no arrays)."""
+        """The JSON record of a scenario in scenario_metadata.json (README, "Output files"; no arrays)."""
         mdd = self.metadata.get("max_drawdown_by_symbol")
         metadata = {k: v for k, v in self.metadata.items() if k != "max_drawdown_by_symbol"}
         if isinstance(mdd, list):
@@ -159,6 +169,7 @@ class ScenarioStream:
 
 
 def slug(text: str) -> str:
+    """``text`` lower-cased with every run of other characters than ``a-z0-9`` as one ``_`` (ids, file names)."""
     return re.sub(r"[^a-z0-9]+", "_", text.lower()).strip("_")
 
 
@@ -168,7 +179,19 @@ def scenario_id(family: str, key: str, severity: str) -> str:
 
 
 def max_drawdown(prices: np.ndarray) -> np.ndarray:
-    """Worst peak-to-trough fall along axis 0 (negative fraction), NaN-aware; works on (T, ...) arrays."""
+    """Worst peak-to-trough fall along axis 0, NaN-aware.
+
+    Parameters
+    ----------
+    prices : ndarray of shape (n_days, ...)
+        Price or wealth levels (> 0), any unit; NaN where a series has no value yet.
+
+    Returns
+    -------
+    ndarray of shape (...)
+        min over t of prices[t] / max(prices[:t + 1]) - 1: a fraction in [-1, 0] (0: never below its peak);
+        NaN for a series without a finite value. A 1-D input gives a 0-d array.
+    """
     peak = np.fmax.accumulate(prices, axis=0)
     with np.errstate(invalid="ignore"):
         dd = prices / peak - 1.0
@@ -176,7 +199,18 @@ def max_drawdown(prices: np.ndarray) -> np.ndarray:
 
 
 def portfolio_returns(returns: np.ndarray) -> np.ndarray:
-    """Equal-weight, daily rebalanced portfolio of the symbols present on each day."""
+    """Equal-weight, daily rebalanced portfolio of the symbols present on each day.
+
+    Parameters
+    ----------
+    returns : ndarray of shape (..., n_symbols)
+        Simple daily returns (fractions); NaN where a symbol has no return that day.
+
+    Returns
+    -------
+    ndarray of shape (...), float64
+        The mean of the finite returns of each day (0 on a day where no symbol has one).
+    """
     with np.errstate(invalid="ignore"):
         present = np.isfinite(returns)
         counts = present.sum(axis=-1)
@@ -199,7 +233,7 @@ def path_statistics(returns: np.ndarray, prices: np.ndarray, low: np.ndarray | N
     port = portfolio_returns(returns)
     wealth = np.cumprod(1.0 + port)
     ann_vol = float(np.std(port, ddof=1) * np.sqrt(ANNUALISATION)) if len(port) > 1 else 0.0
-    mdd = max_drawdown(np.concatenate([[1.0], wealth]))
+    mdd = float(max_drawdown(np.concatenate([[1.0], wealth])))
     previous = _previous_close(returns, prices)
     # each symbol's path starts at the close before its first return, as the portfolio's starts at 1
     by_symbol = max_drawdown(np.concatenate([previous[:1], prices.astype(np.float64)]))

@@ -147,7 +147,8 @@ class _SliceFiles:
         self.windows: set[tuple[str, str]] = set()
         self.symbols: set[str] = set()
         self.coverage: list[float] = []
-        self.first = self.last = None
+        self.first: str | None = None
+        self.last: str | None = None
         self._records = open(directory / RECORDS_FILE, "w") if directory is not None else None
 
     def __call__(self, chunk: list[Scenario]) -> None:
@@ -155,15 +156,16 @@ class _SliceFiles:
             self._digest(s)
             if self._records is not None:
                 self._records.write(json.dumps(s.record(), allow_nan=False, separators=(",", ":")) + "\n")
-        if self.save_timeseries and chunk:
+        directory = self.directory
+        if self.save_timeseries and chunk and directory is not None:
             name = f"part-{self.parts:05d}.parquet"
             table = timeseries_table(chunk)
             self.rows += table.num_rows
-            write_timeseries_part(table, self.directory / TIMESERIES_PARTS / name)
+            write_timeseries_part(table, directory / TIMESERIES_PARTS / name)
             del table
             for kind, table in ((METRICS_PARTS, metrics_table(chunk_metrics(chunk))), (PORTFOLIO_PARTS, portfolio_table(chunk))):
-                (self.directory / kind).mkdir(exist_ok=True)
-                pq.write_table(table, self.directory / kind / name, compression="zstd")
+                (directory / kind).mkdir(exist_ok=True)
+                pq.write_table(table, directory / kind / name, compression="zstd")
             self.parts += 1
 
     def _digest(self, s: Scenario) -> None:

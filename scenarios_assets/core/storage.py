@@ -12,6 +12,7 @@ from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -88,7 +89,7 @@ def timeseries_table(scenarios: list[Scenario]) -> pa.Table:
         day_codes = s.dates.astype("datetime64[D]").astype(np.int32)
         flag = s.projected if s.projected is not None else np.zeros(t, dtype=bool)
         ids[part] = id_codes[s.id]
-        cells = {"returns": (rets, s.returns), "prices": (prices, s.prices)}
+        cells: dict[str, tuple[np.ndarray, Any]] = {"returns": (rets, s.returns), "prices": (prices, s.prices)}
         for name, column in extras.items():
             series = s.extra.get(name)
             cells[name] = (column, None if series is None else series.astype(np.float32))
@@ -161,7 +162,7 @@ def summary_text(document: dict, run: dict) -> str:
                  for k, sl in slices.items() if sl.get("stale")]
         if stale:
             lines += [f"carried-over slices from another data version or config: {len(stale)}", *stale]
-    by_type = Counter()
+    by_type: Counter[str] = Counter()
     for sl in slices.values():
         by_type.update(sl.get("scenario_types") or {})
     ranges = [sl["date_range"].split("..") for sl in slices.values() if sl.get("count") and ".." in sl.get("date_range", "")]
@@ -177,7 +178,7 @@ def summary_text(document: dict, run: dict) -> str:
     calendars = sorted({(key.split("/")[0], meta.get("trading_calendar"), sym, cal) for key, sl in slices.items()
                         for meta in [sl.get("metadata") or {}] for sym, cal in (meta.get("symbol_calendars") or {}).items()})
     if calendars:  # symbols with their own trading calendar in the simulated families (core.session_layout)
-        by_family: dict[tuple[str, str], list[str]] = {}
+        by_family: dict[tuple[str, str | None], list[str]] = {}
         for family, primary, sym, cal in calendars:
             by_family.setdefault((family, primary), []).append(f"{sym} {cal}")
         lines.append("own trading calendars: " + "; ".join(

@@ -59,13 +59,13 @@ from scenarios_assets.core.historical import _portfolio_vol
 from scenarios_assets.core.market import constant_columns
 from scenarios_assets.core.scenario import Scenario, ScenarioSet, _jsonable, scenario_id
 from scenarios_assets.core.severity import REPLAY_SCALE, scenario_rng, scenario_seed
+from scenarios_assets.core.units import TRADING_DAYS_PER_YEAR as ANNUALISATION
 
 FAMILY = "stress"
 SCENARIO_TYPE = "STRESS"
 NOISE_SEVERITY = "severe"  # the seed key of the common random numbers
 NOISE_TOLERANCE = 0.01  # log room of the noise above a symbol's highest calibrated level (module docstring)
 MAX_CORRELATION = 0.95
-ANNUALISATION = 252
 
 
 # --- definitions ----------------------------------------------------------------------------------
@@ -90,6 +90,13 @@ class StressDefinition:
     credit_spread_bp: float | dict | None = None
     usd_index_change: float | dict | None = None
     liquidity: dict | None = None
+
+    @property
+    def intraday_spec(self) -> dict:
+        """The ``intraday`` block of a flash crash (``equity.market: intraday``); an error names a test without it."""
+        if self.intraday is None:
+            raise ScenarioInputError(f"stress test {self.key}: equity.market is intraday but it has no `intraday` block")
+        return self.intraday
 
     @classmethod
     def from_record(cls, rec: dict) -> "StressDefinition":
@@ -263,12 +270,12 @@ def symbol_exposures(
         exposures = entry.get("exposures") or ({entry["sector"]: 1.0} if entry["sector"] not in ("index", "factor_etf") else {})
         for sector, w in exposures.items():
             weights.setdefault(sector, np.zeros(len(symbols)))[i] = float(w)
-    betas = np.array(betas)
+    beta = np.array(betas)
     if constant is not None and constant.any():
-        betas = np.where(constant, 0.0, betas)
+        beta = np.where(constant, 0.0, beta)
         for sector in weights:
             weights[sector] = np.where(constant, 0.0, weights[sector])
-    return Exposures(betas, sectors, weights, defaults, constant)
+    return Exposures(beta, sectors, weights, defaults, constant)
 
 
 def _estimate_beta(returns: pd.Series, reference: pd.Series, window: int, min_days: int) -> float | None:
@@ -364,7 +371,8 @@ def bounded_noise(deterministic: np.ndarray, noise: np.ndarray, tolerance: float
     return np.where(room > 0, room * np.tanh(noise / safe), 0.0)
 
 
-def pin_portfolio(log_path: np.ndarray, calibrated: np.ndarray, pin_day: int, unshifted: np.ndarray) -> tuple[np.ndarray, float]:
+def pin_portfolio(log_path: np.ndarray, calibrated: np.ndarray, pin_day: int,
+                  unshifted: np.ndarray | None) -> tuple[np.ndarray, float]:
     """Log paths (T, N) whose equal-weight, daily rebalanced portfolio keeps the calibrated path's trough.
 
     Day-to-day dispersion between symbols earns a rebalanced portfolio a rebalancing return (about half
@@ -442,7 +450,7 @@ def symbol_shocks(defn: StressDefinition, severity: str, ex: Exposures) -> tuple
     equity = defn.equity
     applied: dict = {}
     if equity.get("market") == "intraday":
-        intra = defn.intraday
+        intra = defn.intraday_spec
         depth = intraday_depth(intra, severity)
         market_log = (1.0 - float(intra["recovery_by_close"])) * np.log1p(-depth)
     else:
@@ -484,21 +492,13 @@ def symbol_shocks(defn: StressDefinition, severity: str, ex: Exposures) -> tuple
     return shocks, applied
 
 
-def build_scenario(defn: StressDefinition, severity: str, inputs: StressInputs, cfg: dict, base_seed: int) -> Scenario:
-    anchor, ex = inputs.anchor, inputs.exposures
+def _noise_correlation(defn: StressDefinition, severity: str, inputs: StressInputs, intensity: np.ndarray,
+                       applied: dict) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The correlation target of the noise per session (uniform, or the two-block breakdown): ``within`` and
+    ``across`` (T,) target correlations, ``corr_weight`` (T,) how far the noise moves to them, ``groups``
+    (N,) int the block of each symbol; the applied figures go into ``applied["correlation"]``."""
     horizon = int(defn.horizon_days)
-    n = len(anchor.symbols)
-    frac = profile_path(defn.profile, horizon)
-    intensity = np.clip(np.abs(frac), 0.0, 1.0)
-    shocks, applied = symbol_shocks(defn, severity, ex)
-    log_path = frac[:, None] * shocks[None, :]
-
-    vol_mult = scaled(defn.volatility_multiplier, severity, "multiplier")
-    vol_path = 1.0 + (vol_mult - 1.0) * intensity
-    applied["volatility_multiplier"] = vol_mult
-
-    # correlation target of the noise: uniform, or the two-block breakdown
-    groups = np.zeros(n, dtype=np.int64)
+    groups = np.zeros(len(inputs.anchor.symbols), dtype=np.int64)
     if defn.correlation_breakdown:
         cb = defn.correlation_breakdown
         within_level = float(cb["within"])
@@ -522,6 +522,38 @@ def build_scenario(defn: StressDefinition, severity: str, inputs: StressInputs, 
         within = across = np.zeros(horizon)
         corr_weight = np.zeros(horizon)
         applied["correlation"] = {"baseline": inputs.baseline_corr, "target": None}
+    return within, across, corr_weight, groups
+
+
+def _noise_metadata(cfg: dict, noise_severity: str, pinned: tuple[int, int], correction: float) -> dict:
+    """How the noise of a stress path was drawn and bounded (``pinned``: the sessions it is pinned to zero)."""
+    return {
+        "enabled": bool(cfg["noise"]),
+        "common_across_severities": bool(cfg["common_noise"]),
+        "seed_severity_key": noise_severity,
+        "pinned_sessions": list(pinned),
+        "portfolio_correction_max": round(correction, 6),
+        "band": (
+            f"each symbol stays between its calibrated lowest level and {NOISE_TOLERANCE:.0%} (log) above its "
+            "highest (the anchor for a falling symbol): the noise never deepens the calibrated trough"
+        ),
+    }
+
+
+def build_scenario(defn: StressDefinition, severity: str, inputs: StressInputs, cfg: dict, base_seed: int) -> Scenario:
+    anchor, ex = inputs.anchor, inputs.exposures
+    horizon = int(defn.horizon_days)
+    n = len(anchor.symbols)
+    frac = profile_path(defn.profile, horizon)
+    intensity = np.clip(np.abs(frac), 0.0, 1.0)
+    shocks, applied = symbol_shocks(defn, severity, ex)
+    log_path = frac[:, None] * shocks[None, :]
+
+    vol_mult = scaled(defn.volatility_multiplier, severity, "multiplier")
+    vol_path = 1.0 + (vol_mult - 1.0) * intensity
+    applied["volatility_multiplier"] = vol_mult
+
+    within, across, corr_weight, groups = _noise_correlation(defn, severity, inputs, intensity, applied)
 
     index = zlib.crc32(defn.key.encode()) & 0x7FFFFFFF
     noise_severity = NOISE_SEVERITY if cfg["common_noise"] else severity
@@ -558,17 +590,7 @@ def build_scenario(defn: StressDefinition, severity: str, inputs: StressInputs, 
         "symbol_full_shock": {s: float(np.expm1(v)) for s, v in zip(anchor.symbols, shocks)},
         "profile": [list(k) for k in defn.profile],
         "factor_paths": factor_paths,
-        "noise": {
-            "enabled": bool(cfg["noise"]),
-            "common_across_severities": bool(cfg["common_noise"]),
-            "seed_severity_key": noise_severity,
-            "pinned_sessions": [defn.full_shock_day, horizon],
-            "portfolio_correction_max": round(correction, 6),
-            "band": (
-                f"each symbol stays between its calibrated lowest level and {NOISE_TOLERANCE:.0%} (log) above its "
-                "highest (the anchor for a falling symbol): the noise never deepens the calibrated trough"
-            ),
-        },
+        "noise": _noise_metadata(cfg, noise_severity, (defn.full_shock_day, horizon), correction),
         "sources": defn.sources,
         "source": f"catalog/stress_tests.yaml:{defn.key} - " + _headline_source(defn),
         "calibration_source": "volatility and baseline correlation from market data up to the anchor date",
@@ -663,7 +685,7 @@ def _factor_paths(defn, severity, inputs: StressInputs, frac, intensity, vol_pat
 
 
 def _intraday_path_of(defn: StressDefinition, severity: str, minutes: int) -> np.ndarray:
-    intra = defn.intraday
+    intra = defn.intraday_spec
     return intraday_path(
         intraday_depth(intra, severity),
         int(intra["start_minute"]),
@@ -675,7 +697,7 @@ def _intraday_path_of(defn: StressDefinition, severity: str, minutes: int) -> np
 
 
 def _intraday_metadata(defn: StressDefinition, severity: str, minutes: int) -> dict:
-    depth = intraday_depth(defn.intraday, severity)
+    depth = intraday_depth(defn.intraday_spec, severity)
     path = _intraday_path_of(defn, severity, minutes)
     return {
         "session": 1,

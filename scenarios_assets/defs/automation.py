@@ -15,15 +15,9 @@ How the evening runs (README, "Automation"):
 
 from __future__ import annotations
 
-import os
+from dagster import AssetSelection, AutomationCondition, DefaultScheduleStatus, DefaultSensorStatus, EnvVar
 
-from dagster import AssetKey, AssetSelection, AutomationCondition, DefaultScheduleStatus, DefaultSensorStatus
-
-MARKET_KEY = AssetKey(["market_data", "ohlcv"])
-ECONOMIC_KEY = AssetKey(["market_data", "economic"])
-METRICS_KEY = AssetKey(["metrics", "scenario_metrics"])
-# The stage-1 asset our market data depends on across code locations (see stage1_example/).
-STAGE1_OHLCV_KEY = AssetKey(["stage1", "ohlcv"])
+from scenarios_assets.defs.keys import ECONOMIC_KEY, MARKET_KEY
 
 # Run tags: who asked for a run and for which data version/config (the UI filters on them).
 CLI_TAG = "scenarios/cli"  # set by the `scenarios` command line on its runs
@@ -32,12 +26,12 @@ DATA_VERSION_TAG = "scenarios/data_version"
 CONFIG_HASH_TAG = "scenarios/config_hash"
 
 # Environment switches (documented in the README).
-AUTOMATION_ENV = "SCENARIOS_AUTOMATION"  # "off": schedule and sensors start stopped
-SENSOR_INTERVAL_ENV = "SCENARIOS_SENSOR_INTERVAL_SECONDS"  # both sensors' minimum interval, default 30
+AUTOMATION_ENV = EnvVar("SCENARIOS_AUTOMATION")  # "off": schedule and sensors start stopped
+SENSOR_INTERVAL_ENV = EnvVar("SCENARIOS_SENSOR_INTERVAL_SECONDS")  # both sensors' minimum interval, default 30
 
 
 def automation_enabled() -> bool:
-    return os.environ.get(AUTOMATION_ENV, "on").strip().lower() not in ("off", "0", "false", "no", "stopped")
+    return (AUTOMATION_ENV.get_value() or "on").strip().lower() not in ("off", "0", "false", "no", "stopped")
 
 
 def default_sensor_status() -> DefaultSensorStatus:
@@ -50,7 +44,7 @@ def default_schedule_status() -> DefaultScheduleStatus:
 
 def sensor_interval_seconds() -> int:
     try:
-        return max(1, int(os.environ.get(SENSOR_INTERVAL_ENV, "30")))
+        return max(1, int(SENSOR_INTERVAL_ENV.get_value() or "30"))
     except ValueError:
         return 30
 
@@ -92,18 +86,10 @@ def downstream_condition() -> AutomationCondition:
 
 
 def market_data_condition() -> AutomationCondition:
-    """Market data refreshes when the stage-1 asset (another code location) materialises."""
+    """Market data refreshes when the stage-1 asset (another code location) materialises.
+
+    The dependency on ``stage1/ohlcv`` only names the key: the stage-1 code location defines the asset (two
+    locations may not define the same key). Without that location the key is an unmaterialised external
+    asset, so the condition never fires and nothing changes."""
     return AutomationCondition.eager()
 
-
-def with_stage1_upstream(ohlcv_asset):
-    """``market_data/ohlcv`` with its cross-location dependency on ``stage1/ohlcv`` and eager automation.
-
-    The dependency only names the key: the stage-1 code location defines the asset (two locations may
-    not define the same key). Without that location the key is an unmaterialised external asset, so the
-    condition never fires and nothing changes."""
-    return ohlcv_asset.map_asset_specs(
-        lambda spec: spec.merge_attributes(deps=[STAGE1_OHLCV_KEY]).replace_attributes(
-            automation_condition=market_data_condition()
-        )
-    )

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 import socket
+from collections.abc import Mapping
 
 import psutil
 from dagster import DagsterInstance, DagsterRunStatus, RunsFilter, SensorEvaluationContext, SkipReason, sensor
@@ -38,7 +39,7 @@ def process_tags() -> dict[str, str]:
     }
 
 
-def process_gone(tags: dict[str, str]) -> str | None:
+def process_gone(tags: Mapping[str, str]) -> str | None:
     """Why the process named by a run's tags is gone (None: alive, or not ours to judge: another host, or
     no such tags)."""
     if tags.get(HOST_TAG) != socket.gethostname() or PID_TAG not in tags:

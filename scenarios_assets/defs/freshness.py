@@ -10,12 +10,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from dagster import AssetKey, AssetPartitionStatus, AssetRecordsFilter, DagsterInstance
+from dagster import AssetKey, AssetPartitionStatus, AssetRecordsFilter, DagsterInstance, EventLogEntry
 
 from scenarios_assets.core.severity import SEVERITIES
 from scenarios_assets.defs.automation import CLI_TAG, CONFIG_HASH_TAG, DATA_VERSION_TAG, TRIGGER_TAG
 from scenarios_assets.defs.partitions import severity_partitions
-from scenarios_assets.defs.scenarios import CATALOG_KEY, MARKET_KEY, family_assets
+from scenarios_assets.defs.keys import CATALOG_KEY, MARKET_KEY
+from scenarios_assets.defs.scenarios import family_assets
 
 
 def family_keys() -> list[AssetKey]:
@@ -54,13 +55,14 @@ class MarketState:
         return not self.run_id
 
 
-def market_state(instance: DagsterInstance, entry=None) -> MarketState | None:
-    """State of the market-data event ``entry`` (an EventLogEntry), default the latest one."""
-    if entry is None:
-        records = instance.fetch_materializations(AssetRecordsFilter(asset_key=MARKET_KEY), limit=1).records
-        if not records:
-            return None
-        entry = records[0].event_log_entry
+def market_state(instance: DagsterInstance) -> MarketState | None:
+    """State of the latest market-data event (None: never materialised)."""
+    records = instance.fetch_materializations(AssetRecordsFilter(asset_key=MARKET_KEY), limit=1).records
+    return event_state(instance, records[0].event_log_entry) if records else None
+
+
+def event_state(instance: DagsterInstance, entry: EventLogEntry) -> MarketState:
+    """State of the market-data event ``entry``."""
     metadata = entry.asset_materialization.metadata if entry.asset_materialization else {}
     version = metadata.get("data_version")
     source = metadata.get("source")
@@ -129,7 +131,8 @@ def build_state(instance: DagsterInstance, version: str, config_hash: str) -> Bu
                 state.stale.setdefault(sev, []).append(key)
                 state.reasons.append(f"{where} never materialised")
                 continue
-            md = records[0].event_log_entry.asset_materialization.metadata
+            materialization = records[0].event_log_entry.asset_materialization
+            md = materialization.metadata if materialization is not None else {}
             built_version = md["data_version"].value if "data_version" in md else None
             built_config = md["config_hash"].value if "config_hash" in md else None
             if built_version == version and built_config == config_hash:

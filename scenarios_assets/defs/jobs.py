@@ -1,11 +1,14 @@
 """Jobs: market data, the severity-partitioned scenario families, and the catalog with what follows it."""
 
+from typing import Any
+
 from dagster import AssetSelection, define_asset_job
 
-from scenarios_assets.defs.scenarios import CATALOG_KEY, ECONOMIC_KEY, MARKET_KEY, family_assets
+from scenarios_assets.defs.keys import CATALOG_KEY, ECONOMIC_KEY, MARKET_KEY
+from scenarios_assets.defs.scenarios import family_assets
 
 # Light workloads run fastest in process; the CLI's --parallel switches to the multiprocess executor.
-IN_PROCESS = {"execution": {"config": {"in_process": {}}}}
+IN_PROCESS: dict[str, Any] = {"execution": {"config": {"in_process": {}}}}
 
 market_data_job = define_asset_job(
     "market_data_job",

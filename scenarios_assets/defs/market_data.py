@@ -4,12 +4,19 @@
 from dagster import AssetExecutionContext, AssetIn, DataVersion, MetadataValue, Output, asset
 
 from scenarios_assets.core.market import MarketData, build_economic, read_economic
+from scenarios_assets.defs.automation import market_data_condition
+from scenarios_assets.defs.keys import ECONOMIC_KEY, MARKET_KEY, OWNERS, STAGE1_OHLCV_KEY
 from scenarios_assets.defs.resources import ScenarioSettings
 
 
 @asset(
-    key=["market_data", "ohlcv"],
+    key=MARKET_KEY,
     group_name="market_data",
+    # Across code locations: stage 1's asset (stage1_example/, README "Automation"); eager after it.
+    deps=[STAGE1_OHLCV_KEY],
+    automation_condition=market_data_condition(),
+    kinds={"pandas", "parquet", "postgres"},
+    owners=OWNERS,
     description="Daily OHLCV of the universe from the configured source (default: bundled real data), validated "
     "and aligned into a close/volume panel. Its data version is a content hash of the rows.",
 )
@@ -38,9 +45,11 @@ def ohlcv(context: AssetExecutionContext, settings: ScenarioSettings) -> Output[
 
 
 @asset(
-    key=["market_data", "economic"],
+    key=ECONOMIC_KEY,
     group_name="market_data",
-    ins={"market": AssetIn(key=["market_data", "ohlcv"])},
+    ins={"market": AssetIn(key=MARKET_KEY)},
+    kinds={"pandas", "parquet"},
+    owners=OWNERS,
     description="VIX and Treasury yields on the market calendar. VIX gaps are filled with the 21-session "
     "realised volatility of the reference index (annualised, VIX points); `vix_source` says which per date.",
 )

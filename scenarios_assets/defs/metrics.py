@@ -7,9 +7,9 @@ from dagster import AssetExecutionContext, AssetIn, MetadataValue, Output, asset
 
 from scenarios_assets.core.builds import METRICS_FILE
 from scenarios_assets.core.metrics import load_scenario_metrics
-from scenarios_assets.defs.automation import METRICS_KEY, downstream_condition
+from scenarios_assets.defs.automation import downstream_condition
+from scenarios_assets.defs.keys import CATALOG_KEY, METRICS_KEY, OWNERS
 from scenarios_assets.defs.monitoring import markdown_table, measured
-from scenarios_assets.defs.scenarios import CATALOG_KEY
 
 
 @asset(
@@ -17,6 +17,8 @@ from scenarios_assets.defs.scenarios import CATALOG_KEY
     group_name="metrics",
     ins={"catalog": AssetIn(key=CATALOG_KEY)},
     automation_condition=downstream_condition(),
+    kinds={"pandas", "parquet"},
+    owners=OWNERS,
     description="Per scenario and symbol: total and annualised return, annualised volatility, max drawdown "
     "(intraday lows counted where the time series has them) and its duration, worst day, worst intraday low, "
     "1-day VaR and CVaR at 95 % and 99 %, skew and excess kurtosis. Computed "

@@ -5,6 +5,7 @@ import resource
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 
 import psutil
@@ -13,7 +14,7 @@ SAMPLE_SECONDS = 0.02
 
 
 @contextmanager
-def measured():
+def measured() -> Iterator[dict]:
     """Yield a dict that holds, after the block, its wall seconds and memory figures in MiB.
 
     ``peak_rss_mib`` is the step's own peak: the process RSS sampled every 20 ms while the block runs

@@ -3,9 +3,9 @@
 
 import shutil
 import time
-from pathlib import Path
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 from dagster import (
@@ -33,17 +33,10 @@ from scenarios_assets.core.slices import SliceManifest, SliceProgress, write_sli
 from scenarios_assets.core.timing import Phases
 from scenarios_assets.core.validation import CATALOG_CHECKS, catalog_checks, checks_for
 from scenarios_assets.defs.automation import catalog_condition
+from scenarios_assets.defs.keys import CATALOG_KEY, ECONOMIC_KEY, MARKET_KEY, OWNERS, family_key
 from scenarios_assets.defs.monitoring import markdown_table, measured
 from scenarios_assets.defs.partitions import severity_partitions
 from scenarios_assets.defs.resources import ScenarioSettings
-
-MARKET_KEY = AssetKey(["market_data", "ohlcv"])
-ECONOMIC_KEY = AssetKey(["market_data", "economic"])
-CATALOG_KEY = AssetKey(["scenarios", "catalog"])
-
-
-def family_key(spec: FamilySpec) -> AssetKey:
-    return AssetKey(["scenarios", spec.asset_name])
 
 
 def check_results(key: AssetKey, validation: dict) -> list[AssetCheckResult]:
@@ -113,6 +106,8 @@ def build_family_asset(spec: FamilySpec) -> AssetsDefinition:
         ins={"market": AssetIn(key=MARKET_KEY), "economic": AssetIn(key=ECONOMIC_KEY)},
         check_specs=[AssetCheckSpec(c.name, asset=key, blocking=c.blocking, description=c.description) for c in checks],
         description=spec.description,
+        kinds={"numpy", "parquet"},
+        owners=OWNERS,
     )
     def family_asset(context: AssetExecutionContext, settings: ScenarioSettings, market: MarketData, economic: pd.DataFrame):
         config = settings.pipeline_config()
@@ -139,7 +134,8 @@ family_assets = [build_family_asset(spec) for spec in FAMILY_SPECS.values()]
 
 def failure_rates_by_family(slices: list[SliceManifest]) -> dict[str, float]:
     """Failed validation checks / checks run, per family (all severities)."""
-    run, failed = Counter(), Counter()
+    run: Counter[str] = Counter()
+    failed: Counter[str] = Counter()
     for m in slices:
         run[m.family] += len(m.validation)
         failed[m.family] += len(m.failed_checks)
@@ -197,6 +193,8 @@ def staging_cleanup(context: AssetExecutionContext, out, available: dict, consum
     # Rebuilt once after every severity of every family is done, never from a half-finished set
     # (defs/automation.py; evaluated by the `scenarios_automation` sensor).
     automation_condition=catalog_condition(),
+    kinds={"parquet", "json", "html"},
+    owners=OWNERS,
     check_specs=[
         AssetCheckSpec("complete_and_current", asset=CATALOG_KEY, blocking=True,
                        description="every requested family and severity is present, current and valid"),
@@ -247,7 +245,7 @@ def catalog(context: AssetExecutionContext, settings: ScenarioSettings, market: 
     checks_run = sum(len(m.validation) for m in slices)
     checks_failed = sum(len(m.failed_checks) for m in slices)
     origin = {s.manifest.key: s.origin + (" (stale)" if s.stale else "") for s in plan.sources}
-    summary = {
+    summary: dict[str, Any] = {
         "output_dir": str(out),
         "build_id": build_id,
         "dry_run": settings.dry_run,

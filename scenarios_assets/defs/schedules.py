@@ -32,7 +32,7 @@ from scenarios_assets.defs.freshness import (
 )
 from scenarios_assets.defs.jobs import IN_PROCESS
 from scenarios_assets.defs.resources import ScenarioSettings
-from scenarios_assets.defs.scenarios import ECONOMIC_KEY, MARKET_KEY
+from scenarios_assets.defs.keys import ECONOMIC_KEY, MARKET_KEY
 
 CRON = "30 19 * * *"
 TIMEZONE = "America/New_York"

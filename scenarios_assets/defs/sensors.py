@@ -14,10 +14,10 @@ from dagster import (
 
 from scenarios_assets.defs.dead_runs import scenarios_dead_runs
 from scenarios_assets.defs.automation import TRIGGER_TAG, default_sensor_status, sensor_interval_seconds
-from scenarios_assets.defs.freshness import build_state, catalog_note, market_state, run_tags
+from scenarios_assets.defs.freshness import build_state, catalog_note, event_state, run_tags
 from scenarios_assets.defs.jobs import market_data_job, scenarios_job
 from scenarios_assets.defs.resources import ScenarioSettings
-from scenarios_assets.defs.scenarios import MARKET_KEY
+from scenarios_assets.defs.keys import MARKET_KEY
 
 
 @asset_sensor(
@@ -32,7 +32,7 @@ from scenarios_assets.defs.scenarios import MARKET_KEY
     "source. The cursor (the event's storage id) lives in the instance, so it survives restarts.",
 )
 def scenarios_after_market_data(context: SensorEvaluationContext, asset_event: EventLogEntry, settings: ScenarioSettings):
-    market = market_state(context.instance, asset_event)
+    market = event_state(context.instance, asset_event)
     if market.reported or market.data_version is None:
         # Stage 1 said "new data" (POST /report_asset_materialization/...): no value was stored, so the
         # scenario runs would read the previous one. Load it first; that run's event brings us back here.
