@@ -57,6 +57,16 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _positive_gib(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a number of GiB") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a positive number of GiB, got {text}")
+    return value
+
+
 # Subcommands besides generation: name -> "module:function" taking argv and returning an exit code.
 SUBCOMMANDS: dict[str, str] = {
     "builds": "scenarios_assets.builds_cli:builds_main",
@@ -112,6 +122,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output-dir", help=f"the library: its builds and current files (default: {DEFAULT_OUTPUT_DIR})")
     p.add_argument("--config", help="YAML config overriding the shipped defaults")
     p.add_argument("--seed", type=int, help="base seed of every random draw")
+    p.add_argument("--memory-limit", type=_positive_gib, metavar="GIB",
+                   help="refuse up front a request estimated to need more memory (default: config "
+                        "performance.memory_limit_gib, else 0.8 of the available memory)")
+    p.add_argument("--disk-limit", type=_positive_gib, metavar="GIB",
+                   help="refuse up front a request estimated to write more (default: config "
+                        "performance.disk_limit_gib, else 0.9 of the output directory's free space)")
     p.add_argument("--verbose", action="store_true", help="show Dagster's logs")
     return p
 
@@ -133,6 +149,9 @@ class Plan:
     # Environment variables the run's processes need but Dagster must not store (a database password).
     secrets: dict[str, str] = field(default_factory=dict, repr=False)
     notes: list[str] = field(default_factory=list)  # one line each, printed before anything runs
+    memory_limit_gib: float | None = None  # --memory-limit / --disk-limit (core.resources.limits)
+    disk_limit_gib: float | None = None
+    sizes: object = None  # core.resources.Sizes of the loaded market data, set by preflight
 
     def apply_secrets(self) -> None:
         """Put ``secrets`` into this process's environment, which the run's steps inherit."""
@@ -218,7 +237,7 @@ def plan_from_args(args: argparse.Namespace) -> Plan:
         notes.append(f"note: --workers {args.workers} has no effect: the steps run in this process; add --parallel "
                      f"(or --executor multiprocess/dask) to run them on {args.workers} processes")
     return Plan(families, severities, settings, config, output_dir, executor != "in_process", workers, args.verbose,
-                executor, args.dask_scheduler, secrets, notes)
+                executor, args.dask_scheduler, secrets, notes, args.memory_limit, args.disk_limit)
 
 
 def check_output_dir(given: str | None) -> Path:
@@ -276,7 +295,13 @@ def preflight(plan: Plan) -> str:
     load_events(generation["historical"]["include_full_cycles"], generation["historical"]["events"])
     select_definitions(generation["stress"])
 
-    market = load_configured_market_data(market_source(plan.settings.get("market_data")), plan.config["data"])
+    from scenarios_assets.core.resources import market_sizes
+
+    source = market_source(plan.settings.get("market_data"))
+    rows = check_resources(plan, source)  # loading alone may not fit: checked on the source's row count first
+    market = load_configured_market_data(source, plan.config["data"])
+    plan.sizes = market_sizes(market, plan.config, rows)
+    check_resources(plan, source)
     spelled = market.report.get("symbols_requested")
     if spelled and spelled != plan.config["data"]["symbols_universe"]:  # e.g. spx -> SPX: one config, one hash
         overrides = json.loads(plan.settings["overrides_json"])
@@ -288,6 +313,24 @@ def preflight(plan: Plan) -> str:
         f"version {market.data_version}"
     ]
     return "\n  ".join(lines + input_notes(market.report))
+
+
+def check_resources(plan: Plan, source: str) -> int | None:
+    """Refuse (ScenarioInputError, one line: core.resources.refusal) a request whose estimated memory or disk
+    is above its limits: before the market data is read, on the source's row count and the load alone; after
+    (``plan.sizes`` set), on every step. Returns the source's row count."""
+    from scenarios_assets.core import resources
+
+    rows = plan.sizes.rows if plan.sizes is not None else resources.source_rows(source)
+    sizes = plan.sizes if plan.sizes is not None else resources.Sizes(rows, 0, 0)
+    families = plan.families if plan.sizes is not None else []
+    est = resources.estimate(plan.config, families, plan.severities, sizes,
+                             bool(plan.config["performance"]["save_timeseries"]), bool(plan.settings.get("dry_run")))
+    lim = resources.limits(plan.config["performance"], plan.output_dir, plan.memory_limit_gib, plan.disk_limit_gib)
+    line = resources.refusal(est, lim, plan.output_dir)
+    if line is not None:
+        raise ScenarioInputError(line)
+    return rows
 
 
 def input_notes(report: dict) -> list[str]:
