@@ -345,6 +345,10 @@ def input_notes(report: dict) -> list[str]:
         )
     if report.get("columns_renamed"):
         notes.append("columns read as " + ", ".join(f"{k!r} -> {v}" for k, v in report["columns_renamed"].items()))
+    if report.get("symbols_stripped"):
+        stripped = list(report["symbols_stripped"].items())
+        notes.append("symbols read without surrounding spaces: " + ", ".join(f"{k!r} -> {v}" for k, v in stripped[:8])
+                     + (", ..." if len(stripped) > 8 else ""))
     if report.get("seven_day_symbols"):
         notes.append(
             f"seven-day calendar: {', '.join(report['seven_day_symbols'])}; {report.get('off_calendar_rows', 0)} row(s) "

@@ -143,8 +143,8 @@ def run(n, per_chunk, traced=False):
     return rss()
 
 run(50, 50)  # the fits (cached in the process) and the first allocations
-out["rss_chunk"] = run(1000, int(sys.argv[1]))  # one process per chunk size: freed arenas would be reused
-if sys.argv[1] == "250":
+out["rss_chunk"] = run(2000, int(sys.argv[1]))  # one process per chunk size: freed arenas would be reused
+if sys.argv[1] == "100":
     out["traced_few"] = run(1000, 100, traced=True)
     out["traced_many"] = run(3000, 100, traced=True)
 print(json.dumps(out))
@@ -153,23 +153,24 @@ print(json.dumps(out))
 
 def test_memory_factors_match_measured_allocations():
     """In a fresh process on the bundled data: the peak RSS growth of loading the market data against
-    MARKET_LOAD_* (within 35 %); of a 1,000-path chunk over a 250-path one (Monte Carlo GJR-GARCH-t, 22
+    MARKET_LOAD_* (within 35 %); of a 2,000-path chunk over a 100-path one (Monte Carlo GJR-GARCH-t, 22
     symbols x 252 days) against CHUNK_BYTES_PER_CELL (within 35 %); and the traced growth per path of a slice's
     checks (3,000 against 1,000 paths) against SCENARIO_STATS_BYTES (within 35 %)."""
     measured = {}
-    for per_chunk in (250, 1000):
+    for per_chunk in (100, 2000):
         done = subprocess.run([sys.executable, "-c", MEASURE, str(per_chunk)], capture_output=True, text=True,
-                              timeout=600, env={**os.environ, "PYTHONWARNINGS": "ignore"})
+                              timeout=600, env={**os.environ, "PYTHONWARNINGS": "ignore", "OPENBLAS_NUM_THREADS": "1"})
         assert done.returncode == 0, done.stderr[-2000:]
         measured[per_chunk] = json.loads(done.stdout.strip().splitlines()[-1])
     done = subprocess.run([sys.executable, "-c", LOAD], capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-2000:]
     measured["load"] = json.loads(done.stdout.strip().splitlines()[-1])
-    m = {**measured[250], **measured["load"], "rss_small_chunk": measured[250]["rss_chunk"], "rss_large_chunk": measured[1000]["rss_chunk"]}
+    m = {**measured[100], **measured["load"], "rss_small_chunk": measured[100]["rss_chunk"],
+         "rss_large_chunk": measured[2000]["rss_chunk"]}
     rows = pq.ParquetFile(BUNDLED_OHLCV).metadata.num_rows
     assert m["load"] == pytest.approx(resources.MARKET_LOAD_FIXED_BYTES + rows * resources.MARKET_LOAD_BYTES_PER_ROW,
                                       rel=0.35), m
-    per_cell = (m["rss_large_chunk"] - m["rss_small_chunk"]) / (750 * 252 * 22)
+    per_cell = (m["rss_large_chunk"] - m["rss_small_chunk"]) / (1900 * 252 * 22)
     assert per_cell == pytest.approx(resources.CHUNK_BYTES_PER_CELL, rel=0.35), m
     per_path = (m["traced_many"] - m["traced_few"]) / 2000
     assert per_path == pytest.approx(resources.SCENARIO_STATS_BYTES, rel=0.35), m

@@ -222,6 +222,12 @@ def validate_ohlcv(
         missing = df["symbol"].isna()
         raise ScenarioInputError(f"market data '{source}': {int(missing.sum())} row(s) have no symbol{where(missing)}")
     df["symbol"] = df["symbol"].astype(str)
+    padded = {u: u.strip() for u in df["symbol"].unique() if u != u.strip()}  # fixed-width exports: 'SPX   '
+    if padded:
+        df["symbol"] = df["symbol"].replace(padded)
+    if (df["symbol"] == "").any():
+        blank = df["symbol"] == ""
+        raise ScenarioInputError(f"market data '{source}': {int(blank.sum())} row(s) have an empty symbol{where(blank)}")
     try:
         # One unit whatever the source (Parquet date32/timestamps, CSV text, PostgreSQL date), so equal rows
         # give an equal data version; the exchange's local calendar date (core.dates).
@@ -314,6 +320,8 @@ def validate_ohlcv(
         report |= {"files_read": files, "files_skipped": [f"{name} ({why})" for name, why in skipped]}
     if renamed:
         report["columns_renamed"] = renamed
+    if padded:
+        report["symbols_stripped"] = dict(sorted(padded.items()))
     if seven_day:
         report["seven_day_symbols"] = seven_day
     if accepted_found:

@@ -48,11 +48,11 @@ PROCESS_BASE_BYTES = 400 * MIB
 MARKET_LOAD_BYTES_PER_ROW = 350
 MARKET_LOAD_FIXED_BYTES = 20 * MIB
 PANEL_ARRAYS = 4  # close, volume, log returns and one working copy (dates x symbols float64)
-# One chunk of paths, per (path, day, symbol) cell: 29 B of peak RSS (Monte Carlo GJR-GARCH-t, bundled data,
-# 1,000 against 250 paths per chunk, each in a fresh process): the float32 draws, mixing factors, returns and
-# prices, the long table's int32/float32 columns (27 B traced by tracemalloc at its peak) and Arrow's Parquet
-# buffers (16 B at theirs, not at the same moment).
-CHUNK_BYTES_PER_CELL = 32
+# One chunk of paths, per (path, day, symbol) cell: 29-46 B of peak RSS in repeated measurements (Monte Carlo
+# GJR-GARCH-t, bundled data, a large against a small chunk, each in a fresh process): the float32 draws, mixing
+# factors, returns and prices, the long table's int32/float32 columns (27 B traced by tracemalloc at its peak)
+# and Arrow's Parquet buffers (16 B at theirs, not at the same moment).
+CHUNK_BYTES_PER_CELL = 40
 METRICS_BLOCK_ARRAYS = 9  # core.metrics works on blocks of BLOCK_CELLS float64 cells, ~9 arrays of them alive
 # SetStats per path: its id, five check results, three floats, a 64-value tail sample and its correlation
 # rows: 2.45 kB measured (tracemalloc, 2,000 against 6,000 Monte Carlo paths of 22 symbols).
