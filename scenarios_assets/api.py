@@ -678,6 +678,11 @@ class SubprocessLauncher:
         self.dagster_home = Path(dagster_home)
         self._children: dict[str, subprocess.Popen] = {}
 
+    def pid_of(self, request_id: str) -> int | None:
+        """The pid of the worker this launcher started for ``request_id`` (None: not started here)."""
+        child = self._children.get(request_id)
+        return child.pid if child is not None else None
+
     def launch(self, record: dict) -> None:
         self.requests.write(record)
         logfile = self.requests.dir / f"{record['id']}.log"
@@ -702,6 +707,8 @@ def _worker_main(argv: list[str]) -> int:
     requests = RequestLog(path.parent.parent.parent)
     record = json.loads(path.read_text())
     request_id = record["id"]
+    if record.get("state") == "canceled":  # canceled before this process started
+        return 0
     requests.update(request_id, state="running", pid=os.getpid(), started_at=_utc())
     try:
         plan = resolve_plan(record["request"], Path(record["output_dir"]))
@@ -715,6 +722,80 @@ def _worker_main(argv: list[str]) -> int:
         return 1
     requests.update(request_id, state="success", finished_at=_utc())
     return 0
+
+
+# Seconds a cancelled generation's processes get to disappear after SIGKILL before the cancel answers 500.
+CANCEL_WAIT_SECONDS = 15.0
+
+
+def _generation_processes(record: dict, requests: RequestLog, launched_pid: int | None) -> list:
+    """The request's worker process and its descendants (psutil.Process), or [] when none is alive. The worker
+    is recognised by its command line (``run-request <the request's file>``), so a reused pid is never taken."""
+    import psutil
+
+    pid = record.get("pid") or launched_pid
+    if not pid:
+        return []
+    try:
+        worker = psutil.Process(int(pid))
+        if str(requests.path(record["id"])) not in worker.cmdline() or worker.status() == psutil.STATUS_ZOMBIE:
+            return []
+        return [worker, *worker.children(recursive=True)]
+    except (psutil.NoSuchProcess, psutil.AccessDenied, ValueError):
+        return []
+
+
+def stop_generation(record: dict, requests: RequestLog, instance, output_dir: Path,
+                    launched_pid: int | None = None) -> dict:
+    """Cancel generation ``record``: SIGKILL its worker's process group (the worker runs in a session of its own:
+    the Dagster runs execute in it, with the GARCH fit workers and any step processes), report its unfinished
+    Dagster runs CANCELED in ``instance``, remove their staging and unfinished build directories from
+    ``output_dir`` (builds.remove_run_leftovers; the current build is never touched) and record the request as
+    ``canceled``. The kernel releases the run's locks (flock) with the process. Returns the updated record;
+    one that ended before it could be stopped keeps its final state. Raises RuntimeError when a process
+    outlives CANCEL_WAIT_SECONDS."""
+    import signal
+
+    import psutil
+    from dagster import RunsFilter
+
+    from scenarios_assets.defs.dead_runs import UNFINISHED
+
+    processes = _generation_processes(record, requests, launched_pid)
+    if processes:
+        with _suppress_gone():
+            os.killpg(processes[0].pid, signal.SIGKILL)
+        for proc in processes[1:]:  # a descendant that left the group (none today) is stopped too
+            with _suppress_gone():
+                proc.kill()
+        _, alive = psutil.wait_procs(processes, timeout=CANCEL_WAIT_SECONDS)
+        if alive:
+            raise RuntimeError(f"process(es) {', '.join(str(p.pid) for p in alive)} of generation {record['id']} "
+                               f"did not stop within {CANCEL_WAIT_SECONDS:.0f} s")
+    current = requests.read(record["id"]) or record
+    if current.get("state") in ("success", "failure"):
+        return current
+    run_ids: set[str] = set()
+    if instance is not None:
+        for run in instance.get_runs(filters=RunsFilter(tags={REQUEST_TAG: record["id"]})):
+            run_ids.add(run.run_id)
+            if run.status in UNFINISHED:
+                instance.report_run_canceled(run, message=f"canceled through the API (generation {record['id']})")
+    removed = builds.remove_run_leftovers(output_dir, run_ids) if run_ids else []
+    return requests.update(record["id"], state="canceled", finished_at=_utc(), error=None,
+                           canceled={"dagster_runs": sorted(run_ids), "removed": removed})
+
+
+class _suppress_gone:
+    """Ignore a process that is already gone when it is signalled."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, kind, exc, tb):
+        import psutil
+
+        return kind is not None and issubclass(kind, (ProcessLookupError, psutil.NoSuchProcess))
 
 
 # --- the application -------------------------------------------------------------------------------
@@ -1110,6 +1191,25 @@ def create_app(
                         "finished_at": run["finished_at"], "dagster_runs": runs,
                         "dagster_ui_url": run["dagster_ui_url"]}
         raise ApiError(404, f"no generation request or Dagster run '{run_id}'")
+
+    @app.post("/runs/{run_id}/cancel", response_model=RunStatus, tags=["runs"],
+              responses=_error_responses(404, 409, 422),
+              summary="Cancel a generation: stop its process and Dagster runs, free the generation slot")
+    def cancel_run(run_id: str = PathParam(..., max_length=64, examples=["8d2f0c3e-3a54-4f0e-9a0e-2b8c7f1d9e10"])):
+        record = requests.read(run_id)
+        if record is None:
+            raise ApiError(404, f"no generation request '{run_id}' (only generations started by POST "
+                                "/scenarios/generate can be canceled here)")
+        with launch_lock:
+            record = requests.read(run_id) or record
+            if record.get("state") in ("success", "failure"):
+                raise ApiError(409, f"generation {run_id} already ended ({record['state']}); nothing to cancel")
+            if record.get("state") != "canceled":
+                pid_of = getattr(launcher, "pid_of", None)
+                record = stop_generation(record, requests, instance(), out, pid_of(run_id) if pid_of else None)
+            if record.get("state") in ("success", "failure"):
+                raise ApiError(409, f"generation {run_id} ended ({record['state']}) before it could be canceled")
+        return run_status(run_id)
 
     @app.get("/report", tags=["catalog"], response_class=StreamingResponse, responses={
         200: {"content": {"text/html": {"schema": {"type": "string"}}}, "description": "scenario_report.html"},

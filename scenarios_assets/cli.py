@@ -17,7 +17,7 @@ import warnings
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from scenarios_assets.core.config import config_hash, default_config, load_config
 from scenarios_assets.core.dates import parse_iso_date
@@ -28,6 +28,9 @@ from scenarios_assets.core.price_moves import parse_accepted_moves
 from scenarios_assets.core.paths import DEFAULT_DAGSTER_HOME, DEFAULT_OUTPUT_DIR, INSTANCE_TEMPLATE
 from scenarios_assets.core.severity import parse_severities
 from scenarios_assets.core.builds import SUMMARY_FILE, current_build, current_build_id
+
+if TYPE_CHECKING:
+    from scenarios_assets.core.footprint import Sizes
 
 EXIT_OK, EXIT_RUN_FAILED, EXIT_BAD_INPUT = 0, 1, 2
 # Config keys that --num-scenarios sets: the scenario count of every family that has one.
@@ -55,6 +58,16 @@ def _positive_int(text: str) -> int:
         raise argparse.ArgumentTypeError(f"'{text}' is not a whole number") from None
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _positive_gib(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a number of GiB") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a positive number of GiB, got {text}")
     return value
 
 
@@ -113,6 +126,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output-dir", help=f"the library: its builds and current files (default: {DEFAULT_OUTPUT_DIR})")
     p.add_argument("--config", help="YAML config overriding the shipped defaults")
     p.add_argument("--seed", type=int, help="base seed of every random draw")
+    p.add_argument("--memory-limit", type=_positive_gib, metavar="GIB",
+                   help="refuse up front a request estimated to need more memory (default: config "
+                        "performance.memory_limit_gib, else 0.8 of the available memory)")
+    p.add_argument("--disk-limit", type=_positive_gib, metavar="GIB",
+                   help="refuse up front a request estimated to write more (default: config "
+                        "performance.disk_limit_gib, else 0.9 of the output directory's free space)")
     p.add_argument("--verbose", action="store_true", help="show Dagster's logs")
     return p
 
@@ -134,6 +153,9 @@ class Plan:
     # Environment variables the run's processes need but Dagster must not store (a database password).
     secrets: dict[str, str] = field(default_factory=dict, repr=False)
     notes: list[str] = field(default_factory=list)  # one line each, printed before anything runs
+    memory_limit_gib: float | None = None  # --memory-limit / --disk-limit (core.footprint.limits)
+    disk_limit_gib: float | None = None
+    sizes: Sizes | None = None  # core.footprint.Sizes of the loaded market data, set by preflight
 
     def apply_secrets(self) -> None:
         """Put ``secrets`` into this process's environment, which the run's steps inherit."""
@@ -219,7 +241,7 @@ def plan_from_args(args: argparse.Namespace) -> Plan:  # noqa: C901 - complexity
         notes.append(f"note: --workers {args.workers} has no effect: the steps run in this process; add --parallel "
                      f"(or --executor multiprocess/dask) to run them on {args.workers} processes")
     return Plan(families, severities, settings, config, output_dir, executor != "in_process", workers, args.verbose,
-                executor, args.dask_scheduler, secrets, notes)
+                executor, args.dask_scheduler, secrets, notes, args.memory_limit, args.disk_limit)
 
 
 def check_output_dir(given: str | None) -> Path:
@@ -277,7 +299,13 @@ def preflight(plan: Plan) -> str:
     load_events(generation["historical"]["include_full_cycles"], generation["historical"]["events"])
     select_definitions(generation["stress"])
 
-    market = load_configured_market_data(market_source(plan.settings.get("market_data")), plan.config["data"])
+    from scenarios_assets.core.footprint import market_sizes
+
+    source = market_source(plan.settings.get("market_data"))
+    rows = check_footprint(plan, source)  # loading alone may not fit: checked on the source's row count first
+    market = load_configured_market_data(source, plan.config["data"])
+    plan.sizes = market_sizes(market, plan.config, rows)
+    check_footprint(plan, source)
     spelled = market.report.get("symbols_requested")
     if spelled and spelled != plan.config["data"]["symbols_universe"]:  # e.g. spx -> SPX: one config, one hash
         overrides = json.loads(plan.settings["overrides_json"])
@@ -289,6 +317,24 @@ def preflight(plan: Plan) -> str:
         f"version {market.data_version}"
     ]
     return "\n  ".join(lines + input_notes(market.report))
+
+
+def check_footprint(plan: Plan, source: str) -> int | None:
+    """Refuse (ScenarioInputError, one line: core.footprint.refusal) a request whose estimated memory or disk
+    is above its limits: before the market data is read, on the source's row count and the load alone; after
+    (``plan.sizes`` set), on every step. Returns the source's row count."""
+    from scenarios_assets.core import footprint
+
+    rows = plan.sizes.rows if plan.sizes is not None else footprint.source_rows(source)
+    sizes = plan.sizes if plan.sizes is not None else footprint.Sizes(rows, 0, 0)
+    families = plan.families if plan.sizes is not None else []
+    est = footprint.estimate(plan.config, families, plan.severities, sizes,
+                             bool(plan.config["performance"]["save_timeseries"]), bool(plan.settings.get("dry_run")))
+    lim = footprint.limits(plan.config["performance"], plan.output_dir, plan.memory_limit_gib, plan.disk_limit_gib)
+    line = footprint.refusal(est, lim, plan.output_dir)
+    if line is not None:
+        raise ScenarioInputError(line)
+    return rows
 
 
 def input_notes(report: dict) -> list[str]:
@@ -303,6 +349,10 @@ def input_notes(report: dict) -> list[str]:
         )
     if report.get("columns_renamed"):
         notes.append("columns read as " + ", ".join(f"{k!r} -> {v}" for k, v in report["columns_renamed"].items()))
+    if report.get("symbols_stripped"):
+        stripped = list(report["symbols_stripped"].items())
+        notes.append("symbols read without surrounding spaces: " + ", ".join(f"{k!r} -> {v}" for k, v in stripped[:8])
+                     + (", ..." if len(stripped) > 8 else ""))
     if report.get("seven_day_symbols"):
         notes.append(
             f"seven-day calendar: {', '.join(report['seven_day_symbols'])}; {report.get('off_calendar_rows', 0)} row(s) "

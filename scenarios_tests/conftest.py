@@ -24,6 +24,7 @@ MARKED: dict[str, tuple[str, ...]] = {
         "test_live_e2e.py::",  # dagster dev with both code locations, ~2-4 min
         "test_dask.py::test_dask_cluster_run_equals_in_process_run",  # a local dask.distributed cluster, ~1.5 min
         "test_api.py::test_live_server_serves_and_runs_a_generation_on_dagster",  # uvicorn + a Dagster generation
+        "test_footprint.py::test_cancel_stops_a_running_generation_and_frees_the_slot",  # two real generations
     ),
     "browser": ("test_report.py::test_report_renders_in_headless_chromium",),
     "postgres": ("test_postgres.py::", "test_symbols.py::test_postgres_source_respells_symbols_in_sql"),
@@ -32,6 +33,7 @@ MARKED: dict[str, tuple[str, ...]] = {
         "test_dagster_graph.py::test_same_data_config_seed_give_identical_outputs",
         "test_dagster_graph.py::test_severity_is_monotone_for_every_family",
         "test_builds.py::test_cli_partial_run_keeps_the_library",  # several CLI builds of the library, ~1.5 min
+        "test_footprint.py::test_memory_factors_match_measured_allocations",  # three measuring processes, ~3 min
     ),
 }
 

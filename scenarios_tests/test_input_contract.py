@@ -366,3 +366,21 @@ def test_column_problems_get_one_line_with_found_and_expected(tmp_path, capsys, 
     path.write_text(text)
     err = rejected(["--market-data", str(path), "--dry-run"], capsys)
     assert message in err, err
+
+
+def test_symbols_padded_with_spaces_are_read_as_written_without_them(tmp_path, capsys):
+    """Fixed-width exports pad symbol values ('SPX   '): read as SPX (the reference index is found, --symbols SPX
+    matches), reported, with the clean file's data version; an empty symbol is refused in one line."""
+    clean = pd.concat([bdays_frame("SPX", "2021-01-04", 300), bdays_frame("AAA", "2021-01-04", 300, step=0.002)])
+    padded = clean.assign(symbol=clean["symbol"].map({"SPX": "SPX   ", "AAA": " AAA"}))
+    a = load_market_data(write_csv(tmp_path / "clean.csv", clean))
+    b = load_market_data(write_csv(tmp_path / "padded.csv", padded), symbols=["SPX"])
+    assert b.symbols == ["SPX"] and b.reference.name == "SPX"
+    assert load_market_data(tmp_path / "padded.csv").data_version == a.data_version
+    assert load_market_data(tmp_path / "padded.csv").report["symbols_stripped"] == {" AAA": "AAA", "SPX   ": "SPX"}
+    assert cli.input_notes(load_market_data(tmp_path / "padded.csv").report) == [
+        "symbols read without surrounding spaces: ' AAA' -> AAA, 'SPX   ' -> SPX"]
+    blank = clean.assign(symbol=clean["symbol"].where(clean.index != 5, "  "))
+    err = rejected(["--type", "stress", "--market-data", str(write_csv(tmp_path / "blank.csv", blank)),
+                    "--output-dir", str(tmp_path / "lib")], capsys)
+    assert err == f"error: market data '{tmp_path / 'blank.csv'}': 2 row(s) have an empty symbol"

@@ -270,6 +270,33 @@ def clean_staging(out: str | Path, keep: set[str], is_live=lambda run_id: False)
     return removed
 
 
+def remove_run_leftovers(out: str | Path, run_ids: set[str]) -> list[str]:
+    """Remove what runs ``run_ids`` (stopped: cancelled or killed) left in ``out``: their staging directories
+    (``owner.json`` names the run) and, when no other build is being published (the build lock is free), any
+    unfinished ``builds/.tmp-*`` directory. Published builds and other runs' staging are never touched.
+    Returns the removed names."""
+    out = Path(out)
+    root = staging_root(out)
+    removed = []
+    for path in sorted(root.iterdir()) if root.is_dir() else []:
+        try:
+            owner = json.loads((path / "owner.json").read_text())
+        except (OSError, ValueError):
+            continue
+        if owner.get("run_id") in run_ids:
+            shutil.rmtree(path, ignore_errors=True)
+            removed.append(f"{STAGING_DIR}/{path.name}")
+    if builds_root(out).is_dir():
+        try:
+            with build_lock(out, wait_seconds=0):
+                for tmp in sorted(builds_root(out).glob(f"{TMP_PREFIX}*")):
+                    shutil.rmtree(tmp, ignore_errors=True)
+                    removed.append(f"builds/{tmp.name}")
+        except BuildInProgressError:  # another build is publishing: the next build removes them
+            pass
+    return removed
+
+
 def _process_alive(owner: dict) -> bool:
     """False when the owner's process ran on this host and no longer exists (True when unknown)."""
     if owner.get("host") != socket.gethostname() or not owner.get("pid"):

@@ -37,6 +37,8 @@ NULLABLE_TYPES: dict[str, str] = {
     "generation.stochastic.bootstrap.calibration_end": "date",
     "generation.stress.anchor_date": "date",
     "performance.paths_per_chunk": "int",
+    "performance.memory_limit_gib": "number",
+    "performance.disk_limit_gib": "number",
 }
 
 # The seed's config keys (its documented config/scenarios_pipeline.yaml) that differ here, with what to
@@ -159,6 +161,12 @@ def check_values(config: dict[str, Any]) -> None:
     check_calendar(config["data"]["trading_calendar"])
     for symbol, name in (config["data"].get("symbol_calendars") or {}).items():
         check_calendar(name, f"config key 'scenarios_pipeline.data.symbol_calendars.{symbol}':", seven_day=True)
+    for key in ("memory_limit_gib", "disk_limit_gib", "memory_limit_fraction", "disk_limit_fraction"):
+        value = config["performance"].get(key)
+        fraction = key.endswith("fraction")
+        if value is not None and not (0 < float(value) <= 1.0 if fraction else 0 < float(value) < float("inf")):
+            raise ScenarioInputError(f"config key 'scenarios_pipeline.performance.{key}' must be above 0"
+                                     + (" and at most 1" if fraction else " and finite (GiB)") + f", got {value!r}")
     volatility_models = ("gjr_garch", "garch")  # monte_carlo.VOLATILITY_MODELS (not imported: keep config light)
     model = config["generation"]["stochastic"]["monte_carlo"]["volatility_model"]
     if model not in volatility_models:

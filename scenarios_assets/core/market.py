@@ -189,14 +189,21 @@ def normalise_columns(raw: pd.DataFrame, source: str) -> tuple[pd.DataFrame, dic
     return (raw.rename(columns=renames) if renames else raw), renames
 
 
-def _type_columns(df: pd.DataFrame, source: str, with_file: bool, where: Callable[[pd.Series], str]) -> None:
-    """Type ``df``'s columns in place: symbol as text, date as the exchange's calendar date, prices and volume
-    as float64; the first row without a symbol or date, or with a non-number, raises ScenarioInputError
-    (``where(mask)``: the file(s) of the masked rows of a directory source)."""
+def _type_columns(df: pd.DataFrame, source: str, with_file: bool, where: Callable[[pd.Series], str]) -> dict[str, str]:
+    """Type ``df``'s columns in place: symbol as text without padding spaces, date as the exchange's calendar
+    date, prices and volume as float64; the first row without a symbol or date, or with a non-number, raises
+    ScenarioInputError (``where(mask)``: the file(s) of the masked rows of a directory source). Returns the
+    padded symbols found, as {given: stripped}."""
     if df["symbol"].isna().any():
         missing = df["symbol"].isna()
         raise ScenarioInputError(f"market data '{source}': {int(missing.sum())} row(s) have no symbol{where(missing)}")
     df["symbol"] = df["symbol"].astype(str)
+    padded = {u: u.strip() for u in df["symbol"].unique() if u != u.strip()}  # fixed-width exports: 'SPX   '
+    if padded:
+        df["symbol"] = df["symbol"].replace(padded)
+    if (df["symbol"] == "").any():
+        blank = df["symbol"] == ""
+        raise ScenarioInputError(f"market data '{source}': {int(blank.sum())} row(s) have an empty symbol{where(blank)}")
     try:
         # One unit whatever the source (Parquet date32/timestamps, CSV text, PostgreSQL date), so equal rows
         # give an equal data version; the exchange's local calendar date (core.dates).
@@ -220,6 +227,7 @@ def _type_columns(df: pd.DataFrame, source: str, with_file: bool, where: Callabl
                 f"market data '{source}': column '{col}' is not numeric (first: {value!r}{where(bad)}; "
                 "expected numbers with '.' as decimal point)"
             ) from None
+    return padded
 
 
 def _check_values(df: pd.DataFrame, source: str, where: Callable[[pd.Series], str]) -> None:
@@ -302,7 +310,7 @@ def validate_ohlcv(
         names = sorted({files[i] for i in df.loc[mask, FILE_COLUMN].unique()})
         return f" in {' and '.join(names[:2])}" + (f" and {len(names) - 2} more" if len(names) > 2 else "")
 
-    _type_columns(df, source, with_file, where)
+    padded = _type_columns(df, source, with_file, where)
     _check_values(df, source, where)
     reordered = not (
         df["symbol"].is_monotonic_increasing
@@ -328,6 +336,8 @@ def validate_ohlcv(
         report |= {"files_read": files, "files_skipped": [f"{name} ({why})" for name, why in skipped]}
     if renamed:
         report["columns_renamed"] = renamed
+    if padded:
+        report["symbols_stripped"] = dict(sorted(padded.items()))
     if seven_day:
         report["seven_day_symbols"] = seven_day
     if accepted_found:
