@@ -721,7 +721,7 @@ def _worker_main(argv: list[str]) -> int:
     request_id = record["id"]
     requests.update(request_id, state="running", pid=os.getpid(), started_at=_utc())
     try:
-        plan = resolve_plan(record["request"], Path(record["output_dir"]))
+        plan = resolve_plan(record["request"], location(record["output_dir"]))
         execute_plan(plan, request_id)
     except ScenarioInputError as exc:
         requests.update(request_id, state="failure", finished_at=_utc(), error=str(exc))
@@ -1295,7 +1295,8 @@ def serve(argv: list[str]) -> int:
     parser.add_argument("--host", default="127.0.0.1", help="interface to bind (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=8000, help="TCP port (default 8000)")
     parser.add_argument("--output-dir",
-                        help=f"catalog directory (default: $SCENARIOS_OUTPUT_DIR or {DEFAULT_OUTPUT_DIR})")
+                        help="catalog directory or fsspec URL, e.g. s3://bucket/prefix "
+                             f"(default: $SCENARIOS_OUTPUT_DIR or {DEFAULT_OUTPUT_DIR})")
     parser.add_argument("--dagster-ui", help="URL of the Dagster UI for run links (default: $SCENARIOS_DAGSTER_UI_URL)")
     parser.add_argument("--public-url", help="base URL of the API's own links, e.g. https://scenarios.example.org "
                         "(default: $SCENARIOS_PUBLIC_URL, else links are paths relative to the server's root)")

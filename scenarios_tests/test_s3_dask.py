@@ -72,11 +72,12 @@ def run_cli(args, home, timeout=900):
 
 
 def chunk_tasks_run(address: str) -> int:
-    """Chunk tasks the cluster's scheduler has run (its task prefixes ``chunk-<family>-<severity>``)."""
+    """Chunk tasks the cluster's scheduler has run to completion (task prefix ``chunk``: a prefix counts the
+    transitions of its tasks into each state, so the tasks that reached memory, once each)."""
     from dask.distributed import Client
 
     def count(dask_scheduler):
-        return {name: sum(p.state_counts.values()) for name, p in dask_scheduler.task_prefixes.items()}
+        return {name: p.state_counts.get("memory", 0) for name, p in dask_scheduler.task_prefixes.items()}
 
     with Client(address) as client:
         prefixes = client.run_on_scheduler(count)

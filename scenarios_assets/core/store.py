@@ -54,7 +54,11 @@ def location(text: str | os.PathLike) -> Path:
     if protocol not in fsspec.available_protocols():
         raise ScenarioInputError(f"'{text}': unknown storage scheme '{protocol}://' (use a local path, file://, s3:// "
                                  "or another fsspec protocol)")
-    return UPath(text)
+    if protocol == "memory":
+        return UPath(text)
+    # No cached listings: other processes (the cluster's workers, the next run) add and delete builds and parts
+    # under the same prefix, and a long-lived reader (the API, a worker) must see them.
+    return UPath(text, use_listings_cache=False)
 
 
 def is_remote(path: Path) -> bool:
