@@ -34,7 +34,7 @@ from scenarios_assets.core.slices import (
     read_manifest,
 )
 from scenarios_assets.core.storage import summary_text, utc_now
-from scenarios_assets.core.store import is_remote, location
+from scenarios_assets.core.store import copy_files, is_remote, location
 from scenarios_assets.core.timing import Phases
 
 
@@ -208,13 +208,9 @@ def write_build(plan: BuildPlan, tmp: Path, run: dict, report=None, phases: Phas
     is written goes into it: ``run["time"]["catalog"]`` of the metadata holds the linking and the report, the
     summary also the metadata."""
     phases = phases if phases is not None else Phases()
-    with phases.timed("link_files"):
-        for source in plan.sources:
-            for kind, pairs in source.files().items():
-                if kind != "records" and not plan.save_timeseries:
-                    continue
-                for src, rel in pairs:
-                    builds.link_file(src, tmp / rel)
+    with phases.timed("link_files"):  # hard links locally, one batch of server-side copies on an object store
+        copy_files([(src, tmp / rel) for source in plan.sources for kind, pairs in source.files().items()
+                    if kind == "records" or plan.save_timeseries for src, rel in pairs])
     header = {
         "generated_at": run["generated_at"],
         "data_version": plan.data_version,

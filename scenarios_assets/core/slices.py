@@ -277,10 +277,10 @@ def write_slice(stream: ScenarioStream, directory: Path | None, save_timeseries:
         done += len(chunk)
         report(done)
 
-    def report(count: int) -> None:
+    def report(count: int, rows: int | None = None) -> None:
         if progress is not None:
-            progress(SliceProgress(stream.family, stream.severity, count, stream.size, files.rows,
-                                   time.perf_counter() - started))
+            progress(SliceProgress(stream.family, stream.severity, count, stream.size,
+                                   files.rows if rows is None else rows, time.perf_counter() - started))
 
     try:
         if client is not None and stream.plan is not None:
@@ -335,11 +335,12 @@ def chunk_task(model, run, part: list[int], index: int, offset: int, directory: 
     return ChunkResult(index, stats, side, files, time.perf_counter() - started)
 
 
-def run_chunks_on(client, stream: ScenarioStream, files: _SliceFiles, report: Callable[[int], None]) -> SetStats:
+def run_chunks_on(client, stream: ScenarioStream, files: _SliceFiles, report: Callable[[int, int], None]) -> SetStats:
     """Run the chunks of ``stream.plan`` as tasks on ``client``'s cluster: the model is scattered to every
     worker once (never refitted per chunk or per worker), every chunk is submitted at once and writes its own
     parts; the results are merged in chunk order (statistics, side results, file figures, records), so the
-    set's statistics are exactly those of an in-process run. ``report(done)`` after each finished chunk."""
+    set's statistics are exactly those of an in-process run. ``report(scenarios, rows)`` after each finished
+    chunk (the totals so far)."""
     from distributed import as_completed
 
     plan = stream.plan
@@ -355,7 +356,7 @@ def run_chunks_on(client, stream: ScenarioStream, files: _SliceFiles, report: Ca
     try:
         for _future, result in as_completed(futures, with_results=True):
             results[result.index] = result
-            report(sum(len(r.stats) for r in results.values()))
+            report(sum(len(r.stats) for r in results.values()), sum(r.files.rows for r in results.values()))
     finally:
         for future in futures:
             future.cancel()

@@ -110,6 +110,19 @@ def copy_file(src: Path, dst: Path) -> None:
     dst.fs.copy(src.path, dst.path)
 
 
+def copy_files(pairs: list[tuple[Path, Path]]) -> None:
+    """:func:`copy_file` for many (source, destination) pairs on one store; on an object store one batched call
+    (fsspec runs the server-side copies concurrently instead of one request after another)."""
+    if not pairs:
+        return
+    if not is_remote(pairs[0][1]):
+        for src, dst in pairs:
+            copy_file(src, dst)
+        return
+    fs = pairs[0][1].fs
+    fs.copy([src.path for src, _ in pairs], [dst.path for _, dst in pairs])
+
+
 def remove_tree(path: Path) -> None:
     """Delete the directory (or prefix) ``path`` and everything under it; nothing when it is absent."""
     import shutil
