@@ -13,7 +13,7 @@ TEST_SELECTION ?= not live and not browser and not postgres and not scale
 PORT ?= 3000
 API_PORT ?= 8000
 
-.PHONY: install run lint test test-all ui bench bench-build bench-api data clean postgres bench-postgres chromium screenshot
+.PHONY: install run lint test test-all ui bench bench-build bench-api bench-dask data clean postgres bench-postgres chromium screenshot
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -72,6 +72,11 @@ bench: install
 ## bench-build: the seed's full library through the CLI (574 M rows), peak RSS per process, 5,000 paths (~15 min)
 bench-build: install
 	$(BIN)/python benchmarks/bench_build.py
+
+## bench-dask: a local 2-worker dask cluster: chunk tasks of 100 paths x 500 symbols x 252 days (tasks/s, share
+## outside the kernels) and the seed's full library through --dask-scheduler against in process (ARGS=--skip-library ...)
+bench-dask: install
+	$(BIN)/python benchmarks/bench_dask.py $(ARGS)
 
 ## bench-api: the REST API under a flood of 2,000 requests from 32 clients on loopback
 bench-api: install

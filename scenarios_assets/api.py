@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import dataclasses
 import fcntl
+import contextlib
 import gc
 import io
 import json
@@ -62,6 +63,7 @@ from scenarios_assets.core.paths import DEFAULT_DAGSTER_HOME, DEFAULT_OUTPUT_DIR
 from scenarios_assets.core.report import CHART_PREFIX
 from scenarios_assets.core.severity import SEVERITIES
 from scenarios_assets.core.storage import TIMESERIES_SCHEMA, TimeseriesPart
+from scenarios_assets.core.store import is_remote, location
 
 log = logging.getLogger("scenarios_assets.api")
 
@@ -169,7 +171,9 @@ class Snapshot:
     def _read_metrics(self, record: dict) -> _SliceMetrics:
         parts = []
         for path in self._slice_files(METRICS_FILE, record):
-            with pq.ParquetFile(path, memory_map=True) as source:
+            with contextlib.ExitStack() as stack:
+                source = stack.enter_context(pq.ParquetFile(stack.enter_context(path.open("rb")) if is_remote(path) else path,
+                                                            memory_map=not is_remote(path)))
                 names = source.schema_arrow.names
                 parts.append(source.read(columns=[c for c in names if c == "scenario_id" or c not in METRICS_DROP]))
         if not parts:
@@ -186,7 +190,7 @@ class Snapshot:
     def open_chart(self, chart: str):
         """The report's chart ``chart`` (``scenario_report_<chart>.png`` of the build)."""
         try:
-            return open(self.path / f"{CHART_PREFIX}{chart}.png", "rb")
+            return (self.path / f"{CHART_PREFIX}{chart}.png").open("rb")
         except FileNotFoundError:
             self.ensure_alive()
             raise ApiError(404, f"no chart '{chart}' in build {self.build_id or self.path} (the report's charts follow "
@@ -194,7 +198,7 @@ class Snapshot:
 
     def open_report(self):
         try:
-            return open(self.path / REPORT_FILE, "rb")
+            return (self.path / REPORT_FILE).open("rb")
         except FileNotFoundError:
             self.ensure_alive()
             raise ApiError(404, f"no {REPORT_FILE} in build {self.build_id or self.path} (it is written by each "
@@ -235,7 +239,7 @@ class CatalogStore:
     MAX_CACHED = 4  # parsed builds held: the current one, and kept ones asked for by id
 
     def __init__(self, output_dir: str | Path):
-        self.output_dir = Path(output_dir)
+        self.output_dir = location(output_dir)  # a local directory or an fsspec URL (core/store.py)
         self._lock = threading.Lock()
         self._snapshots: dict[str, Snapshot] = {}  # insertion order = age
         self._headers: dict[str, dict] = {}
@@ -283,7 +287,7 @@ class CatalogStore:
             if key in self._snapshots:
                 return self._snapshots[key]
             try:
-                with open(path / METADATA_FILE, "rb") as fh:
+                with (path / METADATA_FILE).open("rb") as fh:
                     snap = Snapshot(key, path, json.load(fh))
             except (ValueError, KeyError, TypeError, AttributeError):
                 raise ApiError(503, f"'{path / METADATA_FILE}' is not a valid scenario catalog") from None
@@ -335,7 +339,7 @@ def _metadata_header(path: Path) -> dict:
     """scenario_metadata.json without its records: the build's small ``build.json`` (library.write_build
     writes both), else the whole document (a build from before build.json)."""
     header = path.with_name(builds.BUILD_FILE)
-    with open(header if header.is_file() else path, "rb") as fh:
+    with (header if header.is_file() else path).open("rb") as fh:
         return json.load(fh)
 
 
@@ -711,7 +715,7 @@ def _worker_main(argv: list[str]) -> int:
         return 0
     requests.update(request_id, state="running", pid=os.getpid(), started_at=_utc())
     try:
-        plan = resolve_plan(record["request"], Path(record["output_dir"]))
+        plan = resolve_plan(record["request"], location(record["output_dir"]))
         execute_plan(plan, request_id)
     except ScenarioInputError as exc:
         requests.update(request_id, state="failure", finished_at=_utc(), error=str(exc))
@@ -917,7 +921,8 @@ def create_app(
     http://127.0.0.1:3000, adds links to the runs in the Dagster UI. ``public_url`` (or $SCENARIOS_PUBLIC_URL),
     e.g. https://scenarios.example.org, makes the API's own links absolute under it (default: relative paths).
     Bodies above ``max_body_bytes`` get 413."""
-    out = Path(output_dir or os.environ.get("SCENARIOS_OUTPUT_DIR") or DEFAULT_OUTPUT_DIR).resolve()
+    out = location(output_dir or os.environ.get("SCENARIOS_OUTPUT_DIR") or DEFAULT_OUTPUT_DIR)
+    out = out if is_remote(out) else out.resolve()
     home = Path(dagster_home or os.environ.get("DAGSTER_HOME") or DEFAULT_DAGSTER_HOME).resolve()
     ui = (dagster_ui_url or os.environ.get("SCENARIOS_DAGSTER_UI_URL") or "").rstrip("/") or None
     base = (public_url or os.environ.get("SCENARIOS_PUBLIC_URL") or "").rstrip("/") or None
@@ -1377,7 +1382,8 @@ def serve(argv: list[str]) -> int:
     parser.add_argument("--host", default="127.0.0.1", help="interface to bind (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=8000, help="TCP port (default 8000)")
     parser.add_argument("--output-dir",
-                        help=f"catalog directory (default: $SCENARIOS_OUTPUT_DIR or {DEFAULT_OUTPUT_DIR})")
+                        help="catalog directory or fsspec URL, e.g. s3://bucket/prefix "
+                             f"(default: $SCENARIOS_OUTPUT_DIR or {DEFAULT_OUTPUT_DIR})")
     parser.add_argument("--dagster-ui", help="URL of the Dagster UI for run links (default: $SCENARIOS_DAGSTER_UI_URL)")
     parser.add_argument("--public-url", help="base URL of the API's own links, e.g. https://scenarios.example.org "
                         "(default: $SCENARIOS_PUBLIC_URL, else links are paths relative to the server's root)")

@@ -18,6 +18,7 @@ from pathlib import Path
 from scenarios_assets.core.builds import BUILD_FILE, METADATA_FILE, SUMMARY_FILE, build_path, current_build_id, published_builds
 from scenarios_assets.core.errors import ScenarioInputError
 from scenarios_assets.core.paths import DEFAULT_OUTPUT_DIR
+from scenarios_assets.core.store import location
 
 
 def describe_builds(out: Path) -> list[dict]:
@@ -27,7 +28,7 @@ def describe_builds(out: Path) -> list[dict]:
     for build_id in reversed(published_builds(out)):
         root = build_path(out, build_id)
         header = root / BUILD_FILE if (root / BUILD_FILE).is_file() else root / METADATA_FILE
-        with open(header, "rb") as fh:
+        with header.open("rb") as fh:
             document = json.load(fh)
         families = document.get("families", {})
         rows.append({
@@ -48,7 +49,8 @@ def builds_main(argv: list[str]) -> int:
     from scenarios_assets.cli import OneLineParser
 
     parser = OneLineParser(prog="scenarios builds", description="List the kept builds of the scenario library.")
-    parser.add_argument("--output-dir", help=f"library directory (default: $SCENARIOS_OUTPUT_DIR or {DEFAULT_OUTPUT_DIR})")
+    parser.add_argument("--output-dir", help="library directory or fsspec URL, e.g. s3://bucket/prefix "
+                        f"(default: $SCENARIOS_OUTPUT_DIR or {DEFAULT_OUTPUT_DIR})")
     parser.add_argument("build", nargs="?", help="a kept build's id: print its summary")
     parser.add_argument("--json", action="store_true", help="print the list as JSON")
     try:
@@ -56,7 +58,11 @@ def builds_main(argv: list[str]) -> int:
     except ScenarioInputError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    out = Path(args.output_dir or os.environ.get("SCENARIOS_OUTPUT_DIR") or DEFAULT_OUTPUT_DIR)
+    try:
+        out = location(args.output_dir or os.environ.get("SCENARIOS_OUTPUT_DIR") or DEFAULT_OUTPUT_DIR)
+    except ScenarioInputError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     if args.build:
         try:
             print((build_path(out, args.build) / SUMMARY_FILE).read_text(), end="")

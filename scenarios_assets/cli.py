@@ -247,7 +247,9 @@ def plan_from_args(args: argparse.Namespace) -> Plan:  # noqa: C901 - complexity
 def check_output_dir(given: str | None) -> Path:
     """The library directory (``--output-dir``, else $SCENARIOS_OUTPUT_DIR, else data/scenarios), checked
     before anything runs: not empty, not a file, and creatable/writable (a probe file is created and removed
-    in it, or in its nearest existing parent). Raises ScenarioInputError naming the flag or variable."""
+    in it, or in its nearest existing parent). A ``file://`` URL is its local path; another fsspec URL
+    (``s3://bucket/prefix``) is probed with an object written and deleted (core.store.probe_store). Raises
+    ScenarioInputError naming the flag or variable."""
     import tempfile
 
     env = os.environ.get("SCENARIOS_OUTPUT_DIR")
@@ -255,6 +257,14 @@ def check_output_dir(given: str | None) -> Path:
         "the default output directory", str(DEFAULT_OUTPUT_DIR))
     if not text.strip():
         raise ScenarioInputError(f"{what} is empty (give the library's directory, e.g. data/scenarios)")
+    from scenarios_assets.core.store import is_remote, is_url, location, probe_store
+
+    if is_url(text):
+        path = location(text)  # file:// -> the local path; unknown schemes refused here
+        if is_remote(path):
+            probe_store(path, what)
+            return path
+        text = str(path)
     path = Path(text).expanduser().resolve()
     if path.exists() and not path.is_dir():
         raise ScenarioInputError(f"{what} '{text}' is a file, not a directory (give the library's directory)")
@@ -295,6 +305,8 @@ def preflight(plan: Plan) -> str:
     from scenarios_assets.core.market import load_configured_market_data, market_source
     from scenarios_assets.core.stress import select_definitions
 
+    if plan.dask_scheduler:
+        check_scheduler(plan.dask_scheduler)
     generation = plan.config["generation"]
     load_events(generation["historical"]["include_full_cycles"], generation["historical"]["events"])
     select_definitions(generation["stress"])
@@ -335,6 +347,28 @@ def check_footprint(plan: Plan, source: str) -> int | None:
     if line is not None:
         raise ScenarioInputError(line)
     return rows
+
+
+SCHEDULER_TIMEOUT_SECONDS = 10
+
+
+def check_scheduler(address: str) -> None:
+    """Connect to the dask scheduler at ``address`` (``--dask-scheduler``) before anything runs; ScenarioInputError
+    naming the address when it cannot be reached within SCHEDULER_TIMEOUT_SECONDS."""
+    import logging
+
+    from distributed import Client
+
+    logging.getLogger("distributed").setLevel(logging.CRITICAL)  # its own retry warnings: the one line below says it
+    try:
+        client = Client(address, timeout=f"{SCHEDULER_TIMEOUT_SECONDS}s", set_as_default=False)
+    except (OSError, TimeoutError, ValueError) as exc:
+        reason = "timed out" if isinstance(exc, TimeoutError) or "Timed out" in str(exc) else type(exc).__name__
+        raise ScenarioInputError(f"--dask-scheduler {address}: cannot reach the dask scheduler ({reason} after "
+                                 f"{SCHEDULER_TIMEOUT_SECONDS} s); start it (dask scheduler) or fix the address") from None
+    finally:
+        logging.getLogger("distributed").setLevel(logging.WARNING)
+    client.close()
 
 
 def input_notes(report: dict) -> list[str]:
@@ -421,6 +455,7 @@ def run_locks(plan: Plan, home: Path):
     from contextlib import ExitStack
 
     from scenarios_assets.core.locks import exclusive
+    from scenarios_assets.core.store import local_lock_path
 
     holder = (f"pid {os.getpid()}: families {', '.join(plan.families)}, severities {', '.join(plan.severities)}, "
               f"output {plan.output_dir}{' (dry run)' if plan.settings.get('dry_run') else ''}")
@@ -428,7 +463,8 @@ def run_locks(plan: Plan, home: Path):
     try:
         stack.enter_context(exclusive(home / RUN_LOCK, holder, f"the Dagster instance {home}"))
         if not plan.settings.get("dry_run"):
-            stack.enter_context(exclusive(plan.output_dir / RUN_LOCK, holder, f"the output directory {plan.output_dir}"))
+            stack.enter_context(exclusive(local_lock_path(plan.output_dir, RUN_LOCK), holder,
+                                          f"the output directory {plan.output_dir}"))
     except BaseException:
         stack.close()
         raise

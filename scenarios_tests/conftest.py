@@ -23,6 +23,8 @@ MARKED: dict[str, tuple[str, ...]] = {
     "live": (
         "test_live_e2e.py::",  # dagster dev with both code locations, ~2-4 min
         "test_dask.py::test_dask_cluster_run_equals_in_process_run",  # a local dask.distributed cluster, ~1.5 min
+        "test_chunk_tasks.py::test_chunks_on_two_worker_processes_equal_the_in_process_slice",  # a 2-worker cluster, ~1 min
+        "test_s3_dask.py::",  # moto's S3 server and a 2-worker dask cluster: the library on S3, ~3 min
         "test_api.py::test_live_server_serves_and_runs_a_generation_on_dagster",  # uvicorn + a Dagster generation
         "test_footprint.py::test_cancel_stops_a_running_generation_and_frees_the_slot",  # two real generations
     ),

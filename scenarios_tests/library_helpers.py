@@ -9,6 +9,7 @@ from pathlib import Path
 from scenarios_assets.core import builds, library, slices
 from scenarios_assets.core.families import FAMILY_SPECS
 from scenarios_assets.core.severity import SEVERITIES
+from scenarios_assets.core.store import location
 
 
 def stage_sets(out: Path, sets, save_timeseries: bool = True, run_id: str = "test", family_hashes=None) -> dict:
@@ -26,8 +27,9 @@ def publish_sets(out, sets, *, keep: int = 2, carry_over: bool = False, save_tim
                  data_version: str | None = None, config_hash: str | None = None, report=None, run=None,
                  family_hashes: dict | None = None):
     """Stage ``sets``, plan a build of exactly their (family, severity) pairs (plus, with ``carry_over``, the
-    other slices of the current build) and publish it. Returns (build directory, header, plan)."""
-    out = Path(out)
+    other slices of the current build) and publish it. Returns (build directory, header, plan). ``out``: a local
+    directory or an fsspec URL (memory://...)."""
+    out = location(out)
     sets = list(sets)
     available = stage_sets(out, sets, save_timeseries, family_hashes=family_hashes)
     families = list(dict.fromkeys(ss.family for ss in sets))

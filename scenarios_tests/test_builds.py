@@ -154,7 +154,7 @@ def test_a_crash_at_any_file_operation_leaves_the_previous_build_current_and_com
     assert not crashed
     files[builds.current_build_id(dry)] = tree(builds.current_build(dry))
     names = [name for name, _ in log]
-    commit = next(i for i, (name, paths) in enumerate(log, 1) if name == "replace" and paths[1] == str(dry / "current"))
+    commit = next(i for i, (name, paths) in enumerate(log, 1) if name == "replace" and paths[1] == str(dry / "CURRENT"))
     total = len(log)
     print(f"{total} file operations, the commit point is number {commit}")
     assert total > 40 and "rmdir" in names[commit:]  # the oldest build is deleted after the commit point
@@ -185,11 +185,14 @@ def test_a_crash_at_any_file_operation_leaves_the_previous_build_current_and_com
         assert sorted(p.name for p in (out / "builds").iterdir()) == [now, final.name], k
         assert load_scenarios(out).records == records_of(new_set)
     assert first.name not in os.listdir(dry / "builds")
-    # The order that makes the replacement of `current` the commit point: every file of the build is linked,
-    # written and synced, the directory renamed to its final name, then `current` swapped; old builds go last.
+    # The order that makes the replacement of `CURRENT` the commit point: every file of the build is linked,
+    # written and synced, the directory renamed to its final name, then `CURRENT` (the build's id) swapped in;
+    # the `current` link for humans follows; old builds go last.
     renamed = next(i for i, (name, paths) in enumerate(log, 1) if name == "rename" and ".tmp-" in paths[0])
     assert names.count("link") == 5 and max(i for i, n in enumerate(names, 1) if n == "link") < renamed < commit
-    assert names[commit - 2] == "symlink" and "fsync" in names[commit:]  # the output directory, after the swap
+    assert names[commit - 3:commit] == ["open", "fsync", "replace"]
+    assert log[commit - 3][0] == "open" and ".CURRENT." in log[commit - 3][1][0]  # the id, written then renamed
+    assert names[commit:commit + 2] == ["symlink", "replace"] and "fsync" in names[commit:]  # the link, the directory
 
 
 def test_a_crash_in_the_report_step_keeps_the_previous_build(sets, tmp_path):
@@ -470,7 +473,7 @@ def test_no_temporary_or_staged_file_survives_a_build(sets, tmp_path):
         publish_sets(out, [sets["stress", "moderate"], sets["stress", "severe"]])
         assert dot_entries(out) == NOTHING_LEFT
         assert sorted(p.name for p in out.iterdir()) == sorted(
-            [*builds.PUBLISHED_NAMES, "builds", "current", builds.STAGING_DIR, builds.LOCK_FILE])
+            [*builds.PUBLISHED_NAMES, "builds", "current", builds.CURRENT_FILE, builds.STAGING_DIR, builds.LOCK_FILE])
 
 
 def test_leftovers_of_killed_runs_are_removed_and_never_published(sets, tmp_path):

@@ -20,7 +20,6 @@ MAX_FUNCTION_LINES = 80
 LONG_FUNCTIONS = {
     "api.create_app",  # 9 routes and their handlers as closures: one router module per resource
     "core.monte_carlo.calibrate",  # window, GARCH fits, correlation, severity profile: one module each
-    "core.monte_carlo.stream_monte_carlo",
     "core.monte_carlo.project_event",  # event projection moves into its own engine module
 }
 

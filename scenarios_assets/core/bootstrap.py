@@ -60,6 +60,7 @@ from scenarios_assets.core.monte_carlo import (
     chunks_of,
     compound_prices,
     empty_set,
+    SessionLayout,
     session_layout,
     simulated_dates,
     make_scenarios,
@@ -71,7 +72,7 @@ from scenarios_assets.core.monte_carlo import (
     stochastic_settings,
     _years_offset,
 )
-from scenarios_assets.core.scenario import ANNUALISATION, ScenarioSet, ScenarioStream, portfolio_returns
+from scenarios_assets.core.scenario import ANNUALISATION, ChunkPlan, ScenarioSet, ScenarioStream, portfolio_returns
 from scenarios_assets.core.severity import scenario_rng, scenario_seed
 from scenarios_assets.core.validation import tail_reference
 
@@ -187,7 +188,7 @@ class SeasonalStarts:
         self.allowed_phase = _phase(pool_dates)[allowed]
         self.target_phase = _phase(path_dates)
         self.tolerance = float(tolerance)
-        self.fallbacks = 0
+        self.fallback_positions: set[int] = set()  # positions with no start within the tolerance
         self._cache: dict[int, np.ndarray] = {}
 
     def __call__(self, position: int) -> np.ndarray:
@@ -196,7 +197,7 @@ class SeasonalStarts:
             d = np.minimum(d, DAYS_PER_YEAR - d)
             near = self.allowed[d <= self.tolerance]
             if near.size == 0:
-                self.fallbacks += 1
+                self.fallback_positions.add(int(position))
                 near = np.sort(self.allowed[np.argsort(d, kind="stable")[:NEAREST_PHASE_STARTS]])
             self._cache[position] = near
         return self._cache[position]
@@ -358,43 +359,84 @@ def stream_bootstrap(ctx, indices: list[int] | None = None) -> ScenarioStream:
     history_simple = _simple(window.log_returns)
     baseline = baseline_volatility(history_simple)
     label = METHOD_LABELS[method]
-    calibration = {"data_version": ctx.market.data_version, "window": f"{window.start.date()}..{window.end.date()}",
-                   "pool": f"{pool.description['pool_start']}..{pool.description['pool_end']}",
-                   "block_size_days": block_size, "sampling_method": method}
-    n_pool = len(pool.returns)
-
-    def chunks():
-        for part in chunks_of(idx, chunk_size(horizon, len(window.symbols), paths_per_chunk_of(ctx))):
-            seeds = [scenario_seed(ctx.seed, FAMILY, severity, i) for i in part]
-            rows = np.empty((len(part), horizon), dtype=np.int64)
-            meta = []
-            for j, (i, seed) in enumerate(zip(part, seeds)):
-                rows[j], chosen, lengths = draw_block_indices(scenario_rng(seed), n_pool, horizon, block_size, method, starts)
-                meta.append({
-                    "model": label,
-                    "scenario_index": i,
-                    "calibration_source": calibration,
-                    "block_starts": [str(d.date()) for d in pool.dates[chosen]],
-                    **({"block_lengths": lengths.tolist()} if method == "stationary" else {}),
-                })
-            simple = pool.returns[rows]  # (S, T, N): the same rows for every symbol
-            prices = compound_prices(simple, window.last_close)
-            yield make_scenarios(
-                simple, prices, family=FAMILY, scenario_type=SCENARIO_TYPE, severity=severity,
-                indices=part, seeds=seeds, key_prefix=method, name_prefix=f"Block bootstrap {method} ({severity})",
-                dates=dates, symbols=list(window.symbols), metadata=meta, baseline_vol=baseline,
-                layout=layout, last_close=window.last_close,
-            )
+    calibration = {
+        "data_version": ctx.market.data_version,
+        "window": f"{window.start.date()}..{window.end.date()}",
+        "pool": f"{pool.description['pool_start']}..{pool.description['pool_end']}",
+        "block_size_days": block_size,
+        "sampling_method": method,
+    }
+    fallback_positions: set[int] = set()
+    plan = ChunkPlan(
+        BootstrapChunks(pool.returns, pool.dates, window.last_close, ctx.seed, severity, horizon, block_size, method,
+                        starts, dates, list(window.symbols), calibration, label, baseline, layout),
+        bootstrap_chunk, chunks_of(idx, chunk_size(horizon, len(window.symbols), paths_per_chunk_of(ctx))),
+        fallback_positions.update,
+    )
 
     metadata = _bootstrap_metadata(ctx, cfg, window, pool, layout, (block_size, block_rule), len(idx), baseline,
                                    history_simple)
 
     def finish(stats) -> dict:
         return {
-            "seasonal_fallback_positions": seasonal.fallbacks if seasonal else 0,  # counted while drawing
+            "seasonal_fallback_positions": len(fallback_positions),  # counted while drawing, over every chunk
             **risk_metadata(stats, levels),
             **stability_metadata(history_simple, stats),
         }
 
-    return ScenarioStream(FAMILY, severity, ctx.market.data_version, ctx.config_hash, chunks(), metadata=metadata,
-                          finish=finish, correlation_paths=len(idx), size=len(idx))
+    return ScenarioStream(FAMILY, severity, ctx.market.data_version, ctx.config_hash, plan.chunks(), metadata=metadata,
+                          finish=finish, correlation_paths=len(idx), size=len(idx), plan=plan)
+
+
+@dataclass(frozen=True)
+class BootstrapChunks:
+    """What every chunk of one bootstrap set reads, built once (the model a cluster broadcasts to its workers):
+    the pool of whole historical dates (``returns`` (H, N) float32 simple returns, ``pool_dates`` (H,)), the
+    last closes (N,), base seed and severity, horizon, block size and method, the allowed block starts (array,
+    :class:`SeasonalStarts` or None), the path dates (T,), symbols, calibration record, label, baseline and
+    the session layout of the symbols' calendars."""
+
+    returns: np.ndarray
+    pool_dates: pd.DatetimeIndex
+    last_close: np.ndarray
+    seed: int
+    severity: str
+    horizon: int
+    block_size: int
+    method: str
+    starts: object
+    dates: np.ndarray
+    symbols: list[str]
+    calibration: dict
+    label: str
+    baseline: float
+    layout: SessionLayout | None = None  # core.session_layout: each symbol's rows on its own calendar
+
+
+def bootstrap_chunk(model: BootstrapChunks, part: list[int]) -> tuple[list, set[int]]:
+    """The scenarios ``part`` of a bootstrap set, and the path positions whose seasonal starts fell back to
+    the nearest phases (their union over the chunks is the set's count). Path i's blocks come from
+    ``scenario_seed(seed, family, severity, i)`` alone, so any chunking gives the same paths."""
+    seeds = [scenario_seed(model.seed, FAMILY, model.severity, i) for i in part]
+    rows = np.empty((len(part), model.horizon), dtype=np.int64)
+    meta = []
+    for j, (i, seed) in enumerate(zip(part, seeds)):
+        rows[j], chosen, lengths = draw_block_indices(scenario_rng(seed), len(model.returns), model.horizon,
+                                                      model.block_size, model.method, model.starts)
+        meta.append({
+            "model": model.label,
+            "scenario_index": i,
+            "calibration_source": model.calibration,
+            "block_starts": [str(d.date()) for d in model.pool_dates[chosen]],
+            **({"block_lengths": lengths.tolist()} if model.method == "stationary" else {}),
+        })
+    simple = model.returns[rows]  # (S, T, N): the same rows for every symbol
+    prices = compound_prices(simple, model.last_close)
+    scenarios = make_scenarios(
+        simple, prices, family=FAMILY, scenario_type=SCENARIO_TYPE, severity=model.severity, indices=part,
+        seeds=seeds, key_prefix=model.method, name_prefix=f"Block bootstrap {model.method} ({model.severity})",
+        dates=model.dates, symbols=model.symbols, metadata=meta, baseline_vol=model.baseline,
+        layout=model.layout, last_close=model.last_close,
+    )
+    fallbacks = set(model.starts.fallback_positions) if isinstance(model.starts, SeasonalStarts) else set()
+    return scenarios, fallbacks

@@ -11,18 +11,25 @@ Layout of ``<output-dir>``::
         scenario_portfolio.parquet/family=<f>/severity=<s>/part-00000.parquet ...    (with time series)
         scenario_report.html, scenario_report_<chart>.png
         slices/<family>/<severity>/slice.json, records.jsonl      (what a later build carries over)
-    builds/.tmp-<build-id>/         a build being written (removed by the next build if its writer died)
-    current -> builds/<build-id>    THE commit point: a symbolic link replaced atomically (rename(2))
-    scenario_metadata.json -> current/scenario_metadata.json      the seed's names, resolved through
-    scenario_timeseries.parquet -> current/...                     ``current`` (fixed links, made once)
+    builds/.tmp-<build-id>/         a build being written (removed by the next build if its writer died;
+                                    on an object store the build is written at builds/<build-id>/ directly)
+    CURRENT                         THE commit point: one small object holding the current build's id,
+                                    written last (rename(2) of a temporary file locally, one PUT on an
+                                    object store) and read first by every reader
+    current -> builds/<build-id>    local stores only, for humans and tools: a symbolic link replaced
+    scenario_metadata.json -> current/scenario_metadata.json      right after CURRENT; the seed's names
+    scenario_timeseries.parquet -> current/...                     resolved through it (fixed links)
     ...
     .staging/<slice-id>/            family steps' output not yet in a build
-    .lock                           held (flock) while a build is assembled and published
+    .lock                           held (flock) while a build is assembled and published (for an object
+                                    store, a lock file in this machine's temporary directory, keyed by URL)
 
-A reader resolves ``current`` once (:func:`current_build`) and reads every file from that build
-directory, so it always sees one consistent build; ``<output-dir>/<file>`` works for tools that know
-nothing of builds. A build becomes current only after every file in it is complete; a crash at any point
-leaves the previous build current and complete.
+``<output-dir>`` is a local directory or an fsspec URL (:mod:`scenarios_assets.core.store`). A reader reads
+``CURRENT`` once (:func:`current_build`) and reads every file from that build directory, so it always sees
+one consistent build; ``<output-dir>/<file>`` works locally for tools that know nothing of builds. A build
+becomes current only after every file in it is complete; a crash at any point leaves the previous build
+current and complete. Carrying a slice over into a new build hard-links its files locally (same inode) and
+copies them server-side on an object store (s3fs CopyObject: no bytes through the writer).
 """
 
 from __future__ import annotations
@@ -41,9 +48,11 @@ from pathlib import Path
 
 from scenarios_assets.core.atomic import atomic_symlink
 from scenarios_assets.core.errors import ScenarioInputError
+from scenarios_assets.core.store import copy_file, is_remote, local_lock_path, location, remove_tree, write_bytes_atomic
 
 BUILDS_DIR = "builds"
-CURRENT = "current"
+CURRENT = "current"  # the local stores' symbolic link (for humans)
+CURRENT_FILE = "CURRENT"  # the commit point: the current build's id
 STAGING_DIR = ".staging"
 LOCK_FILE = ".lock"
 TMP_PREFIX = ".tmp-"
@@ -71,15 +80,26 @@ def new_build_id(now: datetime | None = None) -> str:
     return f"{now:%Y%m%dT%H%M%S%fZ}-{uuid.uuid4().hex[:6]}"
 
 
-def builds_root(out: Path) -> Path:
-    return Path(out) / BUILDS_DIR
+def builds_root(out: str | Path) -> Path:
+    return location(out) / BUILDS_DIR
 
 
 def current_build_id(out: str | Path) -> str | None:
-    """Id of the current build of ``out`` (None before the first publish)."""
+    """Id of the current build of ``out`` (None before the first publish): the content of its ``CURRENT``
+    object (the commit point), else, in a local directory published before ``CURRENT`` existed, the target
+    of its ``current`` link. OSError (e.g. PermissionError, a store that cannot be reached) propagates."""
+    out = location(out)
     try:
-        target = os.readlink(Path(out) / CURRENT)
-    except (FileNotFoundError, OSError):
+        text = (out / CURRENT_FILE).read_text().strip()
+    except FileNotFoundError:
+        text = ""
+    if text:
+        return text
+    if is_remote(out):
+        return None
+    try:
+        target = os.readlink(out / CURRENT)
+    except OSError:
         return None
     return Path(target).name
 
@@ -92,7 +112,7 @@ def current_build(out: str | Path) -> Path | None:
 
 def build_path(out: str | Path, build_id: str) -> Path:
     """The directory of a published build; FileNotFoundError naming the kept builds when it is gone."""
-    path = builds_root(Path(out)) / build_id
+    path = builds_root(out) / build_id
     if build_id.startswith(".") or "/" in build_id or not (path / METADATA_FILE).is_file():
         kept = ", ".join(published_builds(out)) or "none"
         raise FileNotFoundError(f"no build '{build_id}' in '{out}' (kept builds: {kept})")
@@ -101,7 +121,7 @@ def build_path(out: str | Path, build_id: str) -> Path:
 
 def published_builds(out: str | Path) -> list[str]:
     """Ids of the complete builds in ``out``, oldest first."""
-    root = builds_root(Path(out))
+    root = builds_root(out)
     if not root.is_dir():
         return []
     return sorted(p.name for p in root.iterdir() if not p.name.startswith(".") and (p / METADATA_FILE).is_file())
@@ -111,7 +131,7 @@ def resolve(out: str | Path, build: str | None = None) -> Path:
     """The directory to read: build ``build`` (an id from :func:`published_builds`), else the current one.
 
     A directory written before builds existed (the catalog files directly in it) is read as it is."""
-    out = Path(out)
+    out = location(out)
     if build:
         return build_path(out, build)
     path = current_build(out)
@@ -128,8 +148,7 @@ def build_lock(out: Path, wait_seconds: float | None = None) -> Iterator[None]:
     seconds, so this waits for it (up to ``wait_seconds``) rather than throwing away the caller's work;
     BuildInProgressError naming the holder after that (default LOCK_WAIT_SECONDS)."""
     wait_seconds = LOCK_WAIT_SECONDS if wait_seconds is None else wait_seconds
-    out.mkdir(parents=True, exist_ok=True)
-    fh = open(out / LOCK_FILE, "a+")
+    fh = open(lock_path(out), "a+")
     try:
         deadline = time.monotonic() + wait_seconds
         while True:
@@ -157,20 +176,33 @@ def build_lock(out: Path, wait_seconds: float | None = None) -> Iterator[None]:
         fh.close()  # releases the lock
 
 
+def lock_path(out: Path) -> Path:
+    """The lock file of ``out``: ``<out>/.lock`` locally; for an object store (which has no locks) a file in
+    this machine's temporary directory named after the URL's hash, so builds published from this machine
+    take turns (one Dagster instance runs one build at a time per output directory; writers on several
+    machines must be serialised by their orchestrator)."""
+    out = location(out)
+    if not is_remote(out):
+        out.mkdir(parents=True, exist_ok=True)
+    return local_lock_path(out, LOCK_FILE)
+
+
 def start_build(out: Path, build_id: str) -> Path:
-    """A fresh temporary directory for build ``build_id`` (call under :func:`build_lock`)."""
+    """A fresh directory for build ``build_id`` (call under :func:`build_lock`): ``builds/.tmp-<id>`` locally
+    (renamed when complete); on an object store, which cannot rename a directory, ``builds/<id>`` itself
+    (not current, and not listed as published until its scenario_metadata.json exists)."""
+    out = location(out)
+    if is_remote(out):
+        return builds_root(out) / build_id
     tmp = builds_root(out) / f"{TMP_PREFIX}{build_id}"
     tmp.mkdir(parents=True)
     return tmp
 
 
 def link_file(src: Path, dst: Path) -> None:
-    """``dst`` as a hard link of ``src`` (no bytes copied); a copy where the file system has no hard links."""
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        os.link(src, dst)
-    except OSError:
-        shutil.copy2(src, dst)
+    """``dst`` with the content of ``src`` and no bytes moved where the store allows: a hard link locally (a
+    copy where the file system has no hard links), a server-side copy on an object store."""
+    copy_file(src, dst)
 
 
 def link_tree(src: Path, dst: Path) -> None:
@@ -189,11 +221,17 @@ def publish(out: Path, tmp: Path, keep: int = 2) -> Path:
     leaves the previous build current; the orphan is removed by the next build."""
     if keep < 1:
         raise ScenarioInputError(f"performance.keep_builds must be >= 1, got {keep}")
+    out = location(out)
     build_id = tmp.name.removeprefix(TMP_PREFIX)
     final = builds_root(out) / build_id
+    if is_remote(out):  # written in place; one PUT of CURRENT commits it
+        write_bytes_atomic(out / CURRENT_FILE, build_id.encode())
+        prune(out, keep)
+        return final
     _fsync_tree(tmp)
     os.rename(tmp, final)
-    atomic_symlink(f"{BUILDS_DIR}/{build_id}", out / CURRENT, tmp_suffix=build_id)  # the commit point
+    write_bytes_atomic(out / CURRENT_FILE, build_id.encode())  # the commit point
+    atomic_symlink(f"{BUILDS_DIR}/{build_id}", out / CURRENT, tmp_suffix=build_id)  # for humans and tools that know nothing of builds
     _fsync_dir(out)
     ensure_top_level_links(out)
     prune(out, keep)
@@ -216,6 +254,7 @@ def prune(out: Path, keep: int) -> list[str]:
     """Delete published builds beyond the newest ``keep`` (never the current one), unfinished builds and
     complete builds newer than the current one (a publish that died before its commit point). Call under
     :func:`build_lock`. Returns the removed ids."""
+    out = location(out)
     root = builds_root(out)
     current = current_build_id(out)
     removed = []
@@ -225,26 +264,30 @@ def prune(out: Path, keep: int) -> list[str]:
         if path.name == current or path.name in keep_ids:
             continue
         doomed = path
-        if not path.name.startswith("."):  # unlisted in one step first: a crash mid-delete leaves no half build
+        if is_remote(out):  # unlisted first (its metadata), then the rest: no half build is ever listed
+            (path / METADATA_FILE).unlink(missing_ok=True)
+        elif not path.name.startswith("."):  # unlisted in one step first: a crash mid-delete leaves no half build
             doomed = root / f"{TMP_PREFIX}{path.name}"
             os.rename(path, doomed)
-        shutil.rmtree(doomed, ignore_errors=True)
+        remove_tree(doomed)
         removed.append(path.name)
-    for stray in out.glob(f".{CURRENT}.*"):  # links of a publish that died before its rename
-        stray.unlink(missing_ok=True)
+    if not is_remote(out):
+        for pattern in (f".{CURRENT}.*", f".{CURRENT_FILE}.*"):  # a publish that died before its rename
+            for stray in out.glob(pattern):
+                stray.unlink(missing_ok=True)
     return removed
 
 
 # --- staging: family steps' output before it joins a build --------------------------------------------------
 
 def staging_root(out: str | Path) -> Path:
-    return Path(out) / STAGING_DIR
+    return location(out) / STAGING_DIR
 
 
 def new_staging(out: str | Path, family: str, severity: str, run_id: str) -> Path:
     """A fresh staging directory for one family x severity slice, owned by Dagster run ``run_id``."""
     path = staging_root(out) / f"{family}.{severity}.{uuid.uuid4().hex[:12]}"
-    path.mkdir(parents=True)
+    path.mkdir(parents=True, exist_ok=is_remote(path))
     (path / "owner.json").write_text(json.dumps({"run_id": run_id, "family": family, "severity": severity,
                                                  "pid": os.getpid(), "host": socket.gethostname()}))
     return path
@@ -265,7 +308,7 @@ def clean_staging(out: str | Path, keep: set[str], is_live=lambda run_id: False)
             owner = {}
         if owner.get("run_id") and is_live(owner["run_id"]) and _process_alive(owner):
             continue
-        shutil.rmtree(path, ignore_errors=True)
+        remove_tree(path)
         removed.append(path.name)
     return removed
 

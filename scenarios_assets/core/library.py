@@ -34,6 +34,7 @@ from scenarios_assets.core.slices import (
     read_manifest,
 )
 from scenarios_assets.core.storage import summary_text, utc_now
+from scenarios_assets.core.store import copy_files, is_remote, location
 from scenarios_assets.core.timing import Phases
 
 
@@ -142,12 +143,12 @@ def _new_slice(m: SliceManifest | None, family, severity, data_version, config_h
     elif m.metadata.get("disabled"):
         return None
     elif m.path is None or check_only:  # checked only: build_and_publish refuses to publish it
-        return SliceSource(m, "new", Path(m.path or "."), "dry-run")
-    elif m.path is not None and (Path(m.path) / MANIFEST_FILE).is_file():
+        return SliceSource(m, "new", location(m.path or "."), "dry-run")
+    elif m.path is not None and (location(m.path) / MANIFEST_FILE).is_file():
         if save_timeseries and not m.timeseries:
             problems.append(f"{where} was generated without time series; materialise it again with save_timeseries on")
             return None
-        return SliceSource(m, "new", Path(m.path), "staging")
+        return SliceSource(m, "new", location(m.path), "staging")
     elif current is not None and _slice_in(current, family, severity) == m.slice_id:
         return SliceSource(m, "new", current, "build", current.name)
     else:
@@ -208,13 +209,9 @@ def write_build(plan: BuildPlan, tmp: Path, run: dict, report=None, phases: Phas
     is written goes into it: ``run["time"]["catalog"]`` of the metadata holds the linking and the report, the
     summary also the metadata."""
     phases = phases if phases is not None else Phases()
-    with phases.timed("link_files"):
-        for source in plan.sources:
-            for kind, pairs in source.files().items():
-                if kind != "records" and not plan.save_timeseries:
-                    continue
-                for src, rel in pairs:
-                    builds.link_file(src, tmp / rel)
+    with phases.timed("link_files"):  # hard links locally, one batch of server-side copies on an object store
+        copy_files([(src, tmp / rel) for source in plan.sources for kind, pairs in source.files().items()
+                    if kind == "records" or plan.save_timeseries for src, rel in pairs])
     header = {
         "generated_at": run["generated_at"],
         "data_version": plan.data_version,
@@ -251,12 +248,12 @@ def _write_header(tmp: Path, header: dict) -> None:
 
 
 def _write_metadata(plan: BuildPlan, tmp: Path, header: dict) -> None:
-    with open(tmp / METADATA_FILE, "w") as fh:
+    with (tmp / METADATA_FILE).open("w") as fh:
         fh.write(json.dumps(header, indent=2, allow_nan=False, default=str)[:-2] + ',\n  "scenarios": [\n')
         first = True
         for source in plan.sources:
             m = source.manifest
-            with open(tmp / SLICES_DIR / m.family / m.severity / RECORDS_FILE) as records:
+            with (tmp / SLICES_DIR / m.family / m.severity / RECORDS_FILE).open() as records:
                 for line in records:
                     fh.write(("" if first else ",\n") + line.rstrip("\n"))
                     first = False
@@ -276,7 +273,9 @@ def build_and_publish(plan: BuildPlan, out: Path, keep: int, run: dict | None = 
                                      "was a dry run (nothing written). Materialise it, then the catalog.")
     if keep < 1:
         raise ScenarioInputError(f"performance.keep_builds must be >= 1, got {keep}")
-    out.mkdir(parents=True, exist_ok=True)
+    out = location(out)
+    if not is_remote(out):
+        out.mkdir(parents=True, exist_ok=True)
     with builds.build_lock(out):
         builds.prune(out, keep)  # leftovers of killed builds first
         build_id = builds.new_build_id()

@@ -421,19 +421,22 @@ def load_scenario_metrics(
     build: str | None = None,
     columns: list[str] | None = None,
 ) -> pd.DataFrame:
-    """Load the risk metrics of the current build in ``output_dir`` (default ``data/scenarios``; or of the
+    """Load the risk metrics of the current build in ``output_dir`` (default ``data/scenarios``; a local path
+    or an fsspec URL; or of the
     kept build ``build``), optionally filtered (one value or a list per filter; partitions pruned and rows
     filtered inside pyarrow; ``columns``: read only these). ``frame.attrs["provenance"]`` says which build the metrics describe
     (``build_id``, ``catalog_generated_at``, ``data_version``, ``config_hash``).
 
     Raises FileNotFoundError when there is no build or it was written without time series."""
-    root = resolve(Path(output_dir or DEFAULT_OUTPUT_DIR), build)
+    from scenarios_assets.core.storage import PARTITIONING
+    from scenarios_assets.core.store import arrow_location, location
+
+    root = resolve(location(output_dir or DEFAULT_OUTPUT_DIR), build)
     path = root / METRICS_FILE
     if not path.exists():
         raise FileNotFoundError(f"'{path}' does not exist; metrics are written with the time series (--save-timeseries)")
-    from scenarios_assets.core.storage import PARTITIONING
-
-    dataset = ds.dataset(path, format="parquet", partitioning=PARTITIONING if path.is_dir() else None)
+    where, fs = arrow_location(path)
+    dataset = ds.dataset(where, format="parquet", partitioning=PARTITIONING if path.is_dir() else None, filesystem=fs)
     expr = None
     for column, wanted in (("family", family), ("severity", severity), ("scenario_id", scenario_id), ("symbol", symbols)):
         if wanted is None:
@@ -447,7 +450,7 @@ def load_scenario_metrics(
             frame[column] = frame[column].astype(str)
     for column in [c for c in frame.columns if c.endswith("_date")]:
         frame[column] = frame[column].astype("datetime64[ns]")
-    with open(root / METADATA_FILE, "rb") as fh:
+    with (root / METADATA_FILE).open("rb") as fh:
         document = json.load(fh)
     frame.attrs["provenance"] = {
         "build_id": (document.get("run") or {}).get("build_id", ""),

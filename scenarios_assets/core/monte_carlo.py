@@ -130,6 +130,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 from scipy.special import gammaln
+from threadpoolctl import threadpool_limits
 
 from scenarios_assets.core.calendar import calendar_name, sessions_after, sessions_between
 from scenarios_assets.core.session_layout import SessionLayout, symbol_calendars
@@ -137,6 +138,7 @@ from scenarios_assets.core.errors import ScenarioInputError
 from scenarios_assets.core.market import constant_columns
 from scenarios_assets.core.scenario import (
     ANNUALISATION,
+    ChunkPlan,
     Scenario,
     ScenarioSet,
     ScenarioStream,
@@ -1008,10 +1010,18 @@ def _simulate(pm: PathModel, seeds: list[int], horizon: int) -> np.ndarray:
         if mix is not None:
             mix[i] = m
     if pm.chol is not None and pm.n > 1:
-        # One product for the chunk (a product per scenario is several times slower with threaded BLAS on
-        # a busy machine). Each row's result does not depend on how many rows are multiplied at once, so
-        # paths stay bit-identical for any chunking (test_monte_carlo checks it).
-        z = (z.reshape(-1, pm.n) @ pm.chol.T).reshape(z.shape)
+        # One BLAS product per scenario, on one BLAS thread: a product's rounding depends on its shape and on the
+        # number of BLAS threads (how the rows are split among them), so a product of the whole chunk would change
+        # the last bits of a path with the chunk size, and a cluster worker (dask runs one BLAS thread) would not
+        # reproduce this process. Same shape, one thread: bit-identical paths for any chunking, anywhere
+        # (test_builds, test_chunk_tasks check it); one thread is as fast as two on this 2-core machine.
+        correlated = np.empty_like(z)
+        chol_t = np.ascontiguousarray(pm.chol.T)
+        with threadpool_limits(1, user_api="blas"):
+            for i in range(s):
+                np.matmul(z[i], chol_t, out=correlated[i])
+        z = correlated
+        del correlated
     if mix is not None:  # each symbol's own mixing variable, after the correlation (see the module docstring)
         z *= mix
         del mix
@@ -1302,23 +1312,12 @@ def stream_monte_carlo(ctx, indices: list[int] | None = None) -> ScenarioStream:
         "model": pm.description["model"],
         "parameters": {k: v for k, v in pm.description.items() if k not in ("fitted_parameters_by_symbol", "severity_profile", "model")},
     }
-    key_prefix = MODEL_KEYS[model]
-    name_prefix = f"Monte Carlo {pm.description['model']} ({severity})"
     index_days = IndexDays(pm)
-
-    def chunks():
-        for part in chunks_of(idx, chunk_size(horizon, pm.n, paths_per_chunk_of(ctx))):
-            seeds = [scenario_seed(ctx.seed, FAMILY, severity, i) for i in part]
-            log_r = simulate_log_returns(pm, seeds, horizon)
-            index_days.add(log_r)
-            simple, prices = returns_and_prices(log_r, pm.last_close)
-            del log_r
-            meta = [{"model": pm.description["model"], "scenario_index": i, "calibration_source": calibration} for i in part]
-            yield make_scenarios(
-                simple, prices, family=FAMILY, scenario_type=SCENARIO_TYPE, severity=severity, indices=part,
-                seeds=seeds, key_prefix=key_prefix, name_prefix=name_prefix, dates=dates, symbols=pm.symbols,
-                metadata=meta, baseline_vol=baseline, layout=layout, last_close=pm.last_close,
-            )
+    plan = ChunkPlan(
+        MonteCarloChunks(pm, ctx.seed, severity, horizon, dates, calibration, MODEL_KEYS[model],
+                         f"Monte Carlo {pm.description['model']} ({severity})", baseline, layout),
+        monte_carlo_chunk, chunks_of(idx, chunk_size(horizon, pm.n, paths_per_chunk_of(ctx))), index_days.merge,
+    )
 
     metadata = {
         "model": pm.description["model"],
@@ -1342,10 +1341,49 @@ def stream_monte_carlo(ctx, indices: list[int] | None = None) -> ScenarioStream:
         ),
     }
     return ScenarioStream(
-        FAMILY, severity, ctx.market.data_version, ctx.config_hash, chunks(), metadata=metadata,
+        FAMILY, severity, ctx.market.data_version, ctx.config_hash, plan.chunks(), metadata=metadata,
         finish=lambda stats: {**risk_metadata(stats, levels), **stability_metadata(history_simple, stats), **index_days.metadata()},
-        correlation_paths=len(idx), size=len(idx),
+        correlation_paths=len(idx), size=len(idx), plan=plan,
     )
+
+
+@dataclass(frozen=True)
+class MonteCarloChunks:
+    """What every chunk of one Monte Carlo set reads, calibrated once (the model a cluster broadcasts to its
+    workers): the path model, the base seed and severity, the horizon and its dates (datetime64[D], (T,)),
+    the scenarios' calibration record, their id and name prefixes, the baseline volatility and the session
+    layout of the symbols' calendars."""
+
+    pm: PathModel
+    seed: int
+    severity: str
+    horizon: int
+    dates: np.ndarray
+    calibration: dict
+    key_prefix: str
+    name_prefix: str
+    baseline: float
+    layout: SessionLayout | None = None  # core.session_layout: each symbol's rows on its own calendar
+
+
+def monte_carlo_chunk(model: MonteCarloChunks, part: list[int]) -> tuple[list[Scenario], IndexDays]:
+    """The scenarios ``part`` (indices into the set) of a Monte Carlo set, and the reference index's figures
+    over them (merged in chunk order by :meth:`IndexDays.merge`). Path i's draws come from
+    ``scenario_seed(seed, family, severity, i)`` alone, so any chunking gives the same paths."""
+    pm = model.pm
+    seeds = [scenario_seed(model.seed, FAMILY, model.severity, i) for i in part]
+    log_r = simulate_log_returns(pm, seeds, model.horizon)
+    index_days = IndexDays(pm)
+    index_days.add(log_r)
+    simple, prices = returns_and_prices(log_r, pm.last_close)
+    del log_r
+    meta = [{"model": pm.description["model"], "scenario_index": i, "calibration_source": model.calibration} for i in part]
+    scenarios = make_scenarios(
+        simple, prices, family=FAMILY, scenario_type=SCENARIO_TYPE, severity=model.severity, indices=part,
+        seeds=seeds, key_prefix=model.key_prefix, name_prefix=model.name_prefix, dates=model.dates,
+        symbols=pm.symbols, metadata=meta, baseline_vol=model.baseline, layout=model.layout, last_close=pm.last_close,
+    )
+    return scenarios, index_days
 
 
 class IndexDays:
@@ -1368,6 +1406,12 @@ class IndexDays:
         hits = (index <= self.floor + 1e-6).sum(axis=1)
         self.at_floor += int(hits.sum())
         self.paths_at_floor += int((hits > 0).sum())
+
+    def merge(self, other: IndexDays) -> None:
+        """Fold in the figures of another chunk (min of the worst day, sums of the counts: exact in any order)."""
+        self.worst = min(self.worst, other.worst)
+        self.at_floor += other.at_floor
+        self.paths_at_floor += other.paths_at_floor
 
     def metadata(self) -> dict:
         if self.column is None or not math.isfinite(self.worst):

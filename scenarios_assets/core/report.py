@@ -150,18 +150,20 @@ def from_directory(output_dir: str | Path, metrics: pd.DataFrame | None = None) 
     ``scenario_portfolio.parquet`` dataset (one row per scenario and date), never the whole time series."""
     import pyarrow.dataset as ds
 
-    from scenarios_assets.core.builds import BUILD_FILE, PORTFOLIO_FILE, resolve
+    from scenarios_assets.core.builds import BUILD_FILE, CURRENT_FILE, PORTFOLIO_FILE, resolve
     from scenarios_assets.core.storage import PARTITIONING
+    from scenarios_assets.core.store import arrow_location, location
 
-    root = Path(output_dir)
+    root = location(output_dir)
     in_build = (root / METADATA_FILE).is_file() or (root / BUILD_FILE).is_file()  # a build being written has its header first
-    if not in_build or (root / "current").exists():
+    if not in_build or (root / CURRENT_FILE).exists() or (root / "current").exists():
         root = resolve(root)
     document, records = _slim_records(root)
     wealth, has_ts = {}, (root / TIMESERIES_FILE).exists()
     portfolio = root / PORTFOLIO_FILE
     if portfolio.is_dir():
-        table = ds.dataset(portfolio, format="parquet", partitioning=PARTITIONING).to_table(
+        where, fs = arrow_location(portfolio)
+        table = ds.dataset(where, format="parquet", partitioning=PARTITIONING, filesystem=fs).to_table(
             columns=["scenario_id", "date", "returns"])
         if table.num_rows:
             wealth = wealth_paths(table["scenario_id"].cast("string").to_numpy(zero_copy_only=False),
@@ -185,10 +187,10 @@ def _slim_records(root: Path) -> tuple[dict, list[dict]]:
         header = json.loads((root / BUILD_FILE).read_text())
         slim: list[dict] = []
         for key in header.get("families", {}):
-            with open(root / SLICES_DIR / key / RECORDS_FILE) as fh:
+            with (root / SLICES_DIR / key / RECORDS_FILE).open() as fh:
                 slim.extend(_slim(json.loads(line)) for line in fh)
         return header, slim
-    with open(root / METADATA_FILE, "rb") as fh:
+    with (root / METADATA_FILE).open("rb") as fh:
         document = json.load(fh)
     return document, [_slim(r) for r in document["scenarios"]]
 
@@ -704,8 +706,11 @@ def build_report(data: ReportData) -> Report:
 def write_report(build_dir: str | Path, metrics: pd.DataFrame | None = None, data: ReportData | None = None
                  ) -> tuple[Report, dict[str, Path]]:
     """Render the report of the build in ``build_dir`` and write it into that directory (before the build
-    is published: a build directory is never changed after). Returns the report and the written files."""
-    out = Path(build_dir)
+    is published: a build directory is never changed after; local or on an fsspec store). Returns the report
+    and the written files."""
+    from scenarios_assets.core.store import location
+
+    out = location(build_dir)
     report = build_report(data if data is not None else from_directory(out, metrics))
     files = {REPORT_FILE: report.html.encode("utf-8"), **{c.filename: c.png for c in report.charts}}
     written = {}

@@ -145,6 +145,32 @@ class ScenarioSet:
 
 
 @dataclass
+class ChunkPlan:
+    """How a stream's chunks are made, so that they can run anywhere (this process, or tasks on a cluster):
+    ``run(model, indices)``, a module-level function (picklable), returns the scenarios ``indices`` (list of
+    :class:`Scenario`) and a small side result; ``model`` is everything it reads, calibrated once and shared
+    by every chunk (a cluster broadcasts it to its workers once); ``parts`` the scenario indices of each
+    chunk, in order; ``absorb(side)`` folds one chunk's side result into the stream's state, called in chunk
+    order wherever the chunks ran (what the stream's ``finish`` then reads)."""
+
+    model: Any
+    run: Callable[[Any, list[int]], tuple[list["Scenario"], Any]]
+    parts: list[list[int]]
+    absorb: Callable[[Any], None] | None = None
+
+    def __post_init__(self) -> None:
+        self.parts = [list(p) for p in self.parts]
+
+    def chunks(self):
+        """The chunks made here, one at a time (in-process generation)."""
+        for part in self.parts:
+            scenarios, side = self.run(self.model, part)
+            if self.absorb is not None:
+                self.absorb(side)
+            yield scenarios
+
+
+@dataclass
 class ScenarioStream:
     """A family's scenarios at one severity as they are produced: ``chunks`` yields lists of scenarios (the
     stochastic families one chunk of paths at a time, so memory does not grow with the path count).
@@ -154,6 +180,8 @@ class ScenarioStream:
     correlation sample), e.g. VaR/CVaR across paths. ``correlation_paths``: the number of scenarios the
     stream will yield, when the family wants a pooled correlation sample of them. ``size``: the number of
     scenarios the stream will yield when it is known before generation (progress bars show "k of size").
+    ``plan`` (the stochastic families): how ``chunks`` is made, for a runner that sends the chunks to a cluster
+    instead of iterating ``chunks`` (:class:`ChunkPlan`; ``chunks`` is then ``plan.chunks()``, not yet started).
     """
 
     family: str
@@ -166,6 +194,7 @@ class ScenarioStream:
     finish: Callable[[Any], dict] | None = None
     correlation_paths: int | None = None
     size: int | None = None
+    plan: ChunkPlan | None = None
 
 
 def slug(text: str) -> str:

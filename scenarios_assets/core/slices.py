@@ -9,7 +9,8 @@ A slice directory (staging, then inside a build under ``slices/<family>/<severit
 datasets)::
 
     slice.json            the manifest (written last: a slice without it is incomplete)
-    records.jsonl         one scenario record (DESIGN.md section 4) per line, in scenario order
+    records.jsonl         one scenario record (DESIGN.md section 4) per line, in scenario order (chunks run
+                          as cluster tasks write records-part-<k>.jsonl, concatenated in order at the end)
     timeseries/part-00000.parquet ...   rows of the chunk, TIMESERIES_SCHEMA (with save_timeseries)
     metrics/part-00000.parquet ...      per scenario x symbol risk metrics (with save_timeseries)
     portfolio/part-00000.parquet ...    the equal-weight portfolio's daily return per scenario and date
@@ -33,7 +34,8 @@ import pyarrow.parquet as pq
 from scenarios_assets.core.metrics import chunk_metrics, metrics_table
 from scenarios_assets.core.scenario import Scenario, ScenarioStream, portfolio_returns
 from scenarios_assets.core.storage import timeseries_table, write_timeseries_part
-from scenarios_assets.core.validation import SetStats, consume
+from scenarios_assets.core.store import is_remote
+from scenarios_assets.core.validation import SetStats, consume, finish_set
 
 MANIFEST_FILE = "slice.json"
 RECORDS_FILE = "records.jsonl"
@@ -128,19 +130,25 @@ class SliceProgress:
                    int(match["rows"]), float(match["seconds"]))
 
 
+def chunk_records_name(k: int) -> str:
+    """The records file of chunk ``k`` of a slice whose chunks ran as cluster tasks."""
+    return f"records-part-{k:05d}.jsonl"
+
+
 def read_manifest(directory: Path) -> SliceManifest:
     """The manifest of a slice directory (staging or inside a build)."""
     return SliceManifest.from_json(json.loads((directory / MANIFEST_FILE).read_text()), str(directory))
 
 
 class _SliceFiles:
-    """Writes the chunks of one slice into its directory (nothing at all for a dry run)."""
+    """Writes the chunks of one slice into its directory (nothing at all for a dry run). ``part``: the number of
+    the first Parquet part it writes; ``records``: the records file's name (a chunk task writes its own)."""
 
-    def __init__(self, directory: Path | None, save_timeseries: bool):
+    def __init__(self, directory: Path | None, save_timeseries: bool, part: int = 0, records: str = RECORDS_FILE):
         self.directory = directory
         self.save_timeseries = save_timeseries and directory is not None
         self.rows = 0
-        self.parts = 0
+        self.parts = part
         self.digest_rows: list[dict] = []
         self.types: Counter = Counter()
         self.names: set[str] = set()
@@ -149,7 +157,7 @@ class _SliceFiles:
         self.coverage: list[float] = []
         self.first: str | None = None
         self.last: str | None = None
-        self._records = open(directory / RECORDS_FILE, "w") if directory is not None else None
+        self._records = (directory / records).open("w") if directory is not None else None
 
     def __call__(self, chunk: list[Scenario]) -> None:
         for s in chunk:
@@ -164,8 +172,10 @@ class _SliceFiles:
             write_timeseries_part(table, directory / TIMESERIES_PARTS / name)
             del table
             for kind, table in ((METRICS_PARTS, metrics_table(chunk_metrics(chunk))), (PORTFOLIO_PARTS, portfolio_table(chunk))):
-                (directory / kind).mkdir(exist_ok=True)
-                pq.write_table(table, directory / kind / name, compression="zstd")
+                if not is_remote(directory):
+                    (directory / kind).mkdir(exist_ok=True)
+                with (directory / kind / name).open("wb") as fh:
+                    pq.write_table(table, fh, compression="zstd")
             self.parts += 1
 
     def _digest(self, s: Scenario) -> None:
@@ -188,6 +198,31 @@ class _SliceFiles:
     def close(self) -> None:
         if self._records is not None:
             self._records.close()
+            self._records = None  # closed: the object can travel back from a cluster task
+
+    def merge(self, other: _SliceFiles) -> None:
+        """Fold in the figures of the chunk that follows (``other``, closed), as if this object had written it."""
+        self.rows += other.rows
+        self.parts = max(self.parts, other.parts)
+        self.types += other.types
+        self.names |= other.names
+        self.windows |= other.windows
+        self.symbols |= other.symbols
+        self.coverage += other.coverage
+        firsts = [d for d in (self.first, other.first) if d]
+        lasts = [d for d in (self.last, other.last) if d]
+        self.first, self.last = (min(firsts) if firsts else None), (max(lasts) if lasts else None)
+        self.digest_rows += other.digest_rows[: max(0, DIGEST_ROWS - len(self.digest_rows))]
+
+    def append_records(self, name: str) -> None:
+        """Append the records file ``name`` of a chunk to this slice's records (in chunk order), then delete it."""
+        if self._records is None or self.directory is None:
+            return
+        path = self.directory / name
+        with path.open() as fh:
+            while block := fh.read(1 << 20):
+                self._records.write(block)
+        path.unlink()
 
     def digest(self, stats: SetStats) -> dict:
         """Figures for monitoring (the family asset's metadata in the UI): types, diversity, coverage."""
@@ -222,10 +257,14 @@ def portfolio_table(chunk: list[Scenario]) -> pa.Table:
 
 
 def write_slice(stream: ScenarioStream, directory: Path | None, save_timeseries: bool = True,
-                family_config_hash: str = "", progress: Callable[[SliceProgress], None] | None = None) -> SliceManifest:
-    """Run ``stream`` and write its slice into ``directory`` (a fresh staging directory; None: a dry run
-    that checks everything and writes nothing). Memory holds one chunk of paths at a time. ``progress``,
-    when given, is called after each chunk is checked and written, with the scenarios done so far.
+                family_config_hash: str = "", progress: Callable[[SliceProgress], None] | None = None,
+                client=None) -> SliceManifest:
+    """Run ``stream`` and write its slice into ``directory`` (a fresh staging directory, local or on an fsspec
+    store; None: a dry run that checks everything and writes nothing). Memory holds one chunk of paths at a
+    time. ``progress``, when given, is called after each chunk is checked and written, with the scenarios done
+    so far. ``client`` (a ``dask.distributed`` client, optional): a stream with a chunk plan (Monte Carlo,
+    bootstrap) runs each chunk as a task on its cluster (:func:`run_chunks_on`); the slice is the same, file
+    for file and value for value, as in process.
 
     Returns the manifest, also written to ``directory/slice.json`` as the last file (the completion mark).
     Raises whatever the family raises (bad input: ``ScenarioInputError``); a half-written directory is
@@ -238,12 +277,18 @@ def write_slice(stream: ScenarioStream, directory: Path | None, save_timeseries:
         nonlocal done
         files(chunk)
         done += len(chunk)
+        report(done)
+
+    def report(count: int, rows: int | None = None) -> None:
         if progress is not None:
-            progress(SliceProgress(stream.family, stream.severity, done, stream.size, files.rows,
-                                   time.perf_counter() - started))
+            progress(SliceProgress(stream.family, stream.severity, count, stream.size,
+                                   files.rows if rows is None else rows, time.perf_counter() - started))
 
     try:
-        stats = consume(stream, on_chunk)
+        if client is not None and stream.plan is not None:
+            stats = run_chunks_on(client, stream, files, report)
+        else:
+            stats = consume(stream, on_chunk)
     finally:
         files.close()
     manifest = SliceManifest(
@@ -259,6 +304,75 @@ def write_slice(stream: ScenarioStream, directory: Path | None, save_timeseries:
         payload = json.dumps(manifest.to_json(), allow_nan=False, default=_jsonable, indent=1)
         (directory / MANIFEST_FILE).write_text(payload)
     return manifest
+
+
+@dataclass
+class ChunkResult:
+    """What a chunk task sends back (small: no paths): its index, the statistics of its scenarios, the family's
+    side result, the figures of the files it wrote, and its seconds (generation, checks and writing)."""
+
+    index: int
+    stats: SetStats
+    side: object
+    files: _SliceFiles
+    seconds: float
+
+
+def chunk_task(model, run, part: list[int], index: int, offset: int, directory: Path | None, save_timeseries: bool,
+               family: str, severity: str, correlation_paths: int | None) -> ChunkResult:
+    """One chunk of a stream's :class:`~scenarios_assets.core.scenario.ChunkPlan`, run anywhere (a cluster
+    worker): generate the scenarios ``part`` (``run(model, part)``), check them, write their Parquet parts
+    (``part-<index>``) and records (``records-part-<index>.jsonl``) into the slice ``directory`` (a store every
+    worker reaches), and return only the small :class:`ChunkResult`."""
+    started = time.perf_counter()
+    scenarios, side = run(model, part)
+    stats = SetStats(family, severity, correlation_paths, offset=offset)
+    for s in scenarios:
+        stats.add(s)
+    files = _SliceFiles(directory, save_timeseries, part=index, records=chunk_records_name(index))
+    try:
+        files(scenarios)
+    finally:
+        files.close()
+    return ChunkResult(index, stats, side, files, time.perf_counter() - started)
+
+
+def run_chunks_on(client, stream: ScenarioStream, files: _SliceFiles, report: Callable[[int, int], None]) -> SetStats:
+    """Run the chunks of ``stream.plan`` as tasks on ``client``'s cluster: the model is scattered to every
+    worker once (never refitted per chunk or per worker), every chunk is submitted at once and writes its own
+    parts; the results are merged in chunk order (statistics, side results, file figures, records), so the
+    set's statistics are exactly those of an in-process run. ``report(scenarios, rows)`` after each finished
+    chunk (the totals so far)."""
+    from distributed import as_completed
+
+    plan = stream.plan
+    if plan is None:
+        raise ValueError(f"{stream.family} {stream.severity}: a stream without a chunk plan runs in process")
+    model = client.scatter(plan.model, broadcast=True, hash=False)
+    futures, offset = [], 0
+    for k, part in enumerate(plan.parts):
+        futures.append(client.submit(chunk_task, model, plan.run, part, k, offset, files.directory,
+                                     files.save_timeseries, stream.family, stream.severity, stream.correlation_paths,
+                                     pure=False, key=f"chunk-{stream.family}-{stream.severity}-{k:05d}-{id(files):x}"))
+        offset += len(part)
+    results: dict[int, ChunkResult] = {}
+    stats = SetStats(stream.family, stream.severity, stream.correlation_paths)
+    try:
+        for _future, result in as_completed(futures, with_results=True):
+            results[result.index] = result
+            report(sum(len(r.stats) for r in results.values()), sum(r.files.rows for r in results.values()))
+    finally:
+        for future in futures:
+            future.cancel()
+    for k in range(len(plan.parts)):
+        result = results.pop(k)
+        stats.merge(result.stats)
+        if plan.absorb is not None:
+            plan.absorb(result.side)
+        files.merge(result.files)
+        if files.directory is not None:
+            files.append_records(chunk_records_name(k))
+    return finish_set(stream, stats)
 
 
 def _jsonable(value):

@@ -25,6 +25,7 @@ from scenarios_assets.core.builds import METADATA_FILE, SUMMARY_FILE, TIMESERIES
 from scenarios_assets.core.paths import DEFAULT_OUTPUT_DIR
 from scenarios_assets.core.scenario import Scenario
 from scenarios_assets.core.severity import SEVERITIES
+from scenarios_assets.core.store import arrow_location, is_remote, location
 
 CATALOG_FILES = (METADATA_FILE, TIMESERIES_FILE, SUMMARY_FILE)
 # Optional per-cell series of some families (null elsewhere): the session's intraday high and low prices
@@ -131,10 +132,13 @@ DICTIONARY_COLUMNS = ["scenario_id", "scenario_name", "symbol", "date"]
 
 def write_timeseries_part(table: pa.Table, path: Path) -> None:
     """One Parquet part of the time-series dataset: zstd, dictionaries for the repeated strings, row groups
-    of ROW_GROUP_ROWS with statistics (readers prune by scenario and symbol)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    pq.write_table(table, path, compression="zstd", compression_level=3, use_dictionary=DICTIONARY_COLUMNS,
-                   row_group_size=ROW_GROUP_ROWS, write_statistics=True)
+    of ROW_GROUP_ROWS with statistics (readers prune by scenario and symbol). ``path``: local or on an fsspec
+    store (:mod:`scenarios_assets.core.store`)."""
+    if not is_remote(path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("wb") as fh:
+        pq.write_table(table, fh, compression="zstd", compression_level=3, use_dictionary=DICTIONARY_COLUMNS,
+                       row_group_size=ROW_GROUP_ROWS, write_statistics=True)
 
 
 def summary_text(document: dict, run: dict) -> str:
@@ -270,7 +274,8 @@ def load_scenarios(
     timeseries: bool = False,
     build: str | None = None,
 ) -> ScenarioLibrary:
-    """Load the scenario library in ``output_dir`` (default ``data/scenarios``), optionally filtered.
+    """Load the scenario library in ``output_dir`` (default ``data/scenarios``; a local path or an fsspec URL
+    such as ``s3://bucket/prefix``), optionally filtered.
 
     Reads the current build (resolved once, so metadata and time series come from the same build), or
     the kept build ``build`` (an id from ``builds.published_builds``; ``library.build_id`` names the one
@@ -280,9 +285,9 @@ def load_scenarios(
 
     Raises FileNotFoundError when there is no build (or no time series with ``timeseries=True``).
     """
-    out = Path(output_dir) if output_dir else DEFAULT_OUTPUT_DIR
+    out = location(output_dir) if output_dir else DEFAULT_OUTPUT_DIR
     root = resolve(out, build)
-    with open(root / METADATA_FILE, "rb") as fh:
+    with (root / METADATA_FILE).open("rb") as fh:
         document = json.load(fh)
     records = document["scenarios"]
 
@@ -322,12 +327,13 @@ def load_scenarios(
 def timeseries_dataset(root: Path) -> ds.Dataset:
     """The time-series dataset of a build directory (hive partitions family/severity), or of a legacy
     single file. FileNotFoundError when the build has no time series."""
-    path = Path(root) / TIMESERIES_FILE
+    path = location(root) / TIMESERIES_FILE
     if not path.exists():
         raise FileNotFoundError(f"'{path}' does not exist; build with --save-timeseries")
+    where, fs = arrow_location(path)
     if path.is_dir():
-        return ds.dataset(path, format="parquet", partitioning=PARTITIONING)
-    return ds.dataset(path, format="parquet")
+        return ds.dataset(where, format="parquet", partitioning=PARTITIONING, filesystem=fs)
+    return ds.dataset(where, format="parquet", filesystem=fs)
 
 
 @dataclass(frozen=True)
@@ -343,8 +349,10 @@ class TimeseriesPart:
 
     @classmethod
     def read(cls, path: Path, exclude: tuple[str, ...] = ()) -> TimeseriesPart:
-        """The part at ``path`` (its footer only); ``exclude``: columns its reads leave out."""
-        metadata = pq.read_metadata(path)
+        """The part at ``path`` (its footer only; local or on an fsspec store); ``exclude``: columns its reads
+        leave out."""
+        where, fs = arrow_location(path)
+        metadata = pq.read_metadata(where, filesystem=fs)
         names = metadata.schema.to_arrow_schema().names
         at = names.index("scenario_id")
         ranges = []
@@ -359,8 +367,12 @@ class TimeseriesPart:
         groups = [i for i, r in enumerate(self.ranges) if r is None or r[0] <= scenario_id <= r[1]]
         if not groups:
             return None
-        with pq.ParquetFile(self.path, metadata=self.metadata, memory_map=True) as source:
-            table = source.read_row_groups(groups, columns=self.columns, use_threads=False)
+        if is_remote(self.path):
+            with self.path.open("rb") as fh, pq.ParquetFile(fh, metadata=self.metadata) as source:
+                table = source.read_row_groups(groups, columns=self.columns, use_threads=False)
+        else:
+            with pq.ParquetFile(self.path, metadata=self.metadata, memory_map=True) as source:
+                table = source.read_row_groups(groups, columns=self.columns, use_threads=False)
         table = _select(table, "scenario_id", [scenario_id])
         return _select(table, "symbol", symbols) if symbols else table
 
@@ -392,7 +404,7 @@ def read_timeseries(root: Path, records: list[dict], symbols: list[str] | None =
     dataset order (scenario, then symbol, then date): only the parts of the records' slices (partition
     pruning by directory) and, in them, only the row groups whose scenario-id statistics can hold a record
     (:class:`TimeseriesPart`). FileNotFoundError when the build has no time series."""
-    path = Path(root) / TIMESERIES_FILE
+    path = location(root) / TIMESERIES_FILE
     if not path.exists():
         raise FileNotFoundError(f"'{path}' does not exist; build with --save-timeseries")
     parts: dict[Path, TimeseriesPart] = {}

@@ -165,8 +165,9 @@ class SetStats:
     scenarios were chunked, so a set streamed in any chunk size gives identical figures.
     """
 
-    def __init__(self, family: str, severity: str, correlation_paths: int | None = None):
+    def __init__(self, family: str, severity: str, correlation_paths: int | None = None, offset: int = 0):
         self.family, self.severity = family, severity
+        self.offset = offset  # index in the set of this object's first scenario (a chunk's statistics)
         self.ids: list[str] = []
         self.scenario_validation: list[dict] = []
         self.total_returns: list[float] = []
@@ -187,7 +188,7 @@ class SetStats:
     def add(self, s: Scenario) -> None:
         """Check one scenario (fills ``s.validation``) and fold it into the statistics."""
         s.validation = scenario_checks(s)
-        index = len(self.ids)
+        index = self.offset + len(self.ids)
         self.ids.append(s.id)
         self.scenario_validation.append(s.validation)
         self.total_returns.append(float(s.expected_return))
@@ -210,6 +211,24 @@ class SetStats:
             if s.calendars is not None:  # the dates every symbol trades (the sample's correlations need whole rows)
                 rows = rows[np.isfinite(rows).all(axis=1)]
             self.correlation_rows.append(rows)
+
+    def merge(self, other: SetStats) -> None:
+        """Append the statistics of the scenarios that follow this object's in the set (``other``: a chunk's,
+        made with ``offset`` = len(self) + self.offset). Merging the chunks in order gives exactly the figures of
+        one pass over the set, wherever each chunk was computed. ValueError when ``other`` does not follow."""
+        if other.offset != self.offset + len(self.ids):
+            raise ValueError(f"chunk statistics from scenario {other.offset} do not follow scenario "
+                             f"{self.offset + len(self.ids) - 1} of {self.family}[{self.severity}]")
+        self.ids += other.ids
+        self.scenario_validation += other.scenario_validation
+        self.total_returns += other.total_returns
+        self.volatilities += other.volatilities
+        self.max_drawdowns += other.max_drawdowns
+        self.regime_labels |= other.regime_labels
+        self.tail_total += other.tail_total
+        self.tail_beyond += other.tail_beyond
+        self.tail_sample += other.tail_sample
+        self.correlation_rows += other.correlation_rows
 
     def correlation_sample(self) -> np.ndarray | None:
         """(rows, N) float32 daily simple returns pooled over scenarios and days, or None without scenarios."""
@@ -236,6 +255,12 @@ def consume(stream: ScenarioStream, on_chunk: Callable[[list[Scenario]], None] |
             st.add(s)
         if on_chunk is not None:
             on_chunk(chunk)
+    return finish_set(stream, st)
+
+
+def finish_set(stream: ScenarioStream, st: SetStats) -> SetStats:
+    """Complete the statistics of every scenario of ``stream`` (however they were gathered): the set metadata
+    (``stream.finish``), what was skipped, and the set checks. Returns ``st``."""
     st.metadata = {**stream.metadata, **(stream.finish(st) if stream.finish else {})}
     st.skipped = list(stream.skipped)
     st.validation = set_validation(st)

@@ -8,21 +8,30 @@
 
 The dask mode is dagster-dask's executor (same ``cluster`` config: existing, local, yarn, ssh, pbs, moab, sge,
 lsf, slurm, oar, kube): each step of the run (one per scenario family in a severity run) becomes one task on
-the cluster. dagster-dask is imported only when a run uses it, so loading the code location stays fast.
+the cluster, and inside the Monte Carlo and bootstrap steps every chunk of paths becomes one more task on
+the same cluster (:func:`chunk_client`; core/slices.py ``run_chunks_on``), so one family x severity is no
+longer bound to one worker. dagster-dask is imported only when a run uses it, so loading the code location
+stays fast. Only public Dagster APIs are used (the in-process and multiprocess modes delegate to Dagster's
+own executor definitions).
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
+from typing import Any
 from contextlib import contextmanager
 
-from dagster import Field, Permissive, Selector, StringSource, executor, multiple_process_executor_requirements
-from dagster._core.definitions.executor_definition import (
-    IN_PROC_CONFIG,
-    MULTI_PROC_CONFIG,
-    _core_in_process_executor_creation,
-    _core_multiprocess_executor_creation,
+from dagster import (
+    Field,
+    InitExecutorContext,
+    Permissive,
+    Selector,
+    StringSource,
+    executor,
+    in_process_executor,
+    multiple_process_executor_requirements,
+    multiprocess_executor,
 )
 
 EXECUTORS = ("in_process", "multiprocess", "dask")
@@ -54,7 +63,8 @@ def _requirements(executor_config: dict):
 @executor(
     name="scenarios_executor",
     config_schema=Field(
-        Selector({"in_process": IN_PROC_CONFIG, "multiprocess": MULTI_PROC_CONFIG, "dask": DASK_CONFIG}),
+        Selector({"in_process": in_process_executor.config_schema.as_field(),
+                  "multiprocess": multiprocess_executor.config_schema.as_field(), "dask": DASK_CONFIG}),
         default_value={"in_process": {}},  # light runs are fastest in process (DAGSTER_NOTES.md)
     ),
     requirements=_requirements,
@@ -67,9 +77,31 @@ def scenarios_executor(init_context):
 
         ((cluster_type, cluster_config),) = config["dask"]["cluster"].items()
         return DaskExecutor(cluster_type, cluster_config)
-    if "multiprocess" in config:
-        return _core_multiprocess_executor_creation(config["multiprocess"])
-    return _core_in_process_executor_creation(config["in_process"])
+    ((kind, sub_config),) = config.items()
+    definition = multiprocess_executor if kind == "multiprocess" else in_process_executor
+    return definition.executor_creation_fn(InitExecutorContext(
+        job=init_context.job, executor_def=definition, executor_config=sub_config, instance=init_context.instance))
+
+
+@contextmanager
+def chunk_client(run_config: Mapping[str, Any]) -> Iterator[object | None]:
+    """The dask.distributed client a family step sends its chunks of paths to: in a run of the dask executor
+    (``execution.config.dask``, from the CLI's ``--executor dask`` or the same run config in the UI), the client
+    of the worker the step runs on (``worker_client``: the step leaves the worker's thread pool while it waits,
+    so the chunks can use that thread too); None elsewhere (the chunks run in the step's process)."""
+    execution = ((run_config or {}).get("execution") or {}).get("config") or {}
+    if "dask" not in execution:
+        yield None
+        return
+    from distributed import get_worker, worker_client
+
+    try:
+        get_worker()
+    except ValueError:  # not on a worker (a step executed some other way): chunks stay in process
+        yield None
+        return
+    with worker_client() as client:
+        yield client
 
 
 def execution_config(kind: str, workers: int = 2, dask_scheduler: str | None = None) -> dict:

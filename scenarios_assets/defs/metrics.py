@@ -1,12 +1,12 @@
 """Stage-3 starter: per-scenario, per-symbol risk metrics of the published build."""
 
 
-from pathlib import Path
 
 from dagster import AssetExecutionContext, AssetIn, MetadataValue, Output, asset
 
 from scenarios_assets.core.builds import METRICS_FILE
 from scenarios_assets.core.metrics import load_scenario_metrics
+from scenarios_assets.core.store import location
 from scenarios_assets.defs.automation import downstream_condition
 from scenarios_assets.defs.keys import CATALOG_KEY, METRICS_KEY, OWNERS
 from scenarios_assets.defs.monitoring import markdown_table, measured
@@ -27,7 +27,7 @@ from scenarios_assets.defs.monitoring import markdown_table, measured
     "scenarios_assets.load_scenario_metrics). This asset reads the build the catalog published and reports it.",
 )
 def scenario_metrics(context: AssetExecutionContext, catalog: dict) -> Output[dict]:
-    out = Path(catalog["output_dir"])
+    out = location(catalog["output_dir"])  # a local directory or an fsspec URL
     build = catalog.get("build_id") or ""
 
     def not_written(reason: str) -> Output[dict]:

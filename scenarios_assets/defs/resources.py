@@ -19,6 +19,7 @@ from scenarios_assets.core.families import FAMILY_SPECS
 from scenarios_assets.core.market import MarketData, load_configured_market_data, market_source
 from scenarios_assets.core.paths import BUNDLED_ECONOMIC, DEFAULT_OUTPUT_DIR
 from scenarios_assets.core.severity import SEVERITIES
+from scenarios_assets.core.store import location
 from scenarios_assets.defs.executors import scenarios_executor
 
 DEFAULT_API_URL = "http://127.0.0.1:8000"  # `scenarios serve` without flags (make ui starts it there)
@@ -41,7 +42,7 @@ class ScenarioSettings(ConfigurableResource):
 
     market_data: str = ""
     economic_data: str = ""
-    output_dir: str = ""
+    output_dir: str = ""  # a local directory or an fsspec URL (s3://bucket/prefix, file:///dir, memory://name)
     config_file: str = ""
     # Overrides of config keys (JSON of a partial `scenarios_pipeline` mapping), set by the CLI flags.
     overrides_json: str = "{}"
@@ -67,7 +68,9 @@ class ScenarioSettings(ConfigurableResource):
         return (self.api_url or API_URL_ENV.get_value() or DEFAULT_API_URL).rstrip("/")
 
     def output_path(self) -> Path:
-        return Path(self.output_dir or OUTPUT_DIR_ENV.get_value() or DEFAULT_OUTPUT_DIR)
+        """The library: a local directory or an fsspec URL (``s3://bucket/prefix``, ``file:///dir``,
+        ``memory://name``; core/store.py), as a pathlib-like path."""
+        return location(self.output_dir or OUTPUT_DIR_ENV.get_value() or DEFAULT_OUTPUT_DIR)
 
     def pipeline_config(self) -> dict:
         path = self.config_file or CONFIG_ENV.get_value() or None

@@ -1,10 +1,8 @@
 """One severity-partitioned asset per registered family, and the catalog that writes the library."""
 
 
-import shutil
 import time
 from collections import Counter
-from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -30,9 +28,11 @@ from scenarios_assets.core.market import MarketData
 from scenarios_assets.core.report import write_report
 from scenarios_assets.core.severity import SEVERITIES
 from scenarios_assets.core.slices import SliceManifest, SliceProgress, write_slice
+from scenarios_assets.core.store import remove_tree
 from scenarios_assets.core.timing import Phases
 from scenarios_assets.core.validation import CATALOG_CHECKS, catalog_checks, checks_for
 from scenarios_assets.defs.automation import catalog_condition
+from scenarios_assets.defs.executors import chunk_client
 from scenarios_assets.defs.keys import CATALOG_KEY, ECONOMIC_KEY, MARKET_KEY, OWNERS, family_key
 from scenarios_assets.defs.monitoring import markdown_table, measured
 from scenarios_assets.defs.partitions import severity_partitions
@@ -113,15 +113,16 @@ def build_family_asset(spec: FamilySpec) -> AssetsDefinition:
         config = settings.pipeline_config()
         ctx = GenerationContext(market, economic, config, settings.config_hash(), context.partition_key)
         staging = None if settings.dry_run else new_staging(settings.output_path(), spec.family, ctx.severity, context.run_id)
-        with measured() as figures:
+        with measured() as figures, chunk_client(context.run.run_config) as client:
             started = time.perf_counter()
             try:
                 manifest = write_slice(family_stream(spec.family, ctx), staging, config["performance"]["save_timeseries"],
-                                       family_config_hash(spec.family, config), progress=progress_logger(context))
+                                       family_config_hash(spec.family, config), progress=progress_logger(context),
+                                       client=client)
                 manifest.generation_seconds = time.perf_counter() - started  # calibration included
             except BaseException:
                 if staging is not None:
-                    shutil.rmtree(staging, ignore_errors=True)
+                    remove_tree(staging)
                 raise
         yield Output(manifest, metadata=family_metadata(manifest, figures))
         yield from check_results(key, manifest.validation)
@@ -157,7 +158,7 @@ def report_writer(context: AssetExecutionContext, charts: dict, api_url: str):
             context.log.warning(f"scenario report not written: {exc}")
             charts["report_error"] = str(exc)
             return
-        published = Path(build_dir).with_name(Path(build_dir).name.removeprefix(TMP_PREFIX))  # after the rename
+        published = build_dir.with_name(build_dir.name.removeprefix(TMP_PREFIX))  # after the rename (local)
         charts["report"] = MetadataValue.path(str(published / REPORT_FILE))
         charts["report_url"] = MetadataValue.url(f"{api_url}/report?build={published.name}")
         for chart in report.charts:
