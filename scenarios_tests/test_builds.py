@@ -192,7 +192,10 @@ def test_a_crash_at_any_file_operation_leaves_the_previous_build_current_and_com
     assert names.count("link") == 5 and max(i for i, n in enumerate(names, 1) if n == "link") < renamed < commit
     assert names[commit - 3:commit] == ["open", "fsync", "replace"]
     assert log[commit - 3][0] == "open" and ".CURRENT." in log[commit - 3][1][0]  # the id, written then renamed
-    assert names[commit:commit + 2] == ["symlink", "replace"] and "fsync" in names[commit:]  # the link, the directory
+    after = names[commit:]
+    if after[0] == "unlink":  # core.atomic.atomic_symlink first removes a temporary link a crash may have left
+        after = after[1:]
+    assert after[:2] == ["symlink", "replace"] and "fsync" in after  # the link, the directory
 
 
 def test_a_crash_in_the_report_step_keeps_the_previous_build(sets, tmp_path):
