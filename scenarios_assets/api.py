@@ -88,8 +88,11 @@ ACCEPT = {
 BATCH_ROWS = 16_384
 # Largest request body accepted (413 beyond): a generation request is a few kB (1,000 symbols ~ 25 kB).
 MAX_BODY_BYTES = 64 * 1024
-# Absolute server paths in an answer's text are cut to their last component (``_redact``).
-_ABSOLUTE_PATH = re.compile(r"(?<![\w:/.~-])/(?:[^\s'\"/()]+/)+([^\s'\"/()]*)")
+# Absolute server paths in an answer's text are cut to their last component (``_redact``); the API's own
+# routes (e.g. "follow it at /runs/<id>") are links, not server paths, and stay whole.
+API_ROUTE_ROOTS = ("runs", "scenarios", "builds", "report", "health", "docs", "openapi.json")
+_ABSOLUTE_PATH = re.compile(r"(?<![\w:/.~-])/(?!(?:%s)(?:/|\b))(?:[^\s'\"/()]+/)+([^\s'\"/()]*)"
+                            % "|".join(re.escape(r) for r in API_ROUTE_ROOTS))
 
 
 class ApiError(Exception):

@@ -41,6 +41,7 @@ class StepState:
     phase: str = ""
     catalog_seconds: dict = field(default_factory=dict)
     failure: str | None = None
+    blocking_failures: list[str] = field(default_factory=list)  # "check: reason" of failed ERROR-severity checks
 
     @property
     def is_family(self) -> bool:
@@ -260,11 +261,28 @@ class RunWatcher:
         elif kind == "ASSET_CHECK_EVALUATION":
             evaluation = event.event_specific_data
             step.checks.append((evaluation.check_name, bool(evaluation.passed)))
+            if not evaluation.passed and getattr(evaluation.severity, "value", evaluation.severity) == "ERROR":
+                step.blocking_failures.append(_check_reason(evaluation))
         elif kind in ("STEP_SUCCESS", "STEP_FAILURE"):
             step.seconds = max(entry.timestamp - step.started, 0.0)
             if kind == "STEP_FAILURE":
-                step.failure = _innermost(event.event_specific_data.error)
+                # Dagster's error for failed blocking checks ends in a colon and names none of them: say which
+                step.failure = ("blocking check " + "; ".join(step.blocking_failures) if step.blocking_failures
+                                else _innermost(event.event_specific_data.error))
             self.display.finish(step)
+
+
+# Characters of a failed check's reason in a step's line (the whole text is in the run's metadata).
+CHECK_REASON_CHARS = 160
+
+
+def _check_reason(evaluation) -> str:
+    """'check_name: reason' of a failed asset check evaluation, the reason cut to CHECK_REASON_CHARS."""
+    md = evaluation.metadata or {}
+    detail = " ".join(str(md["detail"].value if "detail" in md else evaluation.description or "failed").split())
+    if len(detail) > CHECK_REASON_CHARS:
+        detail = detail[: CHECK_REASON_CHARS - 1].rstrip() + "…"
+    return f"{evaluation.check_name}: {detail}"
 
 
 def _innermost(error) -> str:

@@ -131,3 +131,6 @@ def test_redact_keeps_urls_and_names_cuts_paths():
     assert _redact("see http://127.0.0.1:3000/runs/abc") == "see http://127.0.0.1:3000/runs/abc"
     assert _redact("no catalog in '/var/lib/scenarios' yet") == "no catalog in 'scenarios' yet"
     assert _redact("ratio 1/2 and 3/4") == "ratio 1/2 and 3/4"
+    # the API's own routes are links, not server paths (the 409 of a second generation names its status)
+    assert _redact("generation abc is still running; follow it at /runs/abc-1") == (
+        "generation abc is still running; follow it at /runs/abc-1")

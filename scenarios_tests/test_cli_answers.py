@@ -45,6 +45,10 @@ def test_failed_blocking_check_names_asset_check_and_reason(tmp_path):
             "cannot calibrate the Monte Carlo model: the calibration window 2012-12-23..2022-12-23 holds 120 sessions "
             "(at least 250 needed)") in first
     assert state == f"the library in {out} is unchanged (current build: none)"
+    # the step's own progress line names the check and its reason too, not Dagster's bare "…ERROR severity:"
+    step = next(line for line in proc.stdout.splitlines() if "monte_carlo" in line and "failed after" in line)
+    assert ": blocking check non_empty: 0 scenario(s); all skipped: monte_carlo: cannot calibrate" in step, step
+    assert "ERROR severity" not in proc.stdout + proc.stderr
 
 
 # --- 9. the output directory, before anything runs -----------------------------------------------------
