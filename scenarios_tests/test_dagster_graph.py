@@ -44,7 +44,7 @@ def test_whole_graph_materialises_with_all_checks_passing(two_builds):
     assert {e.check_name for e in evaluations} >= {"finite_values", "positive_prices", "coverage", "complete_and_current"}
     assert {p.name for p in out.iterdir()} == {  # the report: test_report.py
         "scenario_metadata.json", "scenario_timeseries.parquet", "scenario_summary.txt", "scenario_metrics.parquet",
-        "scenario_report.html", "current", "builds", ".staging", ".lock",
+        "scenario_report.html", "CURRENT", "current", "builds", ".staging", ".lock",
     }
     assert [p.name for p in (out / "builds").iterdir()] == [builds.current_build_id(out)]
     assert not any((out / ".staging").iterdir())  # every staged slice went into the build
