@@ -339,3 +339,12 @@ def test_bad_limits_are_one_line_before_anything_runs(tmp_path, monkeypatch, cap
     assert cli.main([*args, "--type", "stress", "--severity", "moderate", "--output-dir", str(tmp_path / "lib")]) == 2
     assert capsys.readouterr().err.strip() == message
     assert not (tmp_path / "home").exists() and not (tmp_path / "lib").exists()
+
+
+def test_an_object_store_has_no_free_space_figure_so_only_an_explicit_disk_limit_bounds_it():
+    from scenarios_assets.core.store import location
+
+    store = location("memory://footprint-test/library")
+    unbounded = footprint.limits({}, store)
+    assert unbounded.disk == sys.maxsize and "object store" in unbounded.disk_source
+    assert footprint.limits({}, store, disk_gib=3).disk == 3 * footprint.GIB

@@ -31,10 +31,12 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from scenarios_assets.core.errors import ScenarioInputError
+from scenarios_assets.core.store import is_remote
 
 GIB = 1024**3
 MIB = 1024**2
@@ -247,7 +249,8 @@ def limits(performance: dict, output_dir: Path, memory_gib: float | None = None,
            disk_gib: float | None = None) -> Limits:
     """The limits of a request: the flag's value, else the environment's, else the config's ``*_limit_gib``,
     else its ``*_limit_fraction`` of the available memory (psutil.virtual_memory().available) and of the free
-    space of ``output_dir``'s file system (its nearest existing parent; shutil.disk_usage)."""
+    space of ``output_dir``'s file system (its nearest existing parent; shutil.disk_usage). An object store
+    (``core.store.is_remote``) has no free-space figure: its disk is bounded only by an explicit limit."""
     import psutil
 
     mem, _ = _given(memory_gib, "SCENARIOS_MEMORY_LIMIT_GIB")
@@ -264,6 +267,8 @@ def limits(performance: dict, output_dir: Path, memory_gib: float | None = None,
         dsk = float(performance["disk_limit_gib"])
     if dsk is not None:
         disk, disk_source = int(dsk * GIB), f"{dsk:g} GiB"
+    elif is_remote(output_dir):  # an object store has no free-space figure: bounded only by an explicit limit
+        disk, disk_source = sys.maxsize, "no limit on an object store unless one is set"
     else:
         existing = Path(output_dir)
         while not existing.exists() and existing != existing.parent:
