@@ -112,7 +112,8 @@ print(json.dumps({"load": peak - base}))
 '''
 
 MEASURE = r'''
-import gc, json, resource, sys, tempfile, tracemalloc
+import gc, json, sys, tempfile, threading, time, tracemalloc
+import psutil
 from pathlib import Path
 from scenarios_assets.core.config import config_hash, load_config
 from scenarios_assets.core.families import GenerationContext
@@ -121,8 +122,25 @@ from scenarios_assets.core.monte_carlo import stream_monte_carlo
 from scenarios_assets.core.paths import BUNDLED_ECONOMIC, BUNDLED_OHLCV
 from scenarios_assets.core.slices import write_slice
 
-def rss():
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+def growth(work):
+    """The peak RSS growth while ``work()`` runs over the RSS just before (sampled every 2 ms): the step's own
+    peak, whatever an earlier phase of the process (imports, the load, the fits) peaked at."""
+    me = psutil.Process()
+    base = peak = me.memory_info().rss
+    done = False
+    def sample():
+        nonlocal peak
+        while not done:
+            peak = max(peak, me.memory_info().rss)
+            time.sleep(0.002)
+    watcher = threading.Thread(target=sample)
+    watcher.start()
+    try:
+        work()
+    finally:
+        done = True
+        watcher.join()
+    return max(peak, me.memory_info().rss) - base
 
 out = {}
 market = load_market_data(BUNDLED_OHLCV)
@@ -135,12 +153,12 @@ def run(n, per_chunk, traced=False):
     gc.collect()
     if traced:
         tracemalloc.start()
-    write_slice(stream, Path(tempfile.mkdtemp()), True)
     if traced:
+        write_slice(stream, Path(tempfile.mkdtemp()), True)
         peak = tracemalloc.get_traced_memory()[1]
         tracemalloc.stop()
         return peak
-    return rss()
+    return growth(lambda: write_slice(stream, Path(tempfile.mkdtemp()), True))
 
 run(50, 50)  # the fits (cached in the process) and the first allocations
 out["rss_chunk"] = run(2000, int(sys.argv[1]))  # one process per chunk size: freed arenas would be reused
