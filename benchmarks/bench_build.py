@@ -37,8 +37,8 @@ RESULTS = ROOT / "benchmarks" / "results"
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from scenarios_assets.core.families import FAMILIES  # noqa: E402  (the registry, after sys.path)
-from scenarios_assets.core.severity import SEVERITIES  # noqa: E402
+from scenarios_assets.core.families.registry import FAMILIES  # noqa: E402  (the registry, after sys.path)
+from scenarios_assets.core.models.severity import SEVERITIES  # noqa: E402
 
 GIB = 1024**3
 
@@ -110,8 +110,8 @@ def core_stage(data: str, mc: int, bootstrap: int, out: str) -> dict:
     """Every family x severity slice written by the core alone, in this process, each timed."""
     from bench_stochastic import load_context
 
-    from scenarios_assets.core.families import family_stream
-    from scenarios_assets.core.slices import write_slice
+    from scenarios_assets.core.families.registry import family_stream
+    from scenarios_assets.core.library.slices import write_slice
 
     overrides = {"generation": {"stochastic": {"monte_carlo": {"num_scenarios": mc}, "bootstrap": {"num_scenarios": bootstrap}}}}
     timings, rows = {}, 0

@@ -52,8 +52,8 @@ def overhead(data: Path, work: Path, paths: int, address: str) -> dict:
     from dask.distributed import Client, get_task_stream
     from bench_stochastic import load_context
 
-    from scenarios_assets.core.families import family_stream
-    from scenarios_assets.core.slices import write_slice
+    from scenarios_assets.core.families.registry import family_stream
+    from scenarios_assets.core.library.slices import write_slice
 
     overrides = {"generation": {"stochastic": {"monte_carlo": {"num_scenarios": paths}}},
                  "performance": {"paths_per_chunk": CHUNK_PATHS}}

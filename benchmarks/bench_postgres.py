@@ -1,9 +1,9 @@
 """Benchmark: market data from PostgreSQL into the in-memory panel.
 
 A synthetic universe of 500 symbols x 2,520 trading days (1.26 M rows; symbol 0 is the SPX reference) is
-published with the project's own loader (``core.database.write_ohlcv_postgres``: ADBC bulk ingest into a
+published with the project's own loader (``core.data.database.write_ohlcv_postgres``: ADBC bulk ingest into a
 temporary table, then one upsert) into a throw-away schema, then read back through the one call the
-pipeline uses, ``core.market.load_market_data("postgresql://...")``: SQL -> Arrow -> validate -> panel.
+pipeline uses, ``core.data.market.load_market_data("postgresql://...")``: SQL -> Arrow -> validate -> panel.
 
     load_full      all 1.26 M rows into the panel                                      target <= 3 s
     load_selected  50 symbols x 2 years (filters in SQL; SPX whole history)
@@ -36,8 +36,8 @@ ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
 sys.path.insert(0, str(ROOT))
 
-from scenarios_assets.core.database import parse_source, read_ohlcv_postgres, select_query  # noqa: E402
-from scenarios_assets.core.market import load_market_data, validate_ohlcv  # noqa: E402
+from scenarios_assets.core.data.database import parse_source, read_ohlcv_postgres, select_query  # noqa: E402
+from scenarios_assets.core.data.market import load_market_data, validate_ohlcv  # noqa: E402
 
 TARGET_SECONDS = 3.0
 
@@ -122,7 +122,7 @@ def main() -> int:
     p.add_argument("--no-baselines", action="store_true")
     args = p.parse_args()
 
-    from scenarios_assets.core.database import connect, write_ohlcv_postgres
+    from scenarios_assets.core.data.database import connect, write_ohlcv_postgres
 
     schema = f"scenarios_bench_{os.getpid()}"
     url = f"{args.url}{'&' if '?' in args.url else '?'}table={schema}.ohlcv"

@@ -106,9 +106,10 @@ def synthetic_ohlcv(n_symbols: int = N_SYMBOLS, n_days: int = N_DAYS, seed: int 
 
 
 def load_context(data_path: str, severity: str, overrides: dict):
-    from scenarios_assets.core.config import config_hash, load_config
-    from scenarios_assets.core.families import GenerationContext
-    from scenarios_assets.core.market import build_economic, build_market_data, read_ohlcv, validate_ohlcv
+    from scenarios_assets.core.models.config import config_hash
+    from scenarios_assets.core.data.config_file import load_config
+    from scenarios_assets.core.families.context import GenerationContext
+    from scenarios_assets.core.data.market import build_economic, build_market_data, read_ohlcv, validate_ohlcv
 
     raw = read_ohlcv(data_path)
     ohlcv, report = validate_ohlcv(raw, data_path)
@@ -120,7 +121,7 @@ def load_context(data_path: str, severity: str, overrides: dict):
 # --- stages (each runs in a child process) ------------------------------------------------------------
 
 def stage_fits(data_path: str, _args) -> dict:
-    from scenarios_assets.core.monte_carlo import calibration_window, fit_garch
+    from scenarios_assets.core.families.monte_carlo import calibration_window, fit_garch
 
     ctx = load_context(data_path, "moderate", {})
     cfg = ctx.config["generation"]["stochastic"]["monte_carlo"]
@@ -144,10 +145,10 @@ def stage_fits(data_path: str, _args) -> dict:
 
 
 def stage_monte_carlo(data_path: str, args) -> dict:
-    from scenarios_assets.core import storage
-    from scenarios_assets.core.metrics import chunk_metrics
-    from scenarios_assets.core.monte_carlo import chunk_size, generate_monte_carlo
-    from scenarios_assets.core.validation import validate_set
+    from scenarios_assets.core.library import storage
+    from scenarios_assets.core.library.metrics import chunk_metrics
+    from scenarios_assets.core.families.monte_carlo import chunk_size, generate_monte_carlo
+    from scenarios_assets.core.library.validation import validate_set
 
     ctx = load_context(data_path, "moderate", {"generation": {"stochastic": {"monte_carlo": {"num_scenarios": args.scenarios}}}})
     rss_before = peak_rss_bytes()
@@ -209,7 +210,7 @@ def stage_monte_carlo(data_path: str, args) -> dict:
 
 
 def stage_bootstrap(data_path: str, args) -> dict:
-    from scenarios_assets.core.bootstrap import generate_bootstrap
+    from scenarios_assets.core.families.bootstrap import generate_bootstrap
 
     ctx = load_context(data_path, "moderate", {"generation": {"stochastic": {"bootstrap": {"num_scenarios": args.bootstrap_scenarios}}}})
     started, cpu = time.perf_counter(), cpu_seconds()

@@ -5,7 +5,7 @@ The computational core lives in :mod:`scenarios_assets.core` (no Dagster import)
 its risk metrics with :func:`load_scenario_metrics`.
 """
 
-from scenarios_assets.core.metrics import load_scenario_metrics
-from scenarios_assets.core.storage import load_scenarios
+from scenarios_assets.core.library.metrics import load_scenario_metrics
+from scenarios_assets.core.library.storage import load_scenarios
 
 __all__ = ["load_scenario_metrics", "load_scenarios"]

@@ -1,3 +1,3 @@
-from scenarios_assets.cli import main
+from scenarios_assets.cli.main import main
 
 raise SystemExit(main())

@@ -1,6 +1,6 @@
 """REST API over the scenario catalog: ``scenarios serve --host 127.0.0.1 --port 8000 [--output-dir DIR]``.
 
-Reads come from the builds of the output directory (:mod:`scenarios_assets.core.builds`): a request
+Reads come from the builds of the output directory (:mod:`scenarios_assets.core.library.builds`): a request
 resolves the ``current`` link once (or takes the kept build named by ``?build=``) and reads everything
 from that one build, whose id every answer carries (header ``X-Scenarios-Build``, ``build_id`` beside
 ``generated_at`` in bodies). Builds never change once published, so each is parsed once and cached by
@@ -53,17 +53,17 @@ from fastapi_offline import FastAPIOffline
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from scenarios_assets.core import builds
-from scenarios_assets.core.builds import METADATA_FILE, METRICS_FILE, REPORT_FILE, TIMESERIES_FILE
-from scenarios_assets.core.errors import ScenarioInputError
-from scenarios_assets.core.atomic import atomic_write_text
-from scenarios_assets.core.dates import parse_iso_date
-from scenarios_assets.core.families import CLI_TYPES, FAMILIES
-from scenarios_assets.core.paths import DEFAULT_DAGSTER_HOME, DEFAULT_OUTPUT_DIR
-from scenarios_assets.core.report import CHART_PREFIX
-from scenarios_assets.core.severity import SEVERITIES
-from scenarios_assets.core.storage import TIMESERIES_SCHEMA, TimeseriesPart
-from scenarios_assets.core.store import is_remote, location
+from scenarios_assets.core.library import builds
+from scenarios_assets.core.library.builds import METADATA_FILE, METRICS_FILE, REPORT_FILE, TIMESERIES_FILE
+from scenarios_assets.core.models.errors import ScenarioInputError
+from scenarios_assets.core.library.atomic import atomic_write_text
+from scenarios_assets.core.data.dates import parse_iso_date
+from scenarios_assets.core.families.registry import CLI_TYPES, FAMILIES
+from scenarios_assets.core.data.paths import DEFAULT_DAGSTER_HOME, DEFAULT_OUTPUT_DIR
+from scenarios_assets.core.library.report import CHART_PREFIX
+from scenarios_assets.core.models.severity import SEVERITIES
+from scenarios_assets.core.library.storage import TIMESERIES_SCHEMA, TimeseriesPart
+from scenarios_assets.core.library.store import is_remote, location
 
 log = logging.getLogger("scenarios_assets.api")
 
@@ -242,7 +242,7 @@ class CatalogStore:
     MAX_CACHED = 4  # parsed builds held: the current one, and kept ones asked for by id
 
     def __init__(self, output_dir: str | Path):
-        self.output_dir = location(output_dir)  # a local directory or an fsspec URL (core/store.py)
+        self.output_dir = location(output_dir)  # a local directory or an fsspec URL (core/library/store.py)
         self._lock = threading.Lock()
         self._snapshots: dict[str, Snapshot] = {}  # insertion order = age
         self._headers: dict[str, dict] = {}
@@ -540,8 +540,8 @@ def _utc() -> str:
 def resolve_plan(config: dict, output_dir: Path):
     """The CLI's Plan for a generation request, validated exactly as the CLI validates its flags (raises
     ScenarioInputError naming the problem)."""
-    from scenarios_assets import cli
-    from scenarios_assets.core.families import FAMILY_SPECS, enabled, families_for_type
+    from scenarios_assets.cli import main as cli
+    from scenarios_assets.core.families.registry import FAMILY_SPECS, enabled, families_for_type
 
     types = list(dict.fromkeys(config.get("types") or ["all"]))
     severities = list(dict.fromkeys(config.get("severities") or ["all"]))
@@ -580,7 +580,7 @@ def execute_plan(plan, request_id: str) -> None:
     """Run the plan exactly as the CLI does (cli.run_plan: market data, each severity's families, the catalog,
     as Dagster runs on the instance in DAGSTER_HOME), every run tagged with the request id. Raises
     RuntimeError with the CLI's one-line reason when a run fails."""
-    from scenarios_assets import cli
+    from scenarios_assets.cli import main as cli
 
     class Tee(io.TextIOBase):
         def __init__(self, *streams):
@@ -1059,7 +1059,7 @@ def create_app(
         config = body.model_dump(mode="json")
         try:
             plan = resolve_plan(config, out)
-            from scenarios_assets import cli
+            from scenarios_assets.cli import main as cli
 
             cli.preflight(plan)  # bad symbols or dates fail here, before anything runs
         except ScenarioInputError as exc:
@@ -1379,7 +1379,7 @@ def _ui_runs_url(ui: str | None, request_id: str) -> str | None:
 
 def serve(argv: list[str]) -> int:
     """`scenarios serve [--host H] [--port N] [--output-dir DIR] [--dagster-ui URL]`: the API under uvicorn."""
-    from scenarios_assets import cli
+    from scenarios_assets.cli import main as cli
 
     parser = cli.OneLineParser(prog="scenarios serve", description="Serve the scenario catalog over HTTP.")
     parser.add_argument("--host", default="127.0.0.1", help="interface to bind (default 127.0.0.1)")

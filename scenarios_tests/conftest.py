@@ -10,10 +10,11 @@ import pytest
 os.environ.setdefault("DAGSTER_DISABLE_TELEMETRY", "1")
 warnings.filterwarnings("ignore", category=DeprecationWarning)
 
-from scenarios_assets.core.config import config_hash, load_config  # noqa: E402
-from scenarios_assets.core.families import GenerationContext  # noqa: E402
-from scenarios_assets.core.market import build_economic, load_market_data, read_economic  # noqa: E402
-from scenarios_assets.core.paths import BUNDLED_ECONOMIC, BUNDLED_OHLCV  # noqa: E402
+from scenarios_assets.core.models.config import config_hash  # noqa: E402
+from scenarios_assets.core.data.config_file import load_config  # noqa: E402
+from scenarios_assets.core.families.context import GenerationContext  # noqa: E402
+from scenarios_assets.core.data.market import build_economic, load_market_data, read_economic  # noqa: E402
+from scenarios_assets.core.data.paths import BUNDLED_ECONOMIC, BUNDLED_OHLCV  # noqa: E402
 
 
 # Tests `make test` leaves out (it runs -m "not live and not browser and not postgres and not scale"); `make

@@ -2,7 +2,7 @@
 
 from dagster import FilesystemIOManager, materialize
 
-from scenarios_assets.core.severity import SEVERITIES
+from scenarios_assets.core.models.severity import SEVERITIES
 from scenarios_assets.definitions import defs
 from scenarios_assets.defs.resources import ScenarioSettings
 from scenarios_assets.defs.scenarios import family_assets

@@ -6,10 +6,10 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from scenarios_assets.core import builds, library, slices
-from scenarios_assets.core.families import FAMILY_SPECS
-from scenarios_assets.core.severity import SEVERITIES
-from scenarios_assets.core.store import location
+from scenarios_assets.core.library import builds, assembly as library, slices
+from scenarios_assets.core.families.registry import FAMILY_SPECS
+from scenarios_assets.core.models.severity import SEVERITIES
+from scenarios_assets.core.library.store import location
 
 
 def stage_sets(out: Path, sets, save_timeseries: bool = True, run_id: str = "test", family_hashes=None) -> dict:

@@ -2,12 +2,12 @@
 
 from pathlib import Path
 
-from scenarios_assets.core.builds import new_staging
-from scenarios_assets.core.families import family_stream
-from scenarios_assets.core.library import build_and_publish, plan_build
-from scenarios_assets.core.report import write_report
-from scenarios_assets.core.slices import write_slice
-from scenarios_assets.core.timing import Phases
+from scenarios_assets.core.library.builds import new_staging
+from scenarios_assets.core.families.registry import family_stream
+from scenarios_assets.core.library.assembly import build_and_publish, plan_build
+from scenarios_assets.core.library.report import write_report
+from scenarios_assets.core.library.slices import write_slice
+from scenarios_assets.core.library.timing import Phases
 
 
 def publish_build(out: Path, make_ctx, families=("historical", "stress"), severity="severe",

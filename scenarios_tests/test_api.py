@@ -27,12 +27,12 @@ from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, settings
 
 from scenarios_assets import api
-from scenarios_assets.core import builds
-from scenarios_assets.core.historical import generate_historical
-from scenarios_assets.core.metrics import load_scenario_metrics
-from scenarios_assets.core.scenario import ScenarioSet
-from scenarios_assets.core.storage import load_scenarios
-from scenarios_assets.core.validation import validate_set
+from scenarios_assets.core.library import builds
+from scenarios_assets.core.families.historical import generate_historical
+from scenarios_assets.core.library.metrics import load_scenario_metrics
+from scenarios_assets.core.models.scenario import ScenarioSet
+from scenarios_assets.core.library.storage import load_scenarios
+from scenarios_assets.core.library.validation import validate_set
 from scenarios_tests.library_helpers import publish_sets
 
 COVID = "historical.covid_crash.severe"
@@ -472,7 +472,7 @@ def test_run_status_reports_failures_and_dead_workers(catalog_dir, tmp_path):
 
 
 def test_a_failed_dagster_run_fails_the_request_with_the_cli_reason(monkeypatch):
-    from scenarios_assets import cli
+    from scenarios_assets.cli import main as cli
 
     def failing_run_plan(plan, out=None, tags=None):
         assert tags == {"scenarios/api": "1", api.REQUEST_TAG: "rid"}

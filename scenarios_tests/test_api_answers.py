@@ -9,9 +9,9 @@ import json
 import pytest
 from fastapi.testclient import TestClient
 
-from scenarios_assets import cli
+from scenarios_assets.cli import main as cli
 from scenarios_assets.api import MAX_BODY_BYTES, _redact, create_app
-from scenarios_assets.core.paths import PROJECT_ROOT
+from scenarios_assets.core.data.paths import PROJECT_ROOT
 
 
 class RecordingLauncher:

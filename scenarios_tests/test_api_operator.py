@@ -9,8 +9,8 @@ from fastapi.testclient import TestClient
 from PIL import Image
 
 from scenarios_assets.api import create_app
-from scenarios_assets.core.builds import REPORT_FILE, TMP_PREFIX
-from scenarios_assets.core.report import CHART_PREFIX, INLINE_MARKDOWN_LIMIT
+from scenarios_assets.core.library.builds import REPORT_FILE, TMP_PREFIX
+from scenarios_assets.core.library.report import CHART_PREFIX, INLINE_MARKDOWN_LIMIT
 from scenarios_assets.defs.scenarios import report_writer
 from scenarios_tests.operator_helpers import publish_build
 

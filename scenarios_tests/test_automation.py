@@ -28,8 +28,8 @@ from dagster import (
 )
 from dagster._core.events import DagsterEvent, DagsterEventType, StepMaterializationData
 
-from scenarios_assets.core.paths import BUNDLED_OHLCV
-from scenarios_assets.core.severity import SEVERITIES
+from scenarios_assets.core.data.paths import BUNDLED_OHLCV
+from scenarios_assets.core.models.severity import SEVERITIES
 from scenarios_assets.definitions import defs
 from scenarios_assets.defs import automation
 from scenarios_assets.defs.automation import CLI_TAG, DATA_VERSION_TAG

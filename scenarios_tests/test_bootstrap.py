@@ -5,11 +5,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from scenarios_assets.core import bootstrap as bs
-from scenarios_assets.core.errors import ScenarioInputError
-from scenarios_assets.core.monte_carlo import calibration_window
-from scenarios_assets.core.severity import SEVERITIES, scenario_rng, scenario_seed
-from scenarios_assets.core.validation import validate_set
+from scenarios_assets.core.families import bootstrap as bs
+from scenarios_assets.core.models.errors import ScenarioInputError
+from scenarios_assets.core.families.monte_carlo import calibration_window
+from scenarios_assets.core.models.severity import SEVERITIES, scenario_rng, scenario_seed
+from scenarios_assets.core.library.validation import validate_set
 
 N = 40
 

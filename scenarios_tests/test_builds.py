@@ -24,13 +24,14 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from scenarios_assets.core import builds, library, slices
-from scenarios_assets.core.builds import BuildInProgressError
-from scenarios_assets.core.families import FAMILY_SPECS, family_stream, generate_family
-from scenarios_assets.core.scenario import ScenarioStream
-from scenarios_assets.core.severity import SEVERITIES
-from scenarios_assets.core.storage import load_scenarios
-from scenarios_assets.core.validation import catalog_checks
+from scenarios_assets.core.library import builds, assembly as library, slices
+from scenarios_assets.core.library.builds import BuildInProgressError
+from scenarios_assets.core.families.registry import FAMILY_SPECS, family_stream
+from scenarios_assets.core.library.validation import generate_family
+from scenarios_assets.core.models.scenario import ScenarioStream
+from scenarios_assets.core.models.severity import SEVERITIES
+from scenarios_assets.core.library.storage import load_scenarios
+from scenarios_assets.core.library.validation import catalog_checks
 from scenarios_tests.library_helpers import publish_sets, stage_sets
 
 FAMILIES = ("historical", "stress")
@@ -193,7 +194,7 @@ def test_a_crash_at_any_file_operation_leaves_the_previous_build_current_and_com
     assert names[commit - 3:commit] == ["open", "fsync", "replace"]
     assert log[commit - 3][0] == "open" and ".CURRENT." in log[commit - 3][1][0]  # the id, written then renamed
     after = names[commit:]
-    if after[0] == "unlink":  # core.atomic.atomic_symlink first removes a temporary link a crash may have left
+    if after[0] == "unlink":  # core.library.atomic.atomic_symlink first removes a temporary link a crash may have left
         after = after[1:]
     assert after[:2] == ["symlink", "replace"] and "fsync" in after  # the link, the directory
 
@@ -343,7 +344,7 @@ def test_a_full_run_without_carry_over_holds_only_what_it_built(sets, tmp_path):
 
 def test_cli_partial_run_keeps_the_library(tmp_path, monkeypatch, capsys):
     """The fix of "a partial run wipes the library": a full run, then one family at one severity."""
-    from scenarios_assets import cli
+    from scenarios_assets.cli import main as cli
 
     monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "home"))
     (tmp_path / "home").mkdir()
@@ -459,7 +460,7 @@ def test_retention_keeps_the_newest_builds(sets, tmp_path, keep):
 
 
 def test_keep_builds_below_one_is_refused(sets, tmp_path):
-    from scenarios_assets.core.errors import ScenarioInputError
+    from scenarios_assets.core.models.errors import ScenarioInputError
 
     out = tmp_path / "lib"
     previous, _, _ = publish_sets(out, [sets["historical", "moderate"]])
@@ -571,7 +572,7 @@ def test_write_slice_holds_one_chunk_of_paths_at_a_time(make_ctx, tmp_path):
 
 
 def test_scenarios_builds_lists_the_kept_builds_and_prints_one_by_id(sets, tmp_path, capsys):
-    from scenarios_assets.builds_cli import builds_main
+    from scenarios_assets.cli.builds import builds_main
 
     out = tmp_path / "lib"
     first, _, _ = publish_sets(out, [sets["historical", "moderate"]])

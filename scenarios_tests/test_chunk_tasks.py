@@ -14,9 +14,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from scenarios_assets.core import slices
-from scenarios_assets.core.families import family_stream
-from scenarios_assets.core.validation import SetStats
+from scenarios_assets.core.library import slices
+from scenarios_assets.core.families.registry import family_stream
+from scenarios_assets.core.library.validation import SetStats
 from scenarios_assets.defs.executors import local_dask_cluster
 
 N = 13  # scenarios per set: chunks of 4 (4, 4, 4, 1) on the cluster, 5 and 13 in process
@@ -31,7 +31,7 @@ def read_parts(directory) -> pa.Table:
 
 def worker_fit_cache_sizes(client) -> list[int]:
     def size():
-        from scenarios_assets.core import monte_carlo
+        from scenarios_assets.core.families import monte_carlo
 
         return len(monte_carlo._FIT_CACHE)
 
@@ -76,7 +76,7 @@ def test_chunks_on_two_worker_processes_equal_the_in_process_slice(family, make_
 
 
 def test_set_stats_of_chunks_merge_into_the_stats_of_the_whole_set(make_ctx):
-    from scenarios_assets.core.families import generate_family
+    from scenarios_assets.core.library.validation import generate_family
 
     ss = generate_family("bootstrap", make_ctx("moderate", {"generation": {"stochastic": {"bootstrap": {"num_scenarios": 9}}}}))
     whole = SetStats("bootstrap", "moderate", correlation_paths=9)

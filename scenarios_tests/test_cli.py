@@ -8,7 +8,7 @@ import sys
 import pandas as pd
 import pytest
 
-from scenarios_assets.core.paths import BUNDLED_OHLCV
+from scenarios_assets.core.data.paths import BUNDLED_OHLCV
 from scenarios_tests.library_helpers import snapshot
 
 

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from scenarios_assets import cli
-from scenarios_assets.core.builds import current_build_id
-from scenarios_assets.core.database import PASSWORD_ENV, parse_source, split_password
+from scenarios_assets.cli import main as cli
+from scenarios_assets.core.library.builds import current_build_id
+from scenarios_assets.core.data.database import PASSWORD_ENV, parse_source, split_password
 
 CASES = Path(__file__).parent / "data" / "cases"
 
@@ -119,7 +119,7 @@ def test_password_never_reaches_the_dagster_instance(tmp_path):
     password = "Pw-" + os.urandom(6).hex()
     home, out = tmp_path / "home", tmp_path / "lib"
     with temporary_database() as url:
-        from scenarios_assets.db_cli import load_market_data_main
+        from scenarios_assets.cli.db import load_market_data_main
 
         assert load_market_data_main(["--to", url, "--from", str(CASES / "constant-price" / "ohlcv.csv.gz")]) == 0
         user, _, host = url.partition("://")[2].rpartition("@")
@@ -160,7 +160,7 @@ def test_failure_after_the_catalog_published_says_so(tmp_path, monkeypatch, caps
 # --- 13. one run at a time per instance and output directory ------------------------------------------------
 
 def test_a_second_run_is_refused_up_front_naming_the_first(tmp_path, monkeypatch, capsys):
-    from scenarios_assets.core.locks import exclusive
+    from scenarios_assets.core.library.locks import exclusive
 
     home, out = tmp_path / "home", tmp_path / "lib"
     monkeypatch.setenv("DAGSTER_HOME", str(home))
@@ -184,12 +184,12 @@ def test_the_lock_of_a_killed_run_is_free_at_once(tmp_path):
     import time
 
     lock = tmp_path / cli.RUN_LOCK
-    code = (f"from pathlib import Path; from scenarios_assets.core.locks import exclusive; import time\n"
+    code = (f"from pathlib import Path; from scenarios_assets.core.library.locks import exclusive; import time\n"
             f"with exclusive(Path({str(lock)!r}), 'pid x', 'it'):\n    print('held', flush=True); time.sleep(60)\n")
     child = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
     try:
         assert child.stdout.readline().strip() == "held"
-        from scenarios_assets.core.locks import LockHeldError, exclusive
+        from scenarios_assets.core.library.locks import LockHeldError, exclusive
 
         with pytest.raises(LockHeldError, match=r"it is in use by another scenarios run \(pid x, since "):
             with exclusive(lock, "me", "it"):
@@ -244,7 +244,7 @@ def test_killed_cli_runs_are_marked_failed_and_free_the_queue(tmp_path, monkeypa
 
     home, out = tmp_path / "home", tmp_path / "lib"
     monkeypatch.setenv("DAGSTER_HOME", str(home))  # the instance config (dagster.yaml) reads it
-    from scenarios_assets.cli import ensure_dagster_home
+    from scenarios_assets.cli.main import ensure_dagster_home
 
     ensure_dagster_home()
     with DagsterInstance.from_config(str(home)):

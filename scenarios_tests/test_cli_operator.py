@@ -5,7 +5,7 @@ import sys
 
 import pytest
 
-from scenarios_assets import cli
+from scenarios_assets.cli import main as cli
 
 
 def test_help_lists_the_commands_first(capsys):
@@ -43,9 +43,9 @@ def test_step_processes_console_goes_to_the_log_file(tmp_path, capfd):
 def test_a_window_ending_before_the_data_says_why(make_ctx):
     """The projected tariff cycle's window ends on SPX's last date (2025-01-31 in the bundled data) while the market
     data, and so the run header, runs to NVDA's 2025-02-14: the skip reason names both and why."""
-    from scenarios_assets.core.families import generate_family
-    from scenarios_assets.core.market import load_configured_market_data
-    from scenarios_assets.core.paths import BUNDLED_OHLCV
+    from scenarios_assets.core.library.validation import generate_family
+    from scenarios_assets.core.data.market import load_configured_market_data
+    from scenarios_assets.core.data.paths import BUNDLED_OHLCV
 
     overrides = {"generation": {"historical": {"include_full_cycles": True}}, "data": {"start_date": "2024-12-01"}}
     ctx = make_ctx("severe", overrides)

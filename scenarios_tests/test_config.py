@@ -1,7 +1,8 @@
 import pytest
 
-from scenarios_assets.core.config import config_hash, load_config
-from scenarios_assets.core.errors import ScenarioInputError
+from scenarios_assets.core.models.config import config_hash
+from scenarios_assets.core.data.config_file import load_config
+from scenarios_assets.core.models.errors import ScenarioInputError
 
 
 def test_defaults_and_overrides(tmp_path):

@@ -8,9 +8,10 @@ import resource
 
 import pytest
 
-from scenarios_assets import cli
-from scenarios_assets.core.config import NULLABLE_TYPES, SEED_KEYS, _shipped_defaults, load_config
-from scenarios_assets.core.errors import ScenarioInputError
+from scenarios_assets.cli import main as cli
+from scenarios_assets.core.models.config import default_config
+from scenarios_assets.core.data.config_file import NULLABLE_TYPES, SEED_KEYS, load_config
+from scenarios_assets.core.models.errors import ScenarioInputError
 
 # The seed's config/scenarios_pipeline.yaml as its documentation (docs/pipelines/SCENARIOS_PIPELINE.md of the
 # seed, "Pipeline Configuration") gives it.
@@ -108,7 +109,7 @@ def test_seed_config_written_as_advised_means_what_the_seed_meant(tmp_path):
     assert gen["stochastic"]["bootstrap"]["block_size_days"] == 20
     assert gen["stress"]["include"] == ["flash_crash", "correlation_breakdown", "liquidity_crisis"]
     assert cfg["data"]["lookback_years"] == 10 and cfg["performance"]["workers"] == 8
-    from scenarios_assets.core.historical import load_events
+    from scenarios_assets.core.families.historical import load_events
 
     assert [e.key for e in load_events(False, gen["historical"]["events"])] == ["covid_crash", "svb_collapse", "gme_squeeze"]
 
@@ -179,7 +180,7 @@ def test_every_null_default_has_a_declared_type():
             elif value is None:
                 yield dotted
 
-    assert set(nulls(_shipped_defaults())) == set(NULLABLE_TYPES)
+    assert set(nulls(default_config())) == set(NULLABLE_TYPES)
 
 
 def test_unquoted_yaml_dates_are_read_as_iso_text(tmp_path):
@@ -198,3 +199,51 @@ def test_cli_exits_2_on_a_bad_config_and_on_an_unknown_event(tmp_path, capsys):
     assert cli.main(["--config", str(path), "--dry-run"]) == 2
     err = capsys.readouterr().err.strip()
     assert "generation.historical.events: unknown event(s) covid_krash (known: covid_crash, svb_collapse" in err
+
+
+def _leaf_keys(mapping: dict, prefix: str = "") -> set[str]:
+    keys = set()
+    for key, value in mapping.items():
+        dotted = f"{prefix}{key}"
+        if isinstance(value, dict) and dotted != "data.symbol_calendars" and key != "min_regime_days":
+            keys |= _leaf_keys(value, dotted + ".")
+        else:
+            keys.add(dotted)
+    return keys
+
+
+def _typed_keys(obj, prefix: str = "") -> set[str]:
+    import dataclasses
+
+    keys = set()
+    for f in dataclasses.fields(obj):
+        value = getattr(obj, f.name)
+        if dataclasses.is_dataclass(value):
+            keys |= _typed_keys(value, f"{prefix}{f.name}.")
+        else:
+            keys.add(f"{prefix}{f.name}")
+    return keys
+
+
+def test_the_typed_config_has_exactly_the_yaml_keys_and_is_frozen(tmp_path):
+    """ScenarioConfig mirrors default_config.yaml key for key (a key added to one but not the other fails),
+    lists become tuples, and nothing can be assigned."""
+    import dataclasses
+    import types
+
+    from scenarios_assets.core.models.config import ScenarioConfig
+
+    typed = ScenarioConfig.from_mapping(default_config())
+    assert _typed_keys(typed) == _leaf_keys(default_config())
+    mc = typed.generation.stochastic.monte_carlo
+    assert (mc.num_scenarios, mc.volatility_model, mc.confidence_levels) == (50, "gjr_garch", (0.95, 0.99))
+    assert isinstance(typed.data.symbol_calendars, types.MappingProxyType)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        mc.num_scenarios = 5
+    user = tmp_path / "c.yaml"
+    user.write_text("scenarios_pipeline:\n  generation:\n    stochastic:\n      bootstrap:\n        block_size_days: null\n")
+    assert ScenarioConfig.from_mapping(load_config(user)).generation.stochastic.bootstrap.block_size_days is None
+    extra = default_config()
+    extra["generation"]["historical"]["surprise"] = 1
+    with pytest.raises(TypeError, match="generation.historical"):
+        ScenarioConfig.from_mapping(extra)

@@ -6,7 +6,7 @@ import pyarrow.parquet as pq
 import pytest
 from dagster import AssetKey, instance_for_test
 
-from scenarios_assets.core import builds
+from scenarios_assets.core.library import builds
 from scenarios_assets.definitions import defs
 from scenarios_tests.dagster_helpers import materialize_graph
 from scenarios_tests.library_helpers import snapshot

@@ -13,8 +13,8 @@ import time
 import pyarrow.parquet as pq
 import pytest
 
-from scenarios_assets.cli import build_parser, plan_from_args
-from scenarios_assets.core.errors import ScenarioInputError
+from scenarios_assets.cli.main import build_parser, plan_from_args
+from scenarios_assets.core.models.errors import ScenarioInputError
 from scenarios_assets.defs.executors import execution_config, local_dask_cluster
 from scenarios_tests.pg_helpers import normalised_metadata
 

@@ -74,9 +74,9 @@ def test_settings_component_declares_every_environment_variable_the_code_locatio
     declared = yaml.safe_load(SETTINGS_YAML.read_text())["requirements"]["env"]
     env_vars = [*resources.SETTINGS_ENV, automation.AUTOMATION_ENV, automation.SENSOR_INTERVAL_ENV]
     assert sorted(declared) == sorted(v.env_var_name for v in env_vars)
-    # every SCENARIOS_* name in the code the location runs (defs and core) is declared; core/footprint.py (the
+    # every SCENARIOS_* name in the code the location runs (defs and core) is declared; core/library/footprint.py (the
     # memory and disk limits) is read by the CLI's and the API's preflight only, never by the code location
-    preflight_only = PACKAGE / "core" / "footprint.py"
+    preflight_only = PACKAGE / "core" / "library" / "footprint.py"
     defs_files = list((PACKAGE / "defs").rglob("*.py"))
     assert not any("footprint" in path.read_text() for path in defs_files)
     read = {m for path in [*defs_files, *(PACKAGE / "core").rglob("*.py")] if path != preflight_only

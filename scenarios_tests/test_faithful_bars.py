@@ -17,15 +17,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from scenarios_assets.core.historical import generate_historical
-from scenarios_assets.core.market import build_market_data, validate_ohlcv
-from scenarios_assets.core.metrics import chunk_metrics, compute_metrics
-from scenarios_assets.core.regimes import generate_regimes
-from scenarios_assets.core.scenario import max_drawdown, portfolio_returns
-from scenarios_assets.core.severity import SEVERITIES
-from scenarios_assets.core.storage import timeseries_table
-from scenarios_assets.core.stress import generate_stress
-from scenarios_assets.core.validation import non_finite_cells
+from scenarios_assets.core.families.historical import generate_historical
+from scenarios_assets.core.data.market import build_market_data, validate_ohlcv
+from scenarios_assets.core.library.metrics import chunk_metrics, compute_metrics
+from scenarios_assets.core.families.regime import generate_regimes
+from scenarios_assets.core.models.scenario import max_drawdown, portfolio_returns
+from scenarios_assets.core.models.severity import SEVERITIES
+from scenarios_assets.core.library.storage import timeseries_table
+from scenarios_assets.core.families.stress import generate_stress
+from scenarios_assets.core.library.validation import non_finite_cells
 
 ONLY = {"generation": {"historical": {"events": ["covid_crash", "global_financial_crisis_2008", "bear_market_2022"]}}}
 

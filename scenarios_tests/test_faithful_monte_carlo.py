@@ -18,9 +18,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from scenarios_assets.core import monte_carlo as mc
-from scenarios_assets.core.config import load_config
-from scenarios_assets.core.severity import SEVERITIES, scenario_seed
+from scenarios_assets.core.families import monte_carlo as mc
+from scenarios_assets.core.data.config_file import load_config
+from scenarios_assets.core.models.severity import SEVERITIES, scenario_seed
 
 PATHS = 1000
 SEED = 7
@@ -187,7 +187,7 @@ def test_stressed_correlation_is_the_windows_high_volatility_correlation(paths):
 def test_start_state_is_in_the_metadata_and_the_summary(make_ctx):
     """Paths start at the calibration end (2022-12-28) with that date's closes, and the summary says so while
     the market data runs to 2025-02-14 (before issue 10 they were dated from 2025-02-17 without a word)."""
-    from scenarios_assets.core.storage import summary_text
+    from scenarios_assets.core.library.storage import summary_text
 
     ss = mc.generate_monte_carlo(make_ctx("moderate", {"generation": {"stochastic": {"monte_carlo": {"num_scenarios": 2}}}}))
     state = ss.metadata["start_state"]

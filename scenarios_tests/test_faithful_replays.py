@@ -13,10 +13,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from scenarios_assets.catalog import load_catalog
-from scenarios_assets.core.historical import generate_historical
-from scenarios_assets.core.regimes import drawdown_bears, generate_regimes
-from scenarios_assets.core.severity import SEVERITIES
+from scenarios_assets.reference import load_reference
+from scenarios_assets.core.families.historical import generate_historical
+from scenarios_assets.core.families.regime import drawdown_bears, generate_regimes
+from scenarios_assets.core.models.severity import SEVERITIES
 
 BEARS = {
     "dot-com": ("2000-03-24", "2002-10-09", -0.491),
@@ -110,7 +110,7 @@ def test_2022_bear_market_event(replays):
 
 def test_seed_volatility_multipliers_are_the_seeds(replays):
     seed = {"covid_crash": 3.5, "svb_collapse": 2.0, "gme_squeeze": 5.0, "fed_taper_2022": 1.8}
-    catalog = {e["key"]: e.get("volatility_multiplier") for e in load_catalog("historical_events")["events"]}
+    catalog = {e["key"]: e.get("volatility_multiplier") for e in load_reference("historical_events")["events"]}
     assert {k: catalog[k] for k in seed} == seed
     assert replays["severe"]["covid_crash"].metadata["nominal_volatility_multiplier"] == 3.5
 

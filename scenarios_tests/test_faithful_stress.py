@@ -1,6 +1,6 @@
 """Stress paths keep their calibration under noise, and the flash crash's intraday low is in the daily data
 (issue 10). Bundled data, default seed; the calibrated figures are the noise-free paths of the same tests,
-anchored to the sources in catalog/stress_tests.yaml (e.g. Credit Spread Widening: Federal Reserve 2025
+anchored to the sources in reference/stress_tests.yaml (e.g. Credit Spread Widening: Federal Reserve 2025
 severely adverse scenario, equities -50 %)."""
 
 from __future__ import annotations
@@ -11,9 +11,9 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 
-from scenarios_assets.core.severity import SEVERITIES
-from scenarios_assets.core.storage import TIMESERIES_SCHEMA, timeseries_table
-from scenarios_assets.core.stress import bounded_noise, generate_stress
+from scenarios_assets.core.models.severity import SEVERITIES
+from scenarios_assets.core.library.storage import TIMESERIES_SCHEMA, timeseries_table
+from scenarios_assets.core.families.stress import bounded_noise, generate_stress
 
 PLAIN = {"generation": {"stress": {"noise": False}}}
 

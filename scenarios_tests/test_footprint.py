@@ -1,5 +1,5 @@
 """Limits and cancel (issue 15, point 11): a request's memory and disk are estimated before anything runs
-(core/footprint.py) and one that cannot fit is refused in one line (CLI exit 2, API 422) with nothing started
+(core/library/footprint.py) and one that cannot fit is refused in one line (CLI exit 2, API 422) with nothing started
 and the current build intact; each factor of the estimate is re-measured here against the code it stands for;
 a running API generation can be cancelled (its process group killed, its Dagster runs CANCELED, its staging
 removed, the slot free at once)."""
@@ -19,12 +19,12 @@ import pyarrow.parquet as pq
 import pytest
 from fastapi.testclient import TestClient
 
-from scenarios_assets import cli
+from scenarios_assets.cli import main as cli
 from scenarios_assets.api import create_app
-from scenarios_assets.core import footprint
-from scenarios_assets.core.builds import current_build_id
-from scenarios_assets.core.config import load_config
-from scenarios_assets.core.paths import BUNDLED_OHLCV
+from scenarios_assets.core.library import footprint
+from scenarios_assets.core.library.builds import current_build_id
+from scenarios_assets.core.data.config_file import load_config
+from scenarios_assets.core.data.paths import BUNDLED_OHLCV
 from scenarios_tests.library_helpers import snapshot
 
 REFUSAL = re.compile(
@@ -58,7 +58,7 @@ def _tree_bytes(path: Path) -> int:
 def test_disk_estimate_and_parquet_bytes_per_row_match_a_real_build(built):
     """Disk: the estimate of the build's own request against the bytes it wrote (within 25 %); Parquet bytes per
     time-series row of each family against TIMESERIES_BYTES_PER_ROW (within 25 %)."""
-    from scenarios_assets.core.market import load_market_data
+    from scenarios_assets.core.data.market import load_market_data
 
     build = built / "lib" / "builds" / current_build_id(built / "lib")
     for family in ("monte_carlo", "bootstrap"):
@@ -91,8 +91,8 @@ LOAD = r'''
 import gc, json, threading, time
 import psutil
 import exchange_calendars
-from scenarios_assets.core.market import load_market_data
-from scenarios_assets.core.paths import BUNDLED_OHLCV
+from scenarios_assets.core.data.market import load_market_data
+from scenarios_assets.core.data.paths import BUNDLED_OHLCV
 exchange_calendars.get_calendar("XNYS")
 gc.collect()
 me = psutil.Process()
@@ -115,12 +115,13 @@ MEASURE = r'''
 import gc, json, sys, tempfile, threading, time, tracemalloc
 import psutil
 from pathlib import Path
-from scenarios_assets.core.config import config_hash, load_config
-from scenarios_assets.core.families import GenerationContext
-from scenarios_assets.core.market import build_economic, load_market_data, read_economic
-from scenarios_assets.core.monte_carlo import stream_monte_carlo
-from scenarios_assets.core.paths import BUNDLED_ECONOMIC, BUNDLED_OHLCV
-from scenarios_assets.core.slices import write_slice
+from scenarios_assets.core.models.config import config_hash
+from scenarios_assets.core.data.config_file import load_config
+from scenarios_assets.core.families.context import GenerationContext
+from scenarios_assets.core.data.market import build_economic, load_market_data, read_economic
+from scenarios_assets.core.families.monte_carlo import stream_monte_carlo
+from scenarios_assets.core.data.paths import BUNDLED_ECONOMIC, BUNDLED_OHLCV
+from scenarios_assets.core.library.slices import write_slice
 
 def growth(work):
     """The peak RSS growth while ``work()`` runs over the RSS just before (sampled every 2 ms): the step's own
@@ -360,7 +361,7 @@ def test_bad_limits_are_one_line_before_anything_runs(tmp_path, monkeypatch, cap
 
 
 def test_an_object_store_has_no_free_space_figure_so_only_an_explicit_disk_limit_bounds_it():
-    from scenarios_assets.core.store import location
+    from scenarios_assets.core.library.store import location
 
     store = location("memory://footprint-test/library")
     unbounded = footprint.limits({}, store)

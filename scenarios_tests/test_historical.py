@@ -4,10 +4,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from scenarios_assets.core.historical import generate_historical, load_events, replay_window
-from scenarios_assets.core.market import build_market_data, validate_ohlcv
-from scenarios_assets.core.scenario import max_drawdown
-from scenarios_assets.core.validation import validate_set
+from scenarios_assets.core.engines.replay import replay_window
+from scenarios_assets.core.families.historical import generate_historical, load_events
+from scenarios_assets.core.data.market import build_market_data, validate_ohlcv
+from scenarios_assets.core.models.scenario import max_drawdown
+from scenarios_assets.core.library.validation import validate_set
 
 
 def spx_drawdown(scenario) -> float:

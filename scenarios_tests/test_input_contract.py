@@ -12,20 +12,22 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from scenarios_assets import cli
-from scenarios_assets.core.calendars import fold_to_calendar, market_calendar, weekday
-from scenarios_assets.core.config import config_hash, load_config
-from scenarios_assets.core.errors import ScenarioInputError
-from scenarios_assets.core.families import GenerationContext, generate_family
-from scenarios_assets.core.market import (
+from scenarios_assets.cli import main as cli
+from scenarios_assets.core.data.source_calendars import fold_to_calendar, market_calendar, weekday
+from scenarios_assets.core.models.config import config_hash
+from scenarios_assets.core.data.config_file import load_config
+from scenarios_assets.core.models.errors import ScenarioInputError
+from scenarios_assets.core.library.validation import generate_family
+from scenarios_assets.core.families.context import GenerationContext
+from scenarios_assets.core.data.market import (
     build_economic,
     build_market_data,
     load_market_data,
     read_ohlcv,
     validate_ohlcv,
 )
-from scenarios_assets.core.paths import BUNDLED_OHLCV
-from scenarios_assets.core.severity import SEVERITIES
+from scenarios_assets.core.data.paths import BUNDLED_OHLCV
+from scenarios_assets.core.models.severity import SEVERITIES
 
 CASES = Path(__file__).parent / "data" / "cases"
 MIXED = CASES / "mixed-calendar" / "spx_and_btc.csv.gz"

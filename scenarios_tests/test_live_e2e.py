@@ -24,10 +24,10 @@ from pathlib import Path
 
 import psutil
 
-from scenarios_assets.core.families import FAMILY_SPECS
-from scenarios_assets.core.paths import BUNDLED_OHLCV, PROJECT_ROOT
-from scenarios_assets.core.severity import SEVERITIES
-from scenarios_assets.core.storage import CATALOG_FILES
+from scenarios_assets.core.families.registry import FAMILY_SPECS
+from scenarios_assets.core.data.paths import BUNDLED_OHLCV, PROJECT_ROOT
+from scenarios_assets.core.models.severity import SEVERITIES
+from scenarios_assets.core.library.storage import CATALOG_FILES
 from stage1_example.report import report_new_market_data
 
 DAGSTER = Path(sys.executable).with_name("dagster")

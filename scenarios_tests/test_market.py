@@ -4,8 +4,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from scenarios_assets.core.errors import ScenarioInputError
-from scenarios_assets.core.market import build_market_data, data_version, validate_ohlcv
+from scenarios_assets.core.models.errors import ScenarioInputError
+from scenarios_assets.core.data.market import build_market_data, data_version, validate_ohlcv
 
 
 def ohlcv_frame(days: int = 30, symbols=("AAA", "BBB")) -> pd.DataFrame:

@@ -12,10 +12,10 @@ from dagster import build_asset_context
 from scipy import stats
 
 from scenarios_assets import load_scenario_metrics
-from scenarios_assets.core import builds, slices
-from scenarios_assets.core.metrics import METRIC_COLUMNS, METRICS_FILE, chunk_metrics, compute_metrics
-from scenarios_assets.core.scenario import Scenario, ScenarioSet
-from scenarios_assets.core.storage import load_scenarios, timeseries_table
+from scenarios_assets.core.library import builds, slices
+from scenarios_assets.core.library.metrics import METRIC_COLUMNS, METRICS_FILE, chunk_metrics, compute_metrics
+from scenarios_assets.core.models.scenario import Scenario, ScenarioSet
+from scenarios_assets.core.library.storage import load_scenarios, timeseries_table
 from scenarios_assets.defs.metrics import scenario_metrics
 from scenarios_tests.library_helpers import publish_sets
 

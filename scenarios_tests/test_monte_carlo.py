@@ -6,13 +6,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from scenarios_assets.core import monte_carlo as mc
-from scenarios_assets.core.errors import ScenarioInputError
-from scenarios_assets.core.historical import generate_historical
-from scenarios_assets.core.scenario import scenario_id
-from scenarios_assets.core.severity import SEVERITIES, scenario_seed
-from scenarios_assets.core.storage import timeseries_table
-from scenarios_assets.core.validation import validate_set
+from scenarios_assets.core.families import monte_carlo as mc
+from scenarios_assets.core.models.errors import ScenarioInputError
+from scenarios_assets.core.families.historical import generate_historical
+from scenarios_assets.core.models.scenario import scenario_id
+from scenarios_assets.core.models.severity import SEVERITIES, scenario_seed
+from scenarios_assets.core.library.storage import timeseries_table
+from scenarios_assets.core.library.validation import validate_set
 
 N = 40  # paths per severity: enough for stable medians, small enough to stay fast
 

@@ -14,14 +14,14 @@ import sys
 
 import pytest
 
-from scenarios_assets.builds_cli import describe_builds
-from scenarios_assets.cli import check_output_dir
-from scenarios_assets.core import builds
-from scenarios_assets.core.errors import ScenarioInputError
-from scenarios_assets.core.families import generate_family
-from scenarios_assets.core.metrics import load_scenario_metrics
-from scenarios_assets.core.storage import load_scenarios
-from scenarios_assets.core.store import location, remove_tree
+from scenarios_assets.cli.builds import describe_builds
+from scenarios_assets.cli.main import check_output_dir
+from scenarios_assets.core.library import builds
+from scenarios_assets.core.models.errors import ScenarioInputError
+from scenarios_assets.core.library.validation import generate_family
+from scenarios_assets.core.library.metrics import load_scenario_metrics
+from scenarios_assets.core.library.storage import load_scenarios
+from scenarios_assets.core.library.store import location, remove_tree
 from scenarios_tests.library_helpers import publish_sets, snapshot
 
 SMALL = {"generation": {"stochastic": {"monte_carlo": {"num_scenarios": 4}, "bootstrap": {"num_scenarios": 4}}}}
@@ -34,8 +34,9 @@ def small_sets(make_ctx_module):
 
 @pytest.fixture(scope="module")
 def make_ctx_module(market, economic):
-    from scenarios_assets.core.config import config_hash, load_config
-    from scenarios_assets.core.families import GenerationContext
+    from scenarios_assets.core.models.config import config_hash
+    from scenarios_assets.core.data.config_file import load_config
+    from scenarios_assets.core.families.context import GenerationContext
 
     def make(severity, overrides=None):
         config = load_config(None, overrides)

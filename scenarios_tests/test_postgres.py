@@ -14,11 +14,11 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
-from scenarios_assets import cli
-from scenarios_assets.core.database import parse_source, read_ohlcv_postgres, select_query, source_name
-from scenarios_assets.core.errors import ScenarioInputError
-from scenarios_assets.core.market import load_market_data, read_ohlcv, select_rows, validate_ohlcv
-from scenarios_assets.core.paths import BUNDLED_OHLCV, PROJECT_ROOT
+from scenarios_assets.cli import main as cli
+from scenarios_assets.core.data.database import parse_source, read_ohlcv_postgres, select_query, source_name
+from scenarios_assets.core.models.errors import ScenarioInputError
+from scenarios_assets.core.data.market import load_market_data, read_ohlcv, select_rows, validate_ohlcv
+from scenarios_assets.core.data.paths import BUNDLED_OHLCV, PROJECT_ROOT
 from scenarios_tests.pg_helpers import (
     dagster_pg_env,
     execute,
@@ -39,7 +39,7 @@ def pg(bundled_rows):
     """A throw-away database whose market_data.ohlcv holds the bundled data, seeded by the load command."""
     with temporary_database() as url:
         out = io.StringIO()
-        from scenarios_assets.db_cli import load_market_data_main
+        from scenarios_assets.cli.db import load_market_data_main
 
         assert load_market_data_main(["--to", url], out=out) == 0, out.getvalue()
         assert f"{len(bundled_rows)} inserted" in out.getvalue()

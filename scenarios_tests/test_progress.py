@@ -6,11 +6,11 @@ import re
 
 import pytest
 
-from scenarios_assets import cli
-from scenarios_assets.cli_progress import BarDisplay, PlainDisplay, StepState, make_display
-from scenarios_assets.core.builds import METADATA_FILE, REPORT_FILE, SUMMARY_FILE
-from scenarios_assets.core.families import family_stream
-from scenarios_assets.core.slices import SliceProgress, write_slice
+from scenarios_assets.cli import main as cli
+from scenarios_assets.cli.progress import BarDisplay, PlainDisplay, StepState, make_display
+from scenarios_assets.core.library.builds import METADATA_FILE, REPORT_FILE, SUMMARY_FILE
+from scenarios_assets.core.families.registry import family_stream
+from scenarios_assets.core.library.slices import SliceProgress, write_slice
 from scenarios_tests.operator_helpers import publish_build
 
 GBM_30_BY_7 = {

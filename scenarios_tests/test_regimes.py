@@ -8,10 +8,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from scenarios_assets.core.config import default_config
-from scenarios_assets.core.market import build_market_data, read_ohlcv, validate_ohlcv
-from scenarios_assets.core.paths import BUNDLED_OHLCV
-from scenarios_assets.core.regimes import (
+from scenarios_assets.core.models.config import default_config
+from scenarios_assets.core.data.market import build_market_data, read_ohlcv, validate_ohlcv
+from scenarios_assets.core.data.paths import BUNDLED_OHLCV
+from scenarios_assets.core.families.regime import (
     REGIME_TYPES,
     min_segment_days,
     classify,
@@ -22,7 +22,7 @@ from scenarios_assets.core.regimes import (
     regime_features,
     smooth_mask,
 )
-from scenarios_assets.core.validation import validate_set
+from scenarios_assets.core.library.validation import validate_set
 
 CFG = default_config()["generation"]["regime"]
 MIN_DAYS = CFG["min_regime_days"]

@@ -12,11 +12,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from scenarios_assets.core import builds
-from scenarios_assets.core import report as rpt
-from scenarios_assets.core.historical import generate_historical
-from scenarios_assets.core.scenario import Scenario, ScenarioSet
-from scenarios_assets.core.storage import load_scenarios
+from scenarios_assets.core.library import builds
+from scenarios_assets.core.library import report as rpt
+from scenarios_assets.core.families.historical import generate_historical
+from scenarios_assets.core.models.scenario import Scenario, ScenarioSet
+from scenarios_assets.core.library.storage import load_scenarios
 from scenarios_tests.library_helpers import publish_sets
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -14,10 +14,10 @@ import time
 
 import pytest
 
-from scenarios_assets.core import builds
-from scenarios_assets.core.metrics import load_scenario_metrics
-from scenarios_assets.core.storage import load_scenarios
-from scenarios_assets.core.store import location
+from scenarios_assets.core.library import builds
+from scenarios_assets.core.library.metrics import load_scenario_metrics
+from scenarios_assets.core.library.storage import load_scenarios
+from scenarios_assets.core.library.store import location
 from scenarios_assets.defs.executors import local_dask_cluster
 from scenarios_tests.pg_helpers import normalised_metadata
 

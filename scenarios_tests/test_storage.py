@@ -9,9 +9,9 @@ import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 import pytest
 
-from scenarios_assets.core import builds, storage
-from scenarios_assets.core.historical import generate_historical
-from scenarios_assets.core.storage import TIMESERIES_SCHEMA, load_scenarios
+from scenarios_assets.core.library import builds, storage
+from scenarios_assets.core.families.historical import generate_historical
+from scenarios_assets.core.library.storage import TIMESERIES_SCHEMA, load_scenarios
 from scenarios_tests.library_helpers import publish_sets, snapshot
 
 SEVERITIES = ("moderate", "severe")

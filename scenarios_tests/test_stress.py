@@ -6,9 +6,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from scenarios_assets.core.errors import ScenarioInputError
-from scenarios_assets.core.severity import SEVERITIES
-from scenarios_assets.core.stress import (
+from scenarios_assets.core.models.errors import ScenarioInputError
+from scenarios_assets.core.models.severity import SEVERITIES
+from scenarios_assets.core.families.stress import (
     StressDefinition,
     build_scenario,
     correlated_noise,
@@ -19,7 +19,7 @@ from scenarios_assets.core.stress import (
     prepare_inputs,
     symbol_exposures,
 )
-from scenarios_assets.core.validation import validate_set
+from scenarios_assets.core.library.validation import validate_set
 
 NO_NOISE = {"generation": {"stress": {"noise": False}}}
 PARAMETRIC = {"flash_crash", "correlation_breakdown", "liquidity_crisis", "sector_rotation"}
@@ -67,7 +67,7 @@ def test_every_stress_at_every_severity_has_finite_positive_prices(stress_sets):
             assert np.isfinite(s.returns).all()
             assert s.prices.dtype == np.float32 and s.returns.dtype == np.float32
             assert s.family == "stress" and s.scenario_type == "STRESS" and s.severity == severity
-            assert s.metadata["source"].startswith("catalog/stress_tests.yaml:")
+            assert s.metadata["source"].startswith("reference/stress_tests.yaml:")
 
 
 def test_paths_start_from_the_last_market_state(stress_sets, market):

@@ -1,5 +1,5 @@
 """Per-symbol trading calendars in the simulated families (issue 10, item 7: "per symbol where calendars
-differ"; core/session_layout.py). Input: the shared mixed-calendar case (S&P 500 closes of the bundled data
+differ"; core/data/session_layout.py). Input: the shared mixed-calendar case (S&P 500 closes of the bundled data
 and a synthetic seven-day BTC-USD; scenarios_tests/data/cases/README.md). Calendars: exchange_calendars
 XNYS and XLON (2023: NYSE closed 2023-01-02, 2023-11-23 Thanksgiving; London closed 2023-05-08, the
 coronation bank holiday, and open on Thanksgiving)."""
@@ -12,14 +12,16 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from scenarios_assets.core.calendar import sessions_between
-from scenarios_assets.core.calendars import weekday
-from scenarios_assets.core.config import config_hash, load_config
-from scenarios_assets.core.errors import ScenarioInputError
-from scenarios_assets.core.families import GenerationContext, generate_family
-from scenarios_assets.core.market import build_economic, build_market_data, load_market_data, validate_ohlcv
-from scenarios_assets.core.session_layout import SessionLayout
-from scenarios_assets.core.storage import summary_text, timeseries_table
+from scenarios_assets.core.data.exchange_calendar import sessions_between
+from scenarios_assets.core.data.source_calendars import weekday
+from scenarios_assets.core.models.config import config_hash
+from scenarios_assets.core.data.config_file import load_config
+from scenarios_assets.core.models.errors import ScenarioInputError
+from scenarios_assets.core.library.validation import generate_family
+from scenarios_assets.core.families.context import GenerationContext
+from scenarios_assets.core.data.market import build_economic, build_market_data, load_market_data, validate_ohlcv
+from scenarios_assets.core.data.session_layout import SessionLayout
+from scenarios_assets.core.library.storage import summary_text, timeseries_table
 
 from scenarios_tests.test_input_contract import MIXED
 

@@ -4,11 +4,12 @@ import io
 
 import pytest
 
-from scenarios_assets import cli
-from scenarios_assets.core.config import config_hash
-from scenarios_assets.core.errors import ScenarioInputError
-from scenarios_assets.core.market import load_market_data, resolve_symbols
-from scenarios_assets.core.paths import BUNDLED_OHLCV
+from scenarios_assets.cli import main as cli
+from scenarios_assets.core.models.config import config_hash
+from scenarios_assets.core.models.errors import ScenarioInputError
+from scenarios_assets.core.data.market import load_market_data
+from scenarios_assets.core.data.symbols import resolve_symbols
+from scenarios_assets.core.data.paths import BUNDLED_OHLCV
 from scenarios_tests.pg_helpers import temporary_database
 
 AVAILABLE = ["AAPL", "MSFT", "SPX", "brk.b"]
@@ -42,7 +43,7 @@ def test_cli_respells_symbols_before_anything_runs():
 
 
 def test_postgres_source_respells_symbols_in_sql():
-    from scenarios_assets.db_cli import load_market_data_main
+    from scenarios_assets.cli.db import load_market_data_main
 
     with temporary_database() as url:
         assert load_market_data_main(["--to", url], out=io.StringIO()) == 0

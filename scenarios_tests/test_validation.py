@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from scenarios_assets.core.scenario import Scenario, ScenarioSet, scenario_id
-from scenarios_assets.core.validation import (
+from scenarios_assets.core.models.scenario import Scenario, ScenarioSet, scenario_id
+from scenarios_assets.core.library.validation import (
     SET_CHECKS,
     catalog_checks,
     checks_for,

@@ -22,9 +22,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from scenarios_assets.core.atomic import atomic_path  # noqa: E402  (after the checkout is importable)
-from scenarios_assets.core.builds import REPORT_FILE  # noqa: E402
-from scenarios_assets.core.paths import DEFAULT_OUTPUT_DIR  # noqa: E402
+from scenarios_assets.core.library.atomic import atomic_path  # noqa: E402  (after the checkout is importable)
+from scenarios_assets.core.library.builds import REPORT_FILE  # noqa: E402
+from scenarios_assets.core.data.paths import DEFAULT_OUTPUT_DIR  # noqa: E402
 
 DEFAULT_REPORT = DEFAULT_OUTPUT_DIR / REPORT_FILE
 DEFAULT_OUTPUT = ROOT / "docs" / "report.png"

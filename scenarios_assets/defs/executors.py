@@ -9,7 +9,7 @@
 The dask mode is dagster-dask's executor (same ``cluster`` config: existing, local, yarn, ssh, pbs, moab, sge,
 lsf, slurm, oar, kube): each step of the run (one per scenario family in a severity run) becomes one task on
 the cluster, and inside the Monte Carlo and bootstrap steps every chunk of paths becomes one more task on
-the same cluster (:func:`chunk_client`; core/slices.py ``run_chunks_on``), so one family x severity is no
+the same cluster (:func:`chunk_client`; core/library/slices.py ``run_chunks_on``), so one family x severity is no
 longer bound to one worker. dagster-dask is imported only when a run uses it, so loading the code location
 stays fast. Only public Dagster APIs are used (the in-process and multiprocess modes delegate to Dagster's
 own executor definitions).

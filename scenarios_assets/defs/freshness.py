@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 from dagster import AssetKey, AssetPartitionStatus, AssetRecordsFilter, DagsterInstance, EventLogEntry
 
-from scenarios_assets.core.severity import SEVERITIES
+from scenarios_assets.core.models.severity import SEVERITIES
 from scenarios_assets.defs.automation import CLI_TAG, CONFIG_HASH_TAG, DATA_VERSION_TAG, TRIGGER_TAG
 from scenarios_assets.defs.partitions import severity_partitions
 from scenarios_assets.defs.keys import CATALOG_KEY, MARKET_KEY
@@ -27,7 +27,7 @@ def family_keys() -> list[AssetKey]:
 def source_market_version(settings) -> tuple[str, str]:
     """(data version, source name) that ``market_data/ohlcv`` would record now for the configured source.
 
-    The same core.market call with the same selection as the asset (a test keeps them equal), so a file,
+    The same core.data.market call with the same selection as the asset (a test keeps them equal), so a file,
     a directory or a PostgreSQL table give exactly the version the asset records. It reads, validates and
     hashes the source (~0.3 s on the bundled data) without storing anything."""
     market = settings.load_market_data()

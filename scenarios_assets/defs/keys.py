@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dagster import AssetKey
 
-from scenarios_assets.core.families import FamilySpec
+from scenarios_assets.core.families.registry import FamilySpec
 
 MARKET_KEY = AssetKey(["market_data", "ohlcv"])
 ECONOMIC_KEY = AssetKey(["market_data", "economic"])

@@ -3,7 +3,7 @@
 
 from dagster import AssetExecutionContext, AssetIn, DataVersion, MetadataValue, Output, asset
 
-from scenarios_assets.core.market import MarketData, build_economic, read_economic
+from scenarios_assets.core.data.market import MarketData, build_economic, read_economic
 from scenarios_assets.defs.automation import market_data_condition
 from scenarios_assets.defs.keys import ECONOMIC_KEY, MARKET_KEY, OWNERS, STAGE1_OHLCV_KEY
 from scenarios_assets.defs.resources import ScenarioSettings

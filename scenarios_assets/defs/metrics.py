@@ -4,9 +4,9 @@
 
 from dagster import AssetExecutionContext, AssetIn, MetadataValue, Output, asset
 
-from scenarios_assets.core.builds import METRICS_FILE
-from scenarios_assets.core.metrics import load_scenario_metrics
-from scenarios_assets.core.store import location
+from scenarios_assets.core.library.builds import METRICS_FILE
+from scenarios_assets.core.library.metrics import load_scenario_metrics
+from scenarios_assets.core.library.store import location
 from scenarios_assets.defs.automation import downstream_condition
 from scenarios_assets.defs.keys import CATALOG_KEY, METRICS_KEY, OWNERS
 from scenarios_assets.defs.monitoring import markdown_table, measured

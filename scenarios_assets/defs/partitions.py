@@ -1,5 +1,5 @@
 from dagster import StaticPartitionsDefinition
 
-from scenarios_assets.core.severity import SEVERITIES
+from scenarios_assets.core.models.severity import SEVERITIES
 
 severity_partitions = StaticPartitionsDefinition(list(SEVERITIES))

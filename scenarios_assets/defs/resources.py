@@ -14,12 +14,13 @@ from pathlib import Path
 import dagster as dg
 from dagster import ConfigurableResource, EnvVar, FilesystemIOManager
 
-from scenarios_assets.core.config import config_hash, load_config
-from scenarios_assets.core.families import FAMILY_SPECS
-from scenarios_assets.core.market import MarketData, load_configured_market_data, market_source
-from scenarios_assets.core.paths import BUNDLED_ECONOMIC, DEFAULT_OUTPUT_DIR
-from scenarios_assets.core.severity import SEVERITIES
-from scenarios_assets.core.store import location
+from scenarios_assets.core.models.config import config_hash
+from scenarios_assets.core.data.config_file import load_config
+from scenarios_assets.core.families.registry import FAMILY_SPECS
+from scenarios_assets.core.data.market import MarketData, load_configured_market_data, market_source
+from scenarios_assets.core.data.paths import BUNDLED_ECONOMIC, DEFAULT_OUTPUT_DIR
+from scenarios_assets.core.models.severity import SEVERITIES
+from scenarios_assets.core.library.store import location
 from scenarios_assets.defs.executors import scenarios_executor
 
 DEFAULT_API_URL = "http://127.0.0.1:8000"  # `scenarios serve` without flags (make ui starts it there)
@@ -30,7 +31,7 @@ ECONOMIC_DATA_ENV = EnvVar("SCENARIOS_ECONOMIC_DATA")
 OUTPUT_DIR_ENV = EnvVar("SCENARIOS_OUTPUT_DIR")
 CONFIG_ENV = EnvVar("SCENARIOS_CONFIG")
 API_URL_ENV = EnvVar("SCENARIOS_API_URL")
-# Read by core.database when a PostgreSQL URL has no password.
+# Read by core.data.database when a PostgreSQL URL has no password.
 MARKET_DATA_PASSWORD_ENV = EnvVar("SCENARIOS_MARKET_DATA_PASSWORD")
 SETTINGS_ENV = (MARKET_DATA_ENV, ECONOMIC_DATA_ENV, OUTPUT_DIR_ENV, CONFIG_ENV, API_URL_ENV, MARKET_DATA_PASSWORD_ENV)
 
@@ -69,7 +70,7 @@ class ScenarioSettings(ConfigurableResource):
 
     def output_path(self) -> Path:
         """The library: a local directory or an fsspec URL (``s3://bucket/prefix``, ``file:///dir``,
-        ``memory://name``; core/store.py), as a pathlib-like path."""
+        ``memory://name``; core/library/store.py), as a pathlib-like path."""
         return location(self.output_dir or OUTPUT_DIR_ENV.get_value() or DEFAULT_OUTPUT_DIR)
 
     def pipeline_config(self) -> dict:

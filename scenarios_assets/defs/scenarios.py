@@ -21,16 +21,17 @@ from dagster import (
     asset,
 )
 
-from scenarios_assets.core.builds import REPORT_FILE, TMP_PREFIX, clean_staging, new_staging
-from scenarios_assets.core.families import FAMILY_SPECS, FamilySpec, GenerationContext, family_config_hash, family_stream
-from scenarios_assets.core.library import IncompleteLibraryError, build_and_publish, plan_build
-from scenarios_assets.core.market import MarketData
-from scenarios_assets.core.report import write_report
-from scenarios_assets.core.severity import SEVERITIES
-from scenarios_assets.core.slices import SliceManifest, SliceProgress, write_slice
-from scenarios_assets.core.store import remove_tree
-from scenarios_assets.core.timing import Phases
-from scenarios_assets.core.validation import CATALOG_CHECKS, catalog_checks, checks_for
+from scenarios_assets.core.library.builds import REPORT_FILE, TMP_PREFIX, clean_staging, new_staging
+from scenarios_assets.core.families.registry import FAMILY_SPECS, FamilySpec, family_config_hash, family_stream
+from scenarios_assets.core.families.context import GenerationContext
+from scenarios_assets.core.library.assembly import IncompleteLibraryError, build_and_publish, plan_build
+from scenarios_assets.core.data.market import MarketData
+from scenarios_assets.core.library.report import write_report
+from scenarios_assets.core.models.severity import SEVERITIES
+from scenarios_assets.core.library.slices import SliceManifest, SliceProgress, write_slice
+from scenarios_assets.core.library.store import remove_tree
+from scenarios_assets.core.library.timing import Phases
+from scenarios_assets.core.library.validation import CATALOG_CHECKS, catalog_checks, checks_for
 from scenarios_assets.defs.automation import catalog_condition
 from scenarios_assets.defs.executors import chunk_client
 from scenarios_assets.defs.keys import CATALOG_KEY, ECONOMIC_KEY, MARKET_KEY, OWNERS, family_key

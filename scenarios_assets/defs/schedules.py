@@ -3,7 +3,7 @@
 A run can't hold the unpartitioned market data and the severity-partitioned families at once, so each
 tick asks for exactly one kind of work:
 
-1. The source's content hash (core.market read + validate + hash, ~0.3 s on the bundled data) differs
+1. The source's content hash (core.data.market read + validate + hash, ~0.3 s on the bundled data) differs
    from the stored ``market_data/ohlcv`` (or that one came from elsewhere: a report, a CLI run, another
    source):
    one market-data run (run key ``<day>|market_data``). Its materialisation fires the sensor

@@ -1,0 +1,173 @@
+"""The historical family: named events (and, with ``include_full_cycles``, full market cycles) of
+``reference/historical_events.yaml`` replayed on every symbol that covers them, at the severity's scale
+(``core.engines.replay``: k = 0.5, 1.0, 1.5 around each symbol's drift, the recorded bars carried). An event
+marked ``projected`` that runs past the market data replays its observed start and simulates the rest
+(``core.engines.projection``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pandas as pd
+
+from scenarios_assets.reference import load_reference
+from scenarios_assets.core.models.errors import ScenarioInputError
+from scenarios_assets.core.engines.replay import Replay, bar_metadata, market_bars, portfolio_volatility, replay_window
+from scenarios_assets.core.models.scenario import Scenario, ScenarioSet, Skipped, scenario_id
+from scenarios_assets.core.models.severity import Severity
+
+FAMILY = "historical"
+
+
+@dataclass(frozen=True)
+class Event:
+    key: str
+    name: str
+    kind: str  # event | full_cycle
+    scenario_type: str
+    start: pd.Timestamp
+    end: pd.Timestamp
+    description: str
+    source: str
+    symbols: tuple[str, ...] | None = None
+    volatility_multiplier: float | None = None
+    key_events: dict | None = None
+    projected: bool = False
+
+    @classmethod
+    def from_record(cls, rec: dict) -> "Event":
+        return cls(
+            key=rec["key"],
+            name=rec["name"],
+            kind=rec["kind"],
+            scenario_type=rec["scenario_type"],
+            start=pd.Timestamp(rec["start"]),
+            end=pd.Timestamp(rec["end"]),
+            description=rec["description"],
+            source=rec["source"],
+            symbols=tuple(rec["symbols"]) if rec.get("symbols") else None,
+            volatility_multiplier=rec.get("volatility_multiplier"),
+            key_events={str(k): v for k, v in (rec.get("key_events") or {}).items()},
+            projected=bool(rec.get("projected", False)),
+        )
+
+
+def load_events(include_full_cycles: bool, keys: list[str] | None = None) -> list[Event]:
+    """The catalog's events (full cycles only with ``include_full_cycles``); with ``keys``
+    (``generation.historical.events``) only those, which must exist. Raises ScenarioInputError naming
+    unknown keys and the known ones."""
+    events = [Event.from_record(r) for r in load_reference("historical_events")["events"]]
+    if keys:
+        known = [e.key for e in events]
+        unknown = [k for k in keys if k not in known]
+        if unknown:
+            raise ScenarioInputError(
+                f"generation.historical.events: unknown event(s) {', '.join(map(str, unknown))} "
+                f"(known: {', '.join(known)})"
+            )
+        events = [e for e in events if e.key in keys]
+    return [e for e in events if e.kind == "event" or include_full_cycles]
+
+
+def generate_historical(ctx) -> ScenarioSet:
+    """One scenario per catalog event at ``ctx.severity``; events that cannot be replayed are reported."""
+    cfg = ctx.config["generation"]["historical"]
+    severity = Severity(ctx.severity)
+    market = ctx.market
+    drift = market.long_run_drift()
+    history = market.close.pct_change(fill_method=None)
+    scenarios, skipped = [], []
+    events = load_events(cfg["include_full_cycles"], cfg["events"])
+    for event in events:
+        replay = replay_window(
+            market.close,
+            event.start,
+            event.end,
+            severity.replay_scale,
+            drift,
+            context_days=int(cfg["include_context_days"]),
+            min_coverage=float(cfg["min_coverage"]),
+            symbols=list(event.symbols) if event.symbols else None,
+            bars=market_bars(market),
+        )
+        if isinstance(replay, Skipped) and event.projected:  # runs past the data: replay its start, simulate the rest
+            replay = _projected_replay(ctx, event, severity, drift, cfg, replay)
+        if isinstance(replay, Skipped):
+            reason = replay.reason
+            if event.projected:
+                reason = f"projected beyond the market data: {reason}"
+            skipped.append({"name": event.name, "key": event.key, "reason": reason, "projected": event.projected})
+            continue
+        scenario = Scenario(
+            id=scenario_id(FAMILY, event.key, severity.value),
+            name=event.name,
+            family=FAMILY,
+            scenario_type=event.scenario_type,
+            severity=severity.value,
+            dates=replay.dates,
+            symbols=replay.symbols,
+            returns=replay.returns,
+            prices=replay.prices,
+            projected=replay.projected,
+            extra=replay.bars,
+            portfolio_intraday=False,
+            metadata={
+                "event_key": event.key,
+                "kind": event.kind,
+                "description": event.description,
+                "event_start": str(event.start.date()),
+                "event_end": str(event.end.date()),
+                "context_days": int(cfg["include_context_days"]),
+                "replay_scale": severity.replay_scale,
+                "nominal_volatility_multiplier": event.volatility_multiplier,
+                "key_events": event.key_events,
+                "coverage": replay.coverage,
+                "excluded_symbols": sorted(set(event.symbols or market.symbols) - set(replay.symbols)),
+                "projected": event.projected,
+                "source": event.source,
+                "calibration_source": f"replay of market data {market.data_version} ({market.source})",
+                **bar_metadata(replay),
+                **replay.metadata,
+            },
+        )
+        scenario.set_volatility_multiplier(portfolio_volatility(history, replay.symbols))
+        scenarios.append(scenario)
+    return ScenarioSet(
+        family=FAMILY,
+        severity=severity.value,
+        scenarios=scenarios,
+        data_version=market.data_version,
+        config_hash=ctx.config_hash,
+        skipped=skipped,
+        metadata={"events_in_catalog": len(events), "replay_scale": severity.replay_scale},
+    )
+
+
+def _projected_replay(ctx, event: Event, severity: Severity, drift: pd.Series, cfg: dict,
+                     reason: Skipped) -> Replay | Skipped:
+    """A projected event: its observed start replayed, the rest simulated with the GARCH engine
+    (:func:`scenarios_assets.core.families.monte_carlo.project_event`); :class:`Skipped` says why it cannot be."""
+    from scenarios_assets.core.data.exchange_calendar import calendar_name
+    from scenarios_assets.core.families.monte_carlo import project_event, workers_of
+
+    projection = project_event(
+        ctx.market,
+        key=event.key,
+        start=event.start,
+        end=event.end,
+        severity=severity.value,
+        base_seed=ctx.seed,
+        scale=severity.replay_scale,
+        drift=drift,
+        context_days=int(cfg["include_context_days"]),
+        min_coverage=float(cfg["min_coverage"]),
+        mc_cfg=ctx.config["generation"]["stochastic"]["monte_carlo"],
+        symbols=list(event.symbols) if event.symbols else None,
+        workers=workers_of(ctx),
+        calendar=calendar_name(ctx.config),
+        reference=ctx.config["data"]["reference_symbol"],
+    )
+    if isinstance(projection, Skipped):
+        return Skipped(f"{reason}; projection failed: {projection}")
+    return projection
