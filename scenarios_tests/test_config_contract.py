@@ -247,3 +247,13 @@ def test_the_typed_config_has_exactly_the_yaml_keys_and_is_frozen(tmp_path):
     extra["generation"]["historical"]["surprise"] = 1
     with pytest.raises(TypeError, match="generation.historical"):
         ScenarioConfig.from_mapping(extra)
+
+
+@pytest.mark.parametrize("value", ["20220103", "2022-W01-1", "2022-1-3", "2022-02-30"])
+def test_config_dates_follow_the_one_date_rule_of_the_cli_and_api(tmp_path, value):
+    """Config dates are parsed by core.data.dates.parse_iso_date, as the CLI's flags and the API's fields are:
+    compact, week and unpadded forms that date.fromisoformat would take are refused with the key named."""
+    user = tmp_path / "c.yaml"
+    user.write_text(f"scenarios_pipeline:\n  data:\n    start_date: '{value}'\n")
+    with pytest.raises(ScenarioInputError, match=r"'scenarios_pipeline.data.start_date' must be a date YYYY-MM-DD"):
+        load_config(user)

@@ -19,6 +19,7 @@ from typing import Any
 
 import yaml
 
+from scenarios_assets.core.data.dates import parse_iso_date
 from scenarios_assets.core.data.exchange_calendar import check_calendar
 from scenarios_assets.core.models.config import ROOT_KEY, ScenarioConfig, default_config
 from scenarios_assets.core.models.errors import ScenarioInputError
@@ -260,16 +261,12 @@ def _type_error(value: Any, default: Any, relative: str) -> str | None:
 def _check_kind(value: Any, kind: str, label: str | None = None) -> str | None:
     label = label or {"number": "a number", "int": "a whole number", "date": "a date YYYY-MM-DD"}[kind]
     got = f"got {type(value).__name__} {_short(value)}"
-    if kind == "date":
-        if isinstance(value, dt.date) and not isinstance(value, dt.datetime):
+    if kind == "date":  # the one rule for a date typed by a person (core.data.dates.parse_iso_date)
+        try:
+            parse_iso_date(value)
             return None
-        if isinstance(value, str):
-            try:
-                dt.date.fromisoformat(value)
-                return None
-            except ValueError:
-                pass
-        return f"must be {label}, {got}"
+        except ValueError:
+            return f"must be {label}, {got}"
     numeric = isinstance(value, (int, float)) and not isinstance(value, bool)
     if not numeric:
         return f"must be {label}, {got}"
