@@ -213,7 +213,7 @@ def parse_source(url: str) -> PostgresSource:
 
     References
     ----------
-    .. [1] PostgreSQL documentation, libpq "Connection Strings" (section 34.1.1),
+    .. [1] PostgreSQL documentation, libpq "Connection Strings",
        https://www.postgresql.org/docs/current/libpq-connect.html#LIBPQ-CONNSTRING
     """
     text = str(url)
