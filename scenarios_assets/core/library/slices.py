@@ -187,8 +187,14 @@ class SliceProgress:
                           r"scenarios, (?P<rows>\d+) rows, (?P<seconds>\d+(?:\.\d+)?) s$")
 
     def message(self) -> str:
-        """The one-line log form, ``progress <family>[<severity>]: <done>[ of <total>] scenarios, <rows> rows,
-        <seconds> s``; :meth:`parse` reads it back."""
+        """The one-line log form; :meth:`parse` reads it back.
+
+        Returns
+        -------
+        str
+            ``progress <family>[<severity>]: <done>[ of <total>] scenarios, <rows> rows, <seconds> s``
+            (seconds to 0.1).
+        """
         of = f" of {self.total}" if self.total is not None else ""
         return f"progress {self.family}[{self.severity}]: {self.done}{of} scenarios, {self.rows} rows, {self.seconds:.1f} s"
 
