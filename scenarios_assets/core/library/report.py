@@ -423,7 +423,7 @@ def monte_carlo_fan(data: ReportData) -> Chart | None:
     Returns
     -------
     Chart or None
-        The chart, None when the catalog holds no scenario of the family.
+        The chart, None when no scenario of the family has a wealth path.
     """
     return _band_chart(
         data, "monte_carlo", "monte_carlo_fan",
@@ -446,7 +446,7 @@ def bootstrap_bands(data: ReportData) -> Chart | None:
     Returns
     -------
     Chart or None
-        The chart, None when the catalog holds no scenario of the family.
+        The chart, None when no scenario of the family has a wealth path.
     """
     return _band_chart(
         data, "bootstrap", "bootstrap_bands",
@@ -469,7 +469,7 @@ def historical_drawdowns(data: ReportData) -> Chart | None:
     Returns
     -------
     Chart or None
-        The chart, None when the catalog holds no scenario of the family.
+        The chart, None when no scenario of the family has a wealth path.
     """
     records, types, severities, cells = _grid(data, "historical")
     if not records:
@@ -523,7 +523,7 @@ def stress_paths(data: ReportData) -> Chart | None:
     Returns
     -------
     Chart or None
-        The chart, None when the catalog holds no scenario of the family.
+        The chart, None when no scenario of the family has a wealth path.
     """
     records = _by_family(data, "stress")
     if not records:
@@ -593,7 +593,7 @@ def family_paths(data: ReportData, family: str) -> Chart | None:
     Returns
     -------
     Chart or None
-        The chart, None when the catalog holds no scenario of the family.
+        The chart, None when no scenario of the family has a wealth path.
     """
     records = _by_family(data, family)
     if not records:
