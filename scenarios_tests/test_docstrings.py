@@ -4,7 +4,9 @@ Every module of the rooms in ``DOCUMENTED_ROOMS`` is parsed (``ast``), not impor
 function (no leading underscore) and each public class must have a docstring; a function with parameters
 (besides ``self``/``cls``) must have a ``Parameters`` section, and one that returns a value a ``Returns``
 section (a generator: ``Yields``), as numpydoc underlined headings (``Parameters`` over ``----------``).
-Public methods of public classes are checked the same way.
+Public methods of public classes are checked the same way, and the names a Parameters section lists must be
+the function's parameters, every one of them (so a renamed or added parameter cannot leave its docstring
+behind).
 """
 
 from __future__ import annotations
@@ -50,6 +52,28 @@ def _module_name(path: Path) -> str:
 def _has_section(doc: str, title: str) -> bool:
     """A numpydoc heading: the title alone on a line, underlined by at least as many dashes."""
     return re.search(rf"^\s*{title}\s*\n\s*-{{{len(title)},}}\s*$", doc, re.MULTILINE) is not None
+
+
+_ENTRY = re.compile(r"^(\*{0,2}[A-Za-z_]\w*(?:\s*,\s*\*{0,2}[A-Za-z_]\w*)*)\s*(?::.*)?$")
+
+
+def _documented_parameters(doc: str) -> set[str] | None:
+    """The names listed in the Parameters section (entries at the section's indentation), None without one."""
+    lines = doc.splitlines()
+    for i, line in enumerate(lines[:-1]):
+        if line.strip() == "Parameters" and re.fullmatch(r"\s*-{10,}\s*", lines[i + 1]):
+            indent = len(line) - len(line.lstrip())
+            names: set[str] = set()
+            body = lines[i + 2:]
+            for k, entry in enumerate(body):
+                if k + 1 < len(body) and re.fullmatch(r"\s*-{3,}\s*", body[k + 1]):
+                    break  # the next section's title
+                if entry.strip() and len(entry) - len(entry.lstrip()) == indent:
+                    match = _ENTRY.match(entry.strip())
+                    if match is not None:
+                        names.update(name.strip().lstrip("*") for name in match[1].split(","))
+            return {name for name in names if name}
+    return None
 
 
 def _own_nodes(func: ast.FunctionDef | ast.AsyncFunctionDef):
@@ -98,6 +122,11 @@ def _function_problems(name: str, func: ast.FunctionDef | ast.AsyncFunctionDef) 
         return problems  # a property reads as an attribute: its docstring says what it is
     if _parameters(func) and not _has_section(doc, "Parameters"):
         problems.append(f"{name}: no Parameters section")
+    documented = _documented_parameters(doc)
+    if documented is not None and documented != set(_parameters(func)):
+        missing, extra = sorted(set(_parameters(func)) - documented), sorted(documented - set(_parameters(func)))
+        problems.append(f"{name}: Parameters section does not match the signature (missing {missing}, not "
+                        f"parameters {extra})")
     kind = _returns_kind(func)
     if kind is not None and not _has_section(doc, kind):
         problems.append(f"{name}: no {kind} section")
