@@ -146,7 +146,8 @@ class Scenario:
         return str(self.dates[-1])
 
     def set_volatility_multiplier(self, baseline_vol: float) -> None:
-        """Set ``volatility_multiplier``: the scenario's volatility relative to the long-run volatility of the same portfolio.
+        """Set ``volatility_multiplier``: scenario volatility relative to the long-run volatility of the same
+        portfolio.
 
         Parameters
         ----------
