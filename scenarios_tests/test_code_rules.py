@@ -187,12 +187,21 @@ def test_deferred_import_cycles_are_only_the_known_ones():
     assert found == KNOWN_DEFERRED_CYCLES, f"gone, remove from the list: {[sorted(c) for c in KNOWN_DEFERRED_CYCLES - found]}"
 
 
+def _docstring_lines(node: ast.FunctionDef | ast.AsyncFunctionDef) -> int:
+    """Lines of ``node``'s docstring (0 without one)."""
+    first = node.body[0] if node.body else None
+    if isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant) and isinstance(first.value.value, str):
+        return (first.end_lineno or first.lineno) - first.lineno + 1
+    return 0
+
+
 def long_functions() -> dict[str, int]:
     found = {}
     for name, path in MODULES.items():
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
                 lines = node.end_lineno - node.lineno + 1  # the def line to the last line of the body
+                lines -= _docstring_lines(node)  # the code's length: a numpydoc docstring is not code to read
                 if lines > MAX_FUNCTION_LINES:
                     found[f"{name.removeprefix('scenarios_assets.')}.{node.name}"] = lines
     return found

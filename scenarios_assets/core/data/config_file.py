@@ -91,8 +91,28 @@ class _NoAliasLoader(yaml.SafeLoader):
 
 
 def read_config_file(path: str | Path) -> dict[str, Any]:
-    """The ``scenarios_pipeline`` mapping of a user config file. Raises ScenarioInputError (one line) when the
-    file is missing, too large, not UTF-8, not YAML, uses aliases, is empty, or has another shape."""
+    """The ``scenarios_pipeline`` mapping of a user config file (not merged, not checked).
+
+    Parameters
+    ----------
+    path : str or Path
+        A YAML file with the single top-level key ``scenarios_pipeline``.
+
+    Returns
+    -------
+    dict
+        The mapping under ``scenarios_pipeline`` (empty when it is null).
+
+    Raises
+    ------
+    ScenarioInputError
+        One line, when the file is missing, larger than :data:`MAX_CONFIG_BYTES` bytes, not UTF-8, not YAML,
+        uses aliases, is empty, or has another shape.
+
+    References
+    ----------
+    .. [1] YAML Ain't Markup Language, version 1.1 (PyYAML's safe loader), https://yaml.org/spec/1.1/
+    """
     path = Path(path)
     if not path.is_file():
         raise ScenarioInputError(f"config file '{path}' does not exist")
@@ -163,7 +183,21 @@ def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None
 
 
 def check_values(config: dict[str, Any]) -> None:
-    """Values a type check cannot catch but that are knowable before anything runs (one line each)."""
+    """Values a type check cannot catch but that are knowable before anything runs (one line each).
+
+    Parameters
+    ----------
+    config : dict
+        A merged ``scenarios_pipeline`` mapping.
+
+    Raises
+    ------
+    ScenarioInputError
+        For an unknown ``data.trading_calendar`` or ``data.symbol_calendars`` name (``exchange_calendars``;
+        ``24/7`` allowed per symbol), a ``performance`` memory/disk limit in GiB that is not above 0 and
+        finite or a ``*_fraction`` not in (0, 1], or a Monte Carlo ``volatility_model`` other than
+        ``gjr_garch`` or ``garch``.
+    """
     check_calendar(config["data"]["trading_calendar"])
     for symbol, name in (config["data"].get("symbol_calendars") or {}).items():
         check_calendar(name, f"config key 'scenarios_pipeline.data.symbol_calendars.{symbol}':", seven_day=True)
@@ -185,7 +219,27 @@ def check_values(config: dict[str, Any]) -> None:
 def merge_config(base: dict[str, Any], override: dict[str, Any], source: str, prefix: str = ROOT_KEY) -> dict[str, Any]:
     """Deep-merge ``override`` into a copy of ``base``; every key must exist in ``base`` with a compatible type.
 
-    Raises one ScenarioInputError listing every problem found (unknown keys, wrong types, seed-style keys)."""
+    Parameters
+    ----------
+    base : dict
+        The mapping merged into (not changed), e.g. the defaults.
+    override : dict
+        The user's keys.
+    source : str
+        Where ``override`` comes from, first in the message.
+    prefix : str, default "scenarios_pipeline"
+        The dotted key of ``base``, for the messages.
+
+    Returns
+    -------
+    dict
+        The merged copy (whole floats of integer keys made int, YAML dates made ISO text).
+
+    Raises
+    ------
+    ScenarioInputError
+        One, listing every problem found (unknown keys, wrong types, seed-style keys).
+    """
     problems: list[str] = []
     merged = _merge(base, override, prefix, problems)
     if problems:

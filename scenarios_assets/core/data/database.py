@@ -52,12 +52,34 @@ ARROW_SCHEMA = pa.schema(
 
 
 def is_postgres_url(source: object) -> bool:
+    """Whether ``source`` is a PostgreSQL URL.
+
+    Parameters
+    ----------
+    source : object
+        A market-data source (path, URL); compared as ``str(source)``.
+
+    Returns
+    -------
+    bool
+        True when it starts with ``postgresql://`` or ``postgres://``.
+    """
     return str(source).startswith(URL_PREFIXES)
 
 
 @dataclass(frozen=True)
 class PostgresSource:
-    """A parsed source URL: what libpq gets, which table, and a printable name without the password."""
+    """A parsed source URL: what libpq gets, which table, and a printable name without the password.
+
+    Parameters
+    ----------
+    dsn : str
+        The URL libpq gets (``table`` parameter removed, password possibly added from the environment).
+    schema, table : str
+        The table's schema and name (unquoted identifiers).
+    name : str
+        The printable URL: password as ``***``, ``table=schema.table`` always present.
+    """
 
     dsn: str
     schema: str
@@ -71,6 +93,7 @@ class PostgresSource:
 
     @property
     def label(self) -> str:
+        """The table as ``schema.table`` (unquoted), for messages."""
         return f"{self.schema}.{self.table}"
 
 
@@ -82,8 +105,19 @@ _NETLOC_PASSWORD = re.compile(r"^([^/?#@]*?:)[^/?#@]*@")
 
 
 def mask_password(url: str) -> str:
-    """``url`` with the password of its user part and any ``password=`` parameter replaced by ``***``, for
-    messages about a URL that cannot even be parsed."""
+    """``url`` with its passwords replaced by ``***``, for messages about a URL that cannot even be parsed.
+
+    Parameters
+    ----------
+    url : str
+        Any text; the password of a ``scheme://user:password@`` part and any ``password=`` parameter are
+        masked.
+
+    Returns
+    -------
+    str
+        The masked text.
+    """
     text = str(url)
     scheme, sep, rest = text.partition("://")
     if sep:
@@ -114,8 +148,28 @@ def _checked_parts(text: str):
 
 
 def split_password(url: str) -> tuple[str, str | None]:
-    """(the URL without its password, the password or None): the password of the user part or of a
-    ``password=`` parameter. Raises ScenarioInputError for a URL that does not parse."""
+    """Take the password out of a PostgreSQL URL (the user part's or a ``password=`` parameter's).
+
+    The password travels to the connecting process in ``$SCENARIOS_MARKET_DATA_PASSWORD``
+    (:data:`PASSWORD_ENV`), never in what Dagster stores.
+
+    Parameters
+    ----------
+    url : str
+        A source; anything that is not a ``postgresql://`` URL is returned as it is.
+
+    Returns
+    -------
+    url : str
+        The URL without its password.
+    password : str or None
+        The (URL-decoded) password, None when there is none.
+
+    Raises
+    ------
+    ScenarioInputError
+        For a URL whose host (IPv6) or port does not parse.
+    """
     text = str(url)
     if not is_postgres_url(text):
         return text, None
@@ -139,7 +193,29 @@ def parse_source(url: str) -> PostgresSource:
     """Split ``?table=schema.table`` off a postgresql:// URL and name it without its password.
 
     A URL without a password takes ``$SCENARIOS_MARKET_DATA_PASSWORD`` when set (``split_password``).
-    Raises ScenarioInputError for a URL that is not postgresql://, a bad host or port, or a bad table."""
+
+    Parameters
+    ----------
+    url : str
+        ``postgresql://user[:password]@host[:port]/db[?libpq-params][&table=schema.table]``; the schema
+        defaults to ``market_data``, the table to ``market_data.ohlcv``.
+
+    Returns
+    -------
+    PostgresSource
+        The libpq DSN, the table and the printable name.
+
+    Raises
+    ------
+    ScenarioInputError
+        For a URL that is not postgresql://, a bad host or port (not 1 to 65535), or a table that is not
+        ``schema.table`` of letters, digits and underscores (at most 63 characters each).
+
+    References
+    ----------
+    .. [1] PostgreSQL documentation, libpq "Connection Strings",
+       https://www.postgresql.org/docs/current/libpq-connect.html#LIBPQ-CONNSTRING
+    """
     text = str(url)
     if not is_postgres_url(text):
         raise ScenarioInputError(f"'{mask_password(text)}' is not a postgresql:// URL")
@@ -180,7 +256,23 @@ def parse_source(url: str) -> PostgresSource:
 
 
 def source_name(url: str) -> str:
-    """The source as shown in messages and metadata: password hidden, table named."""
+    """The source as shown in messages and metadata: password hidden, table named.
+
+    Parameters
+    ----------
+    url : str
+        A ``postgresql://`` URL.
+
+    Returns
+    -------
+    str
+        :attr:`PostgresSource.name` of :func:`parse_source`.
+
+    Raises
+    ------
+    ScenarioInputError
+        As :func:`parse_source`.
+    """
     return parse_source(url).name
 
 
@@ -212,7 +304,31 @@ def _driver():
 
 
 def connect(src: PostgresSource, *, autocommit: bool = True):
-    """An ADBC connection (DB-API 2.0) to the source's database; a failure is a ScenarioInputError."""
+    """An ADBC connection (DB-API 2.0) to the source's database, with ``standard_conforming_strings`` on.
+
+    Parameters
+    ----------
+    src : PostgresSource
+        The parsed source.
+    autocommit : bool, default True
+        False for a transaction (the caller commits).
+
+    Returns
+    -------
+    adbc_driver_manager.dbapi.Connection
+        The open connection; the caller closes it.
+
+    Raises
+    ------
+    ScenarioInputError
+        When the driver is missing, the server cannot be reached or refuses the login, or the session
+        setting fails.
+
+    References
+    ----------
+    .. [1] Apache Arrow ADBC, PostgreSQL driver, https://arrow.apache.org/adbc/current/driver/postgresql.html
+    .. [2] PEP 249, Python Database API Specification v2.0.
+    """
     dbapi, adbc = _driver()
     try:
         conn = dbapi.connect(src.dsn, autocommit=autocommit)
@@ -229,7 +345,23 @@ def connect(src: PostgresSource, *, autocommit: bool = True):
 
 
 def sql_text(value: str) -> str:
-    """A SQL string literal (standard_conforming_strings on: only single quotes need doubling)."""
+    """A SQL string literal (standard_conforming_strings on: only single quotes need doubling).
+
+    Parameters
+    ----------
+    value : str
+        The text (a symbol); converted with ``str``.
+
+    Returns
+    -------
+    str
+        ``'...'`` with every single quote doubled.
+
+    Raises
+    ------
+    ScenarioInputError
+        When the text contains a NUL character (PostgreSQL text cannot hold one).
+    """
     value = str(value)
     if "\x00" in value:
         raise ScenarioInputError(f"symbol {value!r} contains a NUL character")
@@ -237,10 +369,37 @@ def sql_text(value: str) -> str:
 
 
 def sql_date(value) -> str:
+    """A SQL date literal.
+
+    Parameters
+    ----------
+    value : date-like
+        Anything ``pandas.Timestamp`` takes; the time of day is dropped.
+
+    Returns
+    -------
+    str
+        ``DATE 'YYYY-MM-DD'``.
+    """
     return f"DATE '{pd.Timestamp(value).date().isoformat()}'"
 
 
 def table_columns(conn, src: PostgresSource) -> dict[str, str]:
+    """The source table's columns and their types, from ``information_schema.columns``.
+
+    Parameters
+    ----------
+    conn : DB-API connection
+        An open connection (:func:`connect`).
+    src : PostgresSource
+        The parsed source.
+
+    Returns
+    -------
+    dict of str to str
+        Column name -> ``data_type`` (e.g. ``"text"``, ``"date"``, ``"double precision"``); empty when the
+        table does not exist or is not visible to the user.
+    """
     with conn.cursor() as cur:
         cur.execute(
             "SELECT column_name, data_type FROM information_schema.columns "
@@ -251,7 +410,21 @@ def table_columns(conn, src: PostgresSource) -> dict[str, str]:
 
 
 def check_table(conn, src: PostgresSource) -> None:
-    """The table exists and has the contract's columns with usable types; otherwise one clear error."""
+    """The table exists and has the contract's columns with usable types; otherwise one clear error.
+
+    Parameters
+    ----------
+    conn : DB-API connection
+        An open connection (:func:`connect`).
+    src : PostgresSource
+        The parsed source.
+
+    Raises
+    ------
+    ScenarioInputError
+        When the table does not exist (or is not visible), lacks a contract column, or a column's type is
+        not in :data:`TEXT_TYPES` (symbol), :data:`DATE_TYPES` (date) or :data:`NUMBER_TYPES` (the others).
+    """
     columns = table_columns(conn, src)
     if not columns:
         raise ScenarioInputError(
@@ -276,14 +449,50 @@ def check_table(conn, src: PostgresSource) -> None:
 
 
 def available_symbols(conn, src: PostgresSource) -> list[str]:
+    """The distinct non-null symbols of the source table.
+
+    Parameters
+    ----------
+    conn : DB-API connection
+        An open connection (:func:`connect`).
+    src : PostgresSource
+        The parsed source.
+
+    Returns
+    -------
+    list of str
+        The symbols, sorted by the database's collation.
+    """
     with conn.cursor() as cur:
         cur.execute(f'SELECT DISTINCT "symbol"::text FROM {src.qualified} WHERE "symbol" IS NOT NULL ORDER BY 1')
         return [row[0] for row in cur.fetchall()]
 
 
 def check_symbols(conn, src: PostgresSource, symbols: list[str]) -> list[str]:
-    """The symbols as the table spells them (``core.data.symbols.resolve_symbols``: ``spx`` -> ``SPX``); unknown ones fail
-    with the message files give (listing the available ones). One cheap query when all exist as given."""
+    """The symbols as the table spells them (``core.data.symbols.resolve_symbols``: ``spx`` -> ``SPX``).
+
+    One cheap query when all exist as given; otherwise the table's symbols are listed and matched.
+
+    Parameters
+    ----------
+    conn : DB-API connection
+        An open connection (:func:`connect`).
+    src : PostgresSource
+        The parsed source.
+    symbols : list of str
+        The requested symbols.
+
+    Returns
+    -------
+    list of str
+        The symbols as the table spells them, duplicates removed, in request order.
+
+    Raises
+    ------
+    ScenarioInputError
+        With the message files give (listing the available ones) for an unknown symbol, or when a requested
+        symbol matches several that differ only in case.
+    """
     values = ", ".join(f"({sql_text(s)}, {i})" for i, s in enumerate(symbols))
     query = (
         f"SELECT s.symbol FROM (VALUES {values}) AS s(symbol, pos) "
@@ -306,7 +515,31 @@ def select_query(
 ) -> str:
     """The SELECT of the rows a selection needs; the predicate of ``core.data.market.select_rows`` in SQL.
 
-    Requested symbols plus the reference index; requested dates, except the reference's (whole history)."""
+    Requested symbols plus the reference index; requested dates, except the reference's (whole history).
+    Values are written in as quoted literals (:func:`sql_text`, :func:`sql_date`), not bound, so that the
+    driver can run the query as a binary ``COPY`` (module docstring).
+
+    Parameters
+    ----------
+    src : PostgresSource
+        The parsed source.
+    symbols : iterable of str, optional
+        The requested symbols; None or empty: every symbol.
+    start_date, end_date : date-like, optional
+        Inclusive date bounds.
+    reference_symbol : str, optional
+        The reference index's symbol.
+
+    Returns
+    -------
+    str
+        ``SELECT symbol::text, date::date, open..volume::float8 FROM schema.table [WHERE ...]``.
+
+    Raises
+    ------
+    ScenarioInputError
+        When a symbol contains a NUL character.
+    """
     cols = ", ".join(
         [
             '"symbol"::text AS "symbol"',
@@ -340,8 +573,36 @@ def read_ohlcv_postgres(
     end_date=None,
     reference_symbol: str | None = None,
 ) -> pd.DataFrame:
-    """Long OHLCV rows of the table, filtered in SQL; columns typed as in the contract (date as datetime64[s]).
-    ``attrs["symbols"]``: the requested symbols as the table spells them."""
+    """Long OHLCV rows of the table, filtered in SQL (:func:`select_query`), as Arrow columns.
+
+    Parameters
+    ----------
+    url : str
+        A ``postgresql://`` URL (:func:`parse_source`).
+    symbols : iterable of str, optional
+        The requested symbols (any case: resolved by :func:`check_symbols`); None: every symbol.
+    start_date, end_date : date-like, optional
+        Inclusive date bounds (not applied to the reference symbol).
+    reference_symbol : str, optional
+        The reference index's symbol, read over its whole history.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``symbol`` (str), ``date`` (datetime64[s]), ``open``, ``high``, ``low``, ``close``,
+        ``volume`` (float64), not validated (:func:`~scenarios_assets.core.data.market.validate_ohlcv`);
+        ``attrs["symbols"]``: the requested symbols as the table spells them.
+
+    Raises
+    ------
+    ScenarioInputError
+        For a bad URL, a failed connection, a missing table or column, a wrong column type, an unknown
+        symbol, or a failed or interrupted read.
+
+    References
+    ----------
+    .. [1] Apache Arrow columnar format, https://arrow.apache.org/docs/format/Columnar.html
+    """
     src = parse_source(url)
     _, adbc = _driver()
     conn = connect(src)
@@ -370,6 +631,19 @@ def read_ohlcv_postgres(
 # --- publishing a dataset -------------------------------------------------------------------------------
 
 def create_table_sql(src: PostgresSource) -> list[str]:
+    """The statements creating the contract table (and its schema) when missing.
+
+    Parameters
+    ----------
+    src : PostgresSource
+        The parsed target.
+
+    Returns
+    -------
+    list of str
+        ``CREATE SCHEMA IF NOT EXISTS`` and ``CREATE TABLE IF NOT EXISTS`` with the contract's columns, price
+        checks (> 0), volume >= 0, a non-null close and the primary key (symbol, date).
+    """
     return [
         f'CREATE SCHEMA IF NOT EXISTS "{src.schema}"',
         f"""CREATE TABLE IF NOT EXISTS {src.qualified} (
@@ -403,7 +677,18 @@ def _has_symbol_date_key(conn, src: PostgresSource) -> bool:
 
 
 def to_arrow(ohlcv: pd.DataFrame) -> pa.Table:
-    """Validated OHLCV rows as Arrow in the table's types."""
+    """Validated OHLCV rows as Arrow in the table's types.
+
+    Parameters
+    ----------
+    ohlcv : pandas.DataFrame
+        Validated rows (:func:`~scenarios_assets.core.data.market.validate_ohlcv`).
+
+    Returns
+    -------
+    pyarrow.Table
+        :data:`ARROW_SCHEMA`: ``symbol`` string, ``date`` date32, the prices and volume float64 (NaN as null).
+    """
     frame = ohlcv.loc[:, list(COLUMNS)]
     dates = pd.to_datetime(frame["date"]).to_numpy().astype("datetime64[D]")
     arrays = [pa.array(frame["symbol"].astype(str).to_numpy(dtype=object), pa.string()), pa.array(dates, pa.date32())]
@@ -412,8 +697,31 @@ def to_arrow(ohlcv: pd.DataFrame) -> pa.Table:
 
 
 def write_ohlcv_postgres(ohlcv: pd.DataFrame, url: str) -> dict:
-    """Upsert validated OHLCV rows into the table (created with its schema and a primary key on
-    (symbol, date) when missing), in one transaction. Returns row counts: inserted, updated, unchanged."""
+    """Upsert validated OHLCV rows into the table, in one transaction.
+
+    The table is created with its schema and a primary key on (symbol, date) when missing. The rows are
+    staged in a temporary table (ADBC bulk ingest), then inserted with ``ON CONFLICT ("symbol", "date") DO
+    UPDATE`` where a price or the volume differs.
+
+    Parameters
+    ----------
+    ohlcv : pandas.DataFrame
+        Validated rows (:func:`~scenarios_assets.core.data.market.validate_ohlcv`).
+    url : str
+        The target, a ``postgresql://`` URL (:func:`parse_source`).
+
+    Returns
+    -------
+    dict
+        ``table`` (schema.table), ``target`` (printable URL) and row counts ``rows``, ``inserted``,
+        ``updated``, ``unchanged``.
+
+    Raises
+    ------
+    ScenarioInputError
+        For a bad URL, a failed connection, an existing table with missing or mistyped columns or without a
+        unique key on (symbol, date), or a failed write (the transaction is rolled back).
+    """
     src = parse_source(url)
     _, adbc = _driver()
     conn = connect(src, autocommit=False)

@@ -30,7 +30,15 @@ import pandas as pd
 from scenarios_assets.core.models.errors import ScenarioInputError
 
 class DateColumnError(ScenarioInputError):
-    """A date column that cannot be read; ``value`` is the first offending value as written (or None)."""
+    """A date column that cannot be read; ``value`` is the first offending value as written (or None).
+
+    Parameters
+    ----------
+    message : str
+        One line: source, column, first bad value, expected form.
+    value : object, optional
+        The first offending value as written (lets a directory source name the file it came from).
+    """
 
     def __init__(self, message: str, value: object = None):
         super().__init__(message)
@@ -56,9 +64,31 @@ MONTH_NAME = re.compile(
 def parse_date_column(values: pd.Series, column: str, source: str) -> pd.Series:
     """The calendar date of every value of ``values`` (a date column as read from a file or table).
 
-    Returns a ``datetime64[s]`` Series at midnight (NaT where a value is missing), same index.
-    Raises ScenarioInputError (one line: source, column, first bad value, expected form) when the column
-    is not in one of the forms of the module docstring.
+    Parameters
+    ----------
+    values : pandas.Series
+        The column as read: datetime64 (naive or time-zone aware), whole numbers (``YYYYMMDD``) or text.
+    column : str
+        The column's name, for the messages.
+    source : str
+        The source's name, for the messages.
+
+    Returns
+    -------
+    pandas.Series of datetime64[s]
+        The calendar date of each value at midnight (time-zone aware values: the date on their own zone's
+        wall clock); NaT where a value is missing; same index as ``values``.
+
+    Raises
+    ------
+    DateColumnError
+        A :class:`ScenarioInputError` (one line: source, column, first bad value, expected form) when the
+        column is not in one of the forms of the module docstring.
+
+    References
+    ----------
+    .. [1] ISO 8601-1:2019, Date and time -- Representations for information interchange.
+    .. [2] RFC 2822, Internet Message Format, section 3.3 (date and time specification).
     """
     prefix = f"market data '{source}': column '{column}'"
     if isinstance(values.dtype, pd.DatetimeTZDtype):
@@ -282,10 +312,24 @@ def parse_iso_date(value: str | dt.date) -> dt.date:
     year, two-digit month and day, a real calendar date. A ``datetime.date`` passes through; a datetime,
     a number, ``20220103`` or ``2022-W01-1`` (which ``date.fromisoformat`` accepts) are refused.
 
+    Parameters
+    ----------
+    value : str or datetime.date
+        ``YYYY-MM-DD`` text, or a date.
+
+    Returns
+    -------
+    datetime.date
+        The date.
+
     Raises
     ------
     ValueError
         ``'<value>' is not a date (use YYYY-MM-DD)``.
+
+    References
+    ----------
+    .. [1] RFC 3339, Date and Time on the Internet: Timestamps, section 5.6 (``full-date``).
     """
     if isinstance(value, dt.date) and not isinstance(value, dt.datetime):
         return value

@@ -37,8 +37,26 @@ def _calendar(name: str, first_year: int, last_year: int):
 
 
 def check_calendar(name: str, key: str = "data.trading_calendar", seven_day: bool = False) -> None:
-    """Raise ScenarioInputError (one line naming the config ``key``) when ``name`` is not a known calendar
-    (``seven_day``: '24/7' is accepted too)."""
+    """Check that ``name`` is a calendar of the ``exchange_calendars`` package (names and aliases).
+
+    Parameters
+    ----------
+    name : str
+        A calendar name (e.g. ``XNYS``, ``XNAS``, ``XLON``, ``XTKS``).
+    key : str, default "data.trading_calendar"
+        The config key the name comes from, for the message.
+    seven_day : bool, default False
+        Accept :data:`SEVEN_DAY` (``'24/7'``, every calendar day) too.
+
+    Raises
+    ------
+    ScenarioInputError
+        One line naming ``key``, when ``name`` is not a string or not a known calendar.
+
+    References
+    ----------
+    .. [1] exchange_calendars, https://github.com/gerrymanoim/exchange_calendars
+    """
     import exchange_calendars as xcals
 
     if seven_day and name == SEVEN_DAY:
@@ -51,9 +69,32 @@ def check_calendar(name: str, key: str = "data.trading_calendar", seven_day: boo
 
 
 def sessions_after(last_date, count: int, name: str = DEFAULT_CALENDAR) -> np.ndarray:
-    """The first ``count`` sessions of calendar ``name`` strictly after ``last_date`` (datetime64[D], (count,)).
+    """The first ``count`` sessions of calendar ``name`` strictly after ``last_date``.
 
-    Raises ScenarioInputError for an unknown calendar name.
+    Sessions (trading days of the exchange, holidays and ad-hoc closures excluded), not calendar days.
+
+    Parameters
+    ----------
+    last_date : date-like
+        Anything ``pandas.Timestamp`` takes; the sessions start the calendar day after it.
+    count : int
+        The number of sessions; 0 or less gives an empty array.
+    name : str, default "XNYS"
+        An ``exchange_calendars`` calendar name (not ``'24/7'``).
+
+    Returns
+    -------
+    ndarray of shape (count,), datetime64[D]
+        The session dates, ascending.
+
+    Raises
+    ------
+    ScenarioInputError
+        For an unknown calendar name.
+
+    References
+    ----------
+    .. [1] exchange_calendars, https://github.com/gerrymanoim/exchange_calendars
     """
     count = int(count)
     if count <= 0:
@@ -67,7 +108,29 @@ def sessions_after(last_date, count: int, name: str = DEFAULT_CALENDAR) -> np.nd
 
 
 def sessions_between(first, last, name: str = DEFAULT_CALENDAR) -> np.ndarray:
-    """The sessions of calendar ``name`` in [``first``, ``last``] (datetime64[D]); '24/7': every day."""
+    """The sessions of calendar ``name`` in [``first``, ``last``]; '24/7': every day.
+
+    Parameters
+    ----------
+    first, last : date-like
+        Inclusive bounds (anything ``pandas.Timestamp`` takes), normalised to midnight.
+    name : str, default "XNYS"
+        An ``exchange_calendars`` calendar name, or :data:`SEVEN_DAY` (every calendar day).
+
+    Returns
+    -------
+    ndarray of shape (n_sessions,), datetime64[D]
+        The session dates, ascending; empty when ``last`` is before ``first``.
+
+    Raises
+    ------
+    ScenarioInputError
+        For an unknown calendar name.
+
+    References
+    ----------
+    .. [1] exchange_calendars, https://github.com/gerrymanoim/exchange_calendars
+    """
     first, last = pd.Timestamp(first).normalize(), pd.Timestamp(last).normalize()
     if last < first:
         return np.empty(0, dtype="datetime64[D]")
@@ -78,5 +141,16 @@ def sessions_between(first, last, name: str = DEFAULT_CALENDAR) -> np.ndarray:
 
 
 def calendar_name(config: dict) -> str:
-    """The configured trading calendar (``data.trading_calendar``)."""
+    """The configured trading calendar (``data.trading_calendar``).
+
+    Parameters
+    ----------
+    config : dict
+        The ``scenarios_pipeline`` mapping (a missing ``data`` section counts as empty).
+
+    Returns
+    -------
+    str
+        ``data.trading_calendar``, or :data:`DEFAULT_CALENDAR` (``XNYS``) when it is not set.
+    """
     return str((config.get("data") or {}).get("trading_calendar") or DEFAULT_CALENDAR)

@@ -43,8 +43,24 @@ FILE_COLUMN = "__file__"
 
 
 def source_files(directory: Path) -> tuple[list[Path], list[tuple[str, str]]]:
-    """The data files under ``directory`` (recursively, sorted by relative path) and the skipped entries
-    as (relative path, reason). Hidden files and folders (leading '.' or '_') are skipped whole."""
+    """The data files under ``directory`` (recursively, sorted by relative path) and the skipped entries.
+
+    Hidden files and folders (leading '.' or '_') are skipped whole: a hidden folder is listed, its content
+    is not.
+
+    Parameters
+    ----------
+    directory : Path
+        A directory source of market data.
+
+    Returns
+    -------
+    files : list of Path
+        The files whose name ends in one of :data:`DATA_SUFFIXES` (any case), sorted.
+    skipped : list of (str, str)
+        (POSIX path relative to ``directory``, reason) of every other entry: ``"hidden"`` or
+        ``"not .parquet/.csv/.csv.gz"``.
+    """
     read, skipped = [], []
     for path in sorted(directory.rglob("*")):
         rel = path.relative_to(directory)
@@ -66,7 +82,34 @@ def read_ohlcv(source: str | Path) -> pd.DataFrame:
     """Read long OHLCV rows from a Parquet/CSV file or a directory of them.
 
     A directory's rows carry ``FILE_COLUMN`` (which file each came from), and ``frame.attrs`` holds
-    ``files`` (relative paths read, in order) and ``skipped`` ((relative path, reason) pairs)."""
+    ``files`` (relative paths read, in order) and ``skipped`` ((relative path, reason) pairs). The rows are
+    read as written, not validated (:func:`validate_ohlcv`).
+
+    Parameters
+    ----------
+    source : str or Path
+        A ``.parquet``, ``.csv`` or ``.csv.gz`` file (suffix in any case; CSV comma-separated, UTF-8, with a
+        header), a directory of them (see :func:`source_files`), or a ``postgresql://`` / ``postgres://``
+        URL (read whole by :func:`~scenarios_assets.core.data.database.read_ohlcv_postgres`).
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per (symbol, date) as in the source, with its columns (the contract's are ``symbol, date,
+        open, high, low, close, volume``, README "Market data").
+
+    Raises
+    ------
+    ScenarioInputError
+        When the source is an empty string or does not exist, a directory holds no data file, a file cannot
+        be read or has an unsupported type, a CSV header is empty or separated by ``;``, tabs or ``|``, a
+        column name appears twice, or the files of a directory differ in columns.
+
+    References
+    ----------
+    .. [1] Apache Parquet file format, https://parquet.apache.org/docs/file-format/ (read through Apache
+       Arrow's ``pyarrow.dataset``).
+    """
     text = str(source)
     if text.startswith(("postgresql://", "postgres://")):
         from scenarios_assets.core.data.database import read_ohlcv_postgres  # optional driver, imported on use
@@ -163,9 +206,30 @@ def _check_column_names(columns: list, shown: str) -> None:
 
 
 def normalise_columns(raw: pd.DataFrame, source: str) -> tuple[pd.DataFrame, dict[str, str]]:
-    """Contract columns found under names that differ only in case or surrounding spaces (``Close``,
-    `` Date``) are renamed; returns the frame and {found: contract name}. Raises ScenarioInputError when two
-    columns map to one contract name, or when a contract column is missing (naming what was found)."""
+    """Rename the contract columns found under names that differ only in case or surrounding spaces.
+
+    E.g. ``Close`` or `` Date`` become ``close`` and ``date``; other columns are kept as they are.
+
+    Parameters
+    ----------
+    raw : pandas.DataFrame
+        Rows as read (:func:`read_ohlcv`).
+    source : str
+        The source's name, for the messages.
+
+    Returns
+    -------
+    frame : pandas.DataFrame
+        ``raw`` with the contract columns renamed (``raw`` itself when nothing is renamed).
+    renames : dict of str to str
+        {name found: contract name} of the renamed columns.
+
+    Raises
+    ------
+    ScenarioInputError
+        When two columns map to one contract name, or when a contract column is missing (naming what was
+        found).
+    """
     present = [c for c in raw.columns if c != FILE_COLUMN]
     renames: dict[str, str] = {}
     claimed: dict[str, str] = {}
@@ -289,13 +353,42 @@ def validate_ohlcv(
     split_check: bool = True,
 ) -> tuple[pd.DataFrame, dict]:
     """Check the OHLCV contract (README "Market data"); return the rows typed and sorted by (symbol, date),
-    and a report (rows, files read and skipped, renamed columns, seven-day symbols, accepted moves).
+    and a report.
 
-    ``accepted_moves``: ``SYMBOL:YYYY-MM-DD`` moves that ``core.data.price_moves`` would refuse but are real
-    (None: the shipped config's ``data.accepted_moves``);
-    ``split_check``: refuse moves matching a common split ratio (the x10 test always applies).
-    Raises ScenarioInputError with one line naming the source (and, for a directory, the file), the
-    first offending row and the fix."""
+    Checks, in order: the contract columns (:func:`normalise_columns`), at least one row, a symbol and a date
+    on every row, numeric prices and volume, prices > 0 and finite, the close within [low, high] (1e-6
+    tolerance), volume >= 0, one row per (symbol, date), no unexplained split-like close-to-close move
+    (:mod:`scenarios_assets.core.data.price_moves`), and the weekend sessions
+    (:mod:`scenarios_assets.core.data.source_calendars`).
+
+    Parameters
+    ----------
+    raw : pandas.DataFrame
+        Rows as read (:func:`read_ohlcv`), with its ``attrs`` (files read and skipped) for a directory.
+    source : str
+        The source's name, for the messages.
+    accepted_moves : iterable of str or set of (str, str), optional
+        ``SYMBOL:YYYY-MM-DD`` moves that ``core.data.price_moves`` would refuse but are real, or their parsed
+        (symbol, date) set. None: the shipped config's ``data.accepted_moves``.
+    split_check : bool, default True
+        Refuse moves matching a common split ratio (the x10 test always applies).
+
+    Returns
+    -------
+    rows : pandas.DataFrame
+        Columns ``symbol`` (str, stripped), ``date`` (datetime64, the exchange's calendar date), ``open``,
+        ``high``, ``low``, ``close`` (price units) and ``volume`` (the source's units), float64; sorted by
+        (symbol, date).
+    report : dict
+        ``rows``, ``rows_reordered``; when they apply ``files_read``, ``files_skipped``,
+        ``columns_renamed``, ``symbols_stripped``, ``seven_day_symbols`` and ``accepted_moves``.
+
+    Raises
+    ------
+    ScenarioInputError
+        On the first broken rule, with one line naming the source (and, for a directory, the file), the
+        first offending row and the fix.
+    """
     files = list(raw.attrs.get("files", []))
     skipped = list(raw.attrs.get("skipped", []))
     raw, renamed = normalise_columns(raw, source)
@@ -347,7 +440,18 @@ def validate_ohlcv(
 
 
 def data_version(df: pd.DataFrame) -> str:
-    """Content hash of validated OHLCV rows: equal data gives an equal version, whatever the file layout."""
+    """Content hash of validated OHLCV rows: equal data gives an equal version, whatever the file layout.
+
+    Parameters
+    ----------
+    df : pandas.DataFrame
+        Validated rows (:func:`validate_ohlcv`), in their sorted order; only the contract columns count.
+
+    Returns
+    -------
+    str
+        The first 16 hex digits of the SHA-256 of the rows' pandas hashes (the index does not count).
+    """
     hashed = pd.util.hash_pandas_object(df.loc[:, list(OHLCV_COLUMNS)], index=False).to_numpy()
     return hashlib.sha256(hashed.tobytes()).hexdigest()[:16]
 
@@ -366,6 +470,25 @@ class MarketData:
     (``data/README.md``, close-only rule), on a forward-filled session and for a folded seven-day row set
     without any bar; None when the source has no bar at all. A folded session's bar spans its folded rows
     (high: their highest high, low: their lowest low). Replays carry them (``historical.replay_window``).
+
+    Parameters
+    ----------
+    close : pandas.DataFrame of shape (n_days, n_symbols), float64
+        Close prices, indexed by session date; short gaps forward-filled (:data:`MAX_FILLED_SESSIONS`).
+    volume : pandas.DataFrame of shape (n_days, n_symbols), float64
+        Traded volume (the source's units), not filled.
+    reference : pandas.Series
+        Close of the reference index over its full history (named after its symbol), or an equal-weight
+        index of the universe (``EQUAL_WEIGHT``, starting at 100) when the data hold no reference symbol.
+    data_version : str
+        Content hash of the rows the panel was built from (:func:`data_version`).
+    source : str
+        The source's name (a PostgreSQL URL without its password).
+    report : dict, default {}
+        What loading found and did (rows, files, renames, calendars, filled sessions, dropped symbols, load
+        seconds).
+    high, low : pandas.DataFrame of shape (n_days, n_symbols), float32, optional
+        Intraday high and low prices (see above).
     """
 
     close: pd.DataFrame
@@ -379,21 +502,44 @@ class MarketData:
 
     @property
     def symbols(self) -> list[str]:
+        """The panel's symbols, in column order."""
         return list(self.close.columns)
 
     @property
     def dates(self) -> pd.DatetimeIndex:
+        """The panel's sessions (the index of ``close``)."""
         return self.close.index
 
     def log_returns(self) -> pd.DataFrame:
-        """Daily log returns of every symbol (NaN outside a symbol's history)."""
+        """Daily log returns of every symbol (NaN outside a symbol's history).
+
+        Returns
+        -------
+        pandas.DataFrame of shape (n_days, n_symbols), float64
+            ln(close_t / close_{t-1}); the first row is NaN.
+        """
         return np.log(self.close).diff()
 
     def long_run_drift(self) -> pd.Series:
-        """Mean daily log return of each symbol over its whole history in the panel."""
+        """Mean daily log return of each symbol over its whole history in the panel.
+
+        Returns
+        -------
+        pandas.Series of shape (n_symbols,), float64
+            Mean daily log return (not annualised), NaN skipped.
+        """
         return self.log_returns().mean()
 
     def summary(self) -> dict:
+        """A JSON-ready description of the panel, with the loading report.
+
+        Returns
+        -------
+        dict
+            ``symbols``, ``start_date`` and ``end_date`` (ISO), ``trading_days`` (sessions), ``observations``
+            (non-NaN closes), ``reference`` (its name), ``data_version``, ``first_date_by_symbol`` and
+            ``last_date_by_symbol``, and every key of ``report``.
+        """
         first = self.close.apply(pd.Series.first_valid_index)
         last = self.close.apply(pd.Series.last_valid_index)
         return {
@@ -424,8 +570,43 @@ def build_market_data(
 ) -> MarketData:
     """Panel of validated OHLCV rows, restricted to the requested symbols and dates.
 
-    ``available_symbols``: every symbol the source holds when ``ohlcv`` is a selection of it (see
-    ``load_market_data``); a requested one without rows here is then reported as without data, not unknown."""
+    The rows are put on one trading calendar (``core.data.source_calendars``), pivoted to dates x symbols,
+    gaps of up to :data:`MAX_FILLED_SESSIONS` sessions inside a symbol's history forward-filled, then cut to
+    the date window; symbols without data in the window are dropped (and reported).
+
+    Parameters
+    ----------
+    ohlcv : pandas.DataFrame
+        Validated rows (:func:`validate_ohlcv`).
+    source : str
+        The source's name, for the messages.
+    symbols : list of str, optional
+        The universe; None or empty: every symbol available.
+    start_date, end_date : str, optional
+        Window bounds, inclusive (anything ``pandas.Timestamp`` parses; YYYY-MM-DD). None: the data's.
+    lookback_years : float, optional
+        Keep at most this many calendar years before the end date.
+    reference_symbol : str, default "SPX"
+        The market index used for calibration, kept over its full history.
+    report : dict, optional
+        :func:`validate_ohlcv`'s report, merged into the panel's.
+    available_symbols : list of str, optional
+        Every symbol the source holds when ``ohlcv`` is a selection of it (see :func:`load_market_data`); a
+        requested one without rows here is then reported as without data, not unknown.
+
+    Returns
+    -------
+    MarketData
+        The panel, its ``report`` also holding the calendar report, ``filled_sessions`` and
+        ``dropped_without_data``.
+
+    Raises
+    ------
+    ScenarioInputError
+        When a requested symbol is unknown, a date does not parse or the end is before the start, the window
+        holds no session or no symbol with data, or a symbol has a gap longer than
+        :data:`MAX_FILLED_SESSIONS` sessions.
+    """
     version = data_version(ohlcv)
     available = sorted(ohlcv["symbol"].unique() if available_symbols is None else available_symbols)
     if symbols:
@@ -540,9 +721,22 @@ def _fill_short_gaps(close: pd.DataFrame, source: str) -> tuple[pd.DataFrame, in
 
 
 def constant_columns(returns: np.ndarray) -> np.ndarray:
-    """(N,) bool: columns of a (T, N) return block whose every finite return is exactly 0 (a price that never
-    moved in the window, e.g. a money-market fund at 1.00). Such a symbol is simulated with zero volatility
-    and zero drift, so its paths stay at its last close: no fitted or borrowed volatility is put on it."""
+    """The columns of a return block whose every finite return is exactly 0.
+
+    A price that never moved in the window, e.g. a money-market fund at 1.00. Such a symbol is simulated
+    with zero volatility and zero drift, so its paths stay at its last close: no fitted or borrowed
+    volatility is put on it.
+
+    Parameters
+    ----------
+    returns : array_like of shape (n_days, n_symbols)
+        Daily returns (simple or log: only zero or not counts); NaN where a symbol has no data.
+
+    Returns
+    -------
+    ndarray of shape (n_symbols,), bool
+        True for a column with at least one finite return and no finite non-zero one.
+    """
     block = np.asarray(returns, dtype=np.float64)
     finite = np.isfinite(block)
     return finite.any(axis=0) & ~(finite & (block != 0)).any(axis=0)
@@ -555,9 +749,27 @@ def select_rows(
     end: pd.Timestamp | None = None,
     reference_symbol: str | None = None,
 ) -> pd.DataFrame:
-    """The rows a selection needs: the requested symbols plus the reference index, on the requested dates,
-    except the reference, kept over its whole history for calibration. ``core.data.database.select_query`` is the
-    same predicate in SQL."""
+    """The rows a selection needs: the requested symbols plus the reference index, on the requested dates.
+
+    The reference is kept over its whole history, for calibration.
+    :func:`~scenarios_assets.core.data.database.select_query` is the same predicate in SQL.
+
+    Parameters
+    ----------
+    ohlcv : pandas.DataFrame
+        Validated rows (:func:`validate_ohlcv`).
+    symbols : list of str, optional
+        The requested symbols; None or empty: every symbol.
+    start, end : pandas.Timestamp, optional
+        Date bounds, inclusive.
+    reference_symbol : str, optional
+        The reference index's symbol.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``ohlcv`` itself when every row is selected, else the selected rows with a fresh index.
+    """
     mask = pd.Series(True, index=ohlcv.index)
     if symbols:
         mask &= ohlcv["symbol"].isin([*symbols, *([reference_symbol] if reference_symbol else [])])
@@ -574,13 +786,45 @@ def select_rows(
 
 
 def market_source(explicit: str | Path | None = None) -> str:
-    """The market-data source in force: the explicit one, else $SCENARIOS_MARKET_DATA, else the bundled data."""
+    """The market-data source in force: the explicit one, else $SCENARIOS_MARKET_DATA, else the bundled data.
+
+    Parameters
+    ----------
+    explicit : str or Path, optional
+        A source given by the caller (a flag, a config value); empty counts as not given.
+
+    Returns
+    -------
+    str
+        A path or a ``postgresql://`` URL.
+    """
     return str(explicit or os.environ.get("SCENARIOS_MARKET_DATA") or BUNDLED_OHLCV)
 
 
 def load_configured_market_data(source: str | Path, data_config: dict) -> MarketData:
     """The panel that a config's ``data`` section selects from ``source``: what ``market_data/ohlcv`` holds
-    (the asset, the schedule's freshness check and the CLI's preflight all load it through here)."""
+    (the asset, the schedule's freshness check and the CLI's preflight all load it through here).
+
+    Parameters
+    ----------
+    source : str or Path
+        As in :func:`load_market_data`.
+    data_config : dict
+        The config's ``data`` section: ``symbols_universe``, ``start_date``, ``end_date``,
+        ``lookback_years``, ``reference_symbol``, ``accepted_moves`` and ``split_check``.
+
+    Returns
+    -------
+    MarketData
+        The selected panel.
+
+    Raises
+    ------
+    ScenarioInputError
+        As :func:`load_market_data`.
+    KeyError
+        When ``data_config`` lacks one of the keys above.
+    """
     return load_market_data(
         source,
         symbols=data_config["symbols_universe"] or None,
@@ -599,6 +843,27 @@ def load_market_data(source: str | Path, **selection) -> MarketData:
     Only the rows the selection needs (``select_rows``) enter the panel and its data version, whatever the
     source: a ``postgresql://`` source gets the selection in its SQL query (``core.data.database``), a file is read
     and validated whole, then selected. The same rows thus give the same panel and data version from either.
+
+    Parameters
+    ----------
+    source : str or Path
+        A Parquet/CSV file, a directory of them, or a ``postgresql://`` URL (:func:`read_ohlcv`).
+    **selection
+        ``symbols`` (list of str; requested names are matched to the source's case-insensitively),
+        ``start_date``, ``end_date``, ``lookback_years``, ``reference_symbol`` (default ``"SPX"``), as in
+        :func:`build_market_data`; ``accepted_moves`` and ``split_check`` as in :func:`validate_ohlcv`.
+
+    Returns
+    -------
+    MarketData
+        The panel; its ``report`` adds ``rows`` (rows selected), ``symbols_requested`` and
+        ``load_seconds`` (wall time to read, validate and align).
+
+    Raises
+    ------
+    ScenarioInputError
+        When the source cannot be read or breaks the contract, a requested symbol is unknown, or the
+        selection has no rows (see :func:`read_ohlcv`, :func:`validate_ohlcv`, :func:`build_market_data`).
     """
     started = time.perf_counter()
     checks = {
@@ -636,7 +901,24 @@ def load_market_data(source: str | Path, **selection) -> MarketData:
 
 
 def read_economic(source: str | Path) -> pd.DataFrame:
-    """Daily VIX and Treasury yields (wide, indexed by date); any column may be partial."""
+    """Daily VIX and Treasury yields (wide, indexed by date); any column may be partial.
+
+    Parameters
+    ----------
+    source : str or Path
+        A Parquet file (or dataset directory) or a ``.csv`` file with a ``date`` column and value columns
+        (``vix``, ``ust_*``), read as written.
+
+    Returns
+    -------
+    pandas.DataFrame
+        The value columns, indexed by normalised date, sorted.
+
+    Raises
+    ------
+    ScenarioInputError
+        When ``source`` does not exist or has no ``date`` column.
+    """
     path = Path(source)
     if not path.exists():
         raise ScenarioInputError(f"economic data '{source}' does not exist")
@@ -652,6 +934,21 @@ def build_economic(market: MarketData, raw: pd.DataFrame | None) -> pd.DataFrame
 
     The proxy is the 21-session realised volatility of the reference index's daily log returns,
     annualised (x sqrt(252)) and in VIX points (x100). ``vix_source`` says per date which one was used.
+
+    Parameters
+    ----------
+    market : MarketData
+        The panel whose sessions and reference index are used.
+    raw : pandas.DataFrame, optional
+        :func:`read_economic`'s frame; None: no economic data (VIX is the proxy throughout).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Indexed by the panel's sessions: ``realised_vol_21d`` (annualised, VIX points; at least 10 returns
+        in the window), ``vix`` (VIX points, gaps filled with the proxy), ``vix_source`` (``"vix"``,
+        ``"realised_vol_proxy"`` or ``"none"``) and each ``ust_*`` column of ``raw`` (its units, forward-filled
+        over at most :data:`MAX_FILLED_SESSIONS` sessions).
     """
     calendar = market.dates
     ref_returns = np.log(market.reference).diff()

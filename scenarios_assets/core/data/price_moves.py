@@ -27,7 +27,15 @@ import pandas as pd
 from scenarios_assets.core.models.errors import ScenarioInputError
 
 class PriceMoveError(ScenarioInputError):
-    """A refused move; ``row`` is the position (in the checked rows) of the move's second close."""
+    """A refused move; ``row`` is the position (in the checked rows) of the move's second close.
+
+    Parameters
+    ----------
+    message : str
+        One line: the move, the likely cause and the two ways out.
+    row : int
+        Position (0-based, in the checked rows) of the move's second close.
+    """
 
     def __init__(self, message: str, row: int):
         super().__init__(message)
@@ -40,8 +48,25 @@ MAX_DAILY_FACTOR = 10.0
 
 
 def parse_accepted_moves(entries: Iterable[str] | None, what: str = "data.accepted_moves") -> set[tuple[str, str]]:
-    """``SYMBOL:YYYY-MM-DD`` entries as (symbol, ISO date) pairs. Raises ScenarioInputError naming the
-    first malformed entry."""
+    """``SYMBOL:YYYY-MM-DD`` entries as (symbol, ISO date) pairs.
+
+    Parameters
+    ----------
+    entries : iterable of str, optional
+        The entries (the date is the move's second close; the symbol is everything before the last ``:``).
+    what : str, default "data.accepted_moves"
+        Where the entries come from, for the message.
+
+    Returns
+    -------
+    set of (str, str)
+        (symbol, ``YYYY-MM-DD``) pairs; empty for None.
+
+    Raises
+    ------
+    ScenarioInputError
+        Naming the first malformed entry (no symbol, or a date that is not 10 characters or not a date).
+    """
     out = set()
     for entry in entries or ():
         symbol, _, day = str(entry).strip().rpartition(":")
@@ -59,7 +84,25 @@ def parse_accepted_moves(entries: Iterable[str] | None, what: str = "data.accept
 
 def split_ratio(factor: np.ndarray) -> np.ndarray:
     """Signed ratio n of the common split each factor matches (n > 0: n-for-1 split, f ~ 1/n; n < 0:
-    1-for-|n| reverse split, f ~ |n|), 0 where none matches within SPLIT_TOLERANCE."""
+    1-for-|n| reverse split, f ~ |n|), 0 where none matches within SPLIT_TOLERANCE.
+
+    Parameters
+    ----------
+    factor : array_like
+        Close-to-close factors close_t / close_(t-1) (NaN allowed: no match).
+
+    Returns
+    -------
+    ndarray of the same shape, int64
+        The closest ratio of :data:`SPLIT_RATIOS` (signed as above) whose relative deviation
+        (f x n - 1, or f / n - 1) is at most :data:`SPLIT_TOLERANCE`, else 0.
+
+    Notes
+    -----
+    :data:`SPLIT_RATIOS` is this project's list of common split ratios; the module docstring names real
+    splits it covers (NVIDIA 10-for-1, Amazon and Alphabet 20-for-1, Apple 7-for-1 and 4-for-1) and one it
+    leaves to the x10 test (Chipotle 50-for-1).
+    """
     factor = np.asarray(factor, dtype=np.float64)
     out = np.zeros(factor.shape, dtype=np.int64)
     lo, hi = (1.0 + SPLIT_TOLERANCE) / min(SPLIT_RATIOS), (1.0 - SPLIT_TOLERANCE) * min(SPLIT_RATIOS)
@@ -85,9 +128,27 @@ def check_price_moves(
 ) -> list[str]:
     """Refuse split-like and beyond-x10 moves (see the module docstring) not in ``accepted``.
 
-    ``df``: validated rows sorted by (symbol, date). Returns the accepted moves that were found, as
-    ``SYMBOL:YYYY-MM-DD``. Raises ScenarioInputError with one line: count, the first move (symbol, date,
-    closes, factor), the likely split ratio and the two ways out.
+    Parameters
+    ----------
+    df : pandas.DataFrame
+        Validated rows sorted by (symbol, date); reads ``symbol``, ``date`` and ``close``.
+    source : str
+        The source's name, for the message.
+    accepted : set of (str, str), default frozenset()
+        (symbol, ``YYYY-MM-DD``) moves known to be real (:func:`parse_accepted_moves`).
+    split_check : bool, default True
+        Apply the split-ratio test (the x10 test always applies).
+
+    Returns
+    -------
+    list of str
+        The accepted moves that were found, as ``SYMBOL:YYYY-MM-DD``.
+
+    Raises
+    ------
+    PriceMoveError
+        A :class:`ScenarioInputError` with one line: count, the first move not accepted (symbol, date,
+        closes, factor), the likely split ratio and the two ways out.
     """
     same = df["symbol"].eq(df["symbol"].shift()).to_numpy()
     close = df["close"].to_numpy(np.float64)

@@ -45,8 +45,23 @@ CONVENTION = (
 
 
 def symbol_calendars(symbols: list[str], config: dict, seven_day: list[str] | None = None) -> dict[str, str]:
-    """symbol -> calendar name for ``symbols``: ``data.symbol_calendars`` where configured, ``24/7`` for a
-    seven-day symbol of the data (``MarketData.report["seven_day_symbols"]``), else ``data.trading_calendar``."""
+    """Symbol -> calendar name for ``symbols``.
+
+    Parameters
+    ----------
+    symbols : list of str
+        The universe.
+    config : dict
+        The ``scenarios_pipeline`` mapping; reads ``data.symbol_calendars`` and ``data.trading_calendar``.
+    seven_day : list of str, optional
+        The seven-day symbols of the data (``MarketData.report["seven_day_symbols"]``).
+
+    Returns
+    -------
+    dict of str to str
+        ``data.symbol_calendars`` where configured, ``24/7`` for a seven-day symbol, else
+        ``data.trading_calendar`` (default ``XNYS``); names are not checked here.
+    """
     primary = calendar_name(config)
     configured = (config.get("data") or {}).get("symbol_calendars") or {}
     seven = set(seven_day or [])
@@ -74,7 +89,25 @@ class _Group:
 
 @dataclass(frozen=True)
 class SessionLayout:
-    """How (S, T, N) paths over ``step_dates`` are laid out on every symbol's sessions (module docstring)."""
+    """How (S, T, N) paths over ``step_dates`` are laid out on every symbol's sessions (module docstring).
+
+    Built by :meth:`build`; applied by :meth:`apply`.
+
+    Parameters
+    ----------
+    step_dates : ndarray of shape (n_steps,), datetime64[D]
+        The simulation's step dates (sessions of the primary calendar).
+    dates : ndarray of shape (n_dates,), datetime64[D]
+        The union of the symbols' sessions over the horizon (``step_dates`` for an identity layout).
+    calendars : dict of str to str
+        Symbol -> calendar name.
+    primary : str
+        The primary calendar's name.
+    groups : tuple
+        Per calendar, its symbols' columns and how its sessions map onto the steps (internal).
+    identity : bool
+        True when every symbol's sessions are the step dates: :meth:`apply` returns its inputs.
+    """
 
     step_dates: np.ndarray  # (T,) datetime64[D]
     dates: np.ndarray  # (D,) datetime64[D]: union of the symbols' sessions
@@ -86,8 +119,31 @@ class SessionLayout:
     @classmethod
     def build(cls, start_date, step_dates: np.ndarray, symbols: list[str], calendars: dict[str, str],
               primary: str = DEFAULT_CALENDAR) -> "SessionLayout":
-        """The layout of ``symbols`` (calendar names in ``calendars``) for steps on ``step_dates`` (the
-        sessions of ``primary``) after ``start_date``. Raises ScenarioInputError for an unknown calendar name."""
+        """The layout of ``symbols`` for steps on ``step_dates`` after ``start_date``.
+
+        Parameters
+        ----------
+        start_date : date-like
+            The last date of the data; sessions are taken from the next calendar day to the last step date.
+        step_dates : ndarray of shape (n_steps,), datetime64[D]
+            The step dates (sessions of ``primary``), ascending, not empty.
+        symbols : list of str
+            The universe, in column order.
+        calendars : dict of str to str
+            Symbol -> calendar name (:func:`symbol_calendars`); must hold every symbol.
+        primary : str, default "XNYS"
+            The primary calendar's name (recorded by :meth:`describe`).
+
+        Returns
+        -------
+        SessionLayout
+            An identity layout when every symbol's sessions over the horizon are the step dates.
+
+        Raises
+        ------
+        ScenarioInputError
+            For an unknown calendar name.
+        """
         step_dates = np.asarray(step_dates, dtype="datetime64[D]")
         first = pd.Timestamp(start_date).normalize() + pd.Timedelta(days=1)
         names = list(dict.fromkeys(calendars[s] for s in symbols))
@@ -101,7 +157,14 @@ class SessionLayout:
         return cls(step_dates, dates, dict(calendars), primary, groups, False)
 
     def describe(self) -> dict:
-        """Set metadata: every symbol's calendar that is not the primary one, and the convention."""
+        """Set metadata: every symbol's calendar that is not the primary one, and the convention.
+
+        Returns
+        -------
+        dict
+            ``trading_calendar`` (the primary), ``symbol_calendars`` (symbol -> calendar, primary omitted)
+            and ``session_layout`` (``"single calendar"``, or the convention text :data:`CONVENTION`).
+        """
         return {"trading_calendar": self.primary,
                 "symbol_calendars": {s: c for s, c in self.calendars.items() if c != self.primary},
                 "session_layout": "single calendar" if self.identity else CONVENTION}
@@ -109,12 +172,43 @@ class SessionLayout:
     def apply(self, returns: np.ndarray, prices: np.ndarray, last_close: np.ndarray, seeds: list[int],
               extra: dict[str, np.ndarray] | None = None,
               sigma: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
-        """(S, D, N) float32 returns and prices on the symbols' sessions (NaN off them) of (S, T, N) paths
-        starting from ``last_close`` (N,); ``seeds`` (S,) the scenarios' seeds (bridge draws); ``extra``:
-        (S, T, N) per-session series (liquidity multipliers, bar ranges), kept on the sessions that are
-        step dates (bars, ``high``/``low``) or on every session of the step's interval (other series).
-        ``sigma`` (N,) or (S, N): the bridge's per-step volatility of log prices (default: each path's own
-        standard deviation of its log returns). Identity layouts return the inputs unchanged."""
+        """Lay simulated paths out on the symbols' sessions (NaN off them).
+
+        A session between two step dates is a point of a Brownian bridge in calendar time between the two
+        simulated log closes [1]_ (module docstring). Identity layouts return the inputs unchanged.
+
+        Parameters
+        ----------
+        returns : ndarray of shape (n_paths, n_steps, n_symbols), float32
+            Daily simple returns per step.
+        prices : ndarray of shape (n_paths, n_steps, n_symbols), float32
+            Simulated closes per step.
+        last_close : ndarray of shape (n_symbols,)
+            The close before the first step (price units).
+        seeds : list of int
+            The scenarios' seeds, one per path: the bridge's normals come from
+            ``SeedSequence(seed, spawn_key=(BRIDGE_KEY,))``.
+        extra : dict of str to ndarray of shape (n_paths, n_steps, n_symbols), optional
+            Per-step series: bar ranges (``high``/``low``) are kept on the sessions that are step dates,
+            other series (liquidity multipliers) on every session of the step's interval.
+        sigma : ndarray of shape (n_symbols,) or (n_paths, n_symbols), optional
+            The bridge's per-step volatility of log prices (standard deviation of a daily log return). Default:
+            each path's own sample standard deviation (ddof=1) of its log returns.
+
+        Returns
+        -------
+        returns : ndarray of shape (n_paths, n_dates, n_symbols), float32
+            Daily simple returns, session to session of each symbol.
+        prices : ndarray of shape (n_paths, n_dates, n_symbols), float32
+            Closes on each symbol's sessions.
+        extra : dict of str to ndarray of shape (n_paths, n_dates, n_symbols), float32
+            ``extra`` on the sessions, as described above.
+
+        References
+        ----------
+        .. [1] Glasserman, P. (2004). Monte Carlo Methods in Financial Engineering. Springer, section 3.1
+           (Brownian bridge construction).
+        """
         extra = extra or {}
         if self.identity:
             return returns, prices, extra

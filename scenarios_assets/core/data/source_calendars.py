@@ -46,13 +46,37 @@ def _days(dates) -> np.ndarray:
 
 
 def weekday(dates) -> np.ndarray:
-    """0 (Monday) .. 6 (Sunday) of each date (1970-01-01 was a Thursday)."""
+    """0 (Monday) .. 6 (Sunday) of each date (1970-01-01 was a Thursday).
+
+    Parameters
+    ----------
+    dates : array_like of datetime-like
+        The dates (converted to ``datetime64[D]``).
+
+    Returns
+    -------
+    ndarray of int64
+        The weekday numbers, same shape.
+    """
     return (_days(dates) + 3) % 7
 
 
 def weekday_shares(symbols: pd.Series, dates: pd.Series) -> pd.DataFrame:
     """(symbols x 7) share of the weeks each symbol's history spans (first to last row, Monday-based
-    weeks) that have a row on each weekday. ``symbols`` and ``dates`` are the rows' columns."""
+    weeks) that have a row on each weekday.
+
+    Parameters
+    ----------
+    symbols : pandas.Series
+        The rows' symbols.
+    dates : pandas.Series
+        The rows' dates (datetime64), one per (symbol, date).
+
+    Returns
+    -------
+    pandas.DataFrame of shape (n_symbols, 7)
+        Fractions in [0, 1], indexed by symbol (sorted), columns 0 (Monday) .. 6 (Sunday).
+    """
     codes, names = pd.factorize(symbols, sort=True)
     days = _days(dates)
     counts = np.bincount(codes * 7 + (days + 3) % 7, minlength=len(names) * 7).reshape(len(names), 7)
@@ -66,14 +90,44 @@ def weekday_shares(symbols: pd.Series, dates: pd.Series) -> pd.DataFrame:
 
 
 def seven_day_symbols(shares: pd.DataFrame) -> list[str]:
-    """Symbols with rows on Saturdays and on Sundays in at least REGULAR_WEEKDAY_SHARE of their weeks."""
+    """Symbols with rows on Saturdays and on Sundays in at least REGULAR_WEEKDAY_SHARE of their weeks.
+
+    Parameters
+    ----------
+    shares : pandas.DataFrame
+        :func:`weekday_shares`.
+
+    Returns
+    -------
+    list of str
+        The seven-day symbols, in ``shares`` order.
+    """
     regular = shares >= REGULAR_WEEKDAY_SHARE
     return list(shares.index[regular[SATURDAY] & regular[SUNDAY]])
 
 
 def check_weekend_sessions(ohlcv: pd.DataFrame, source: str) -> list[str]:
     """Refuse a symbol with regular Saturday or Sunday sessions but no seven-day week; return the
-    seven-day symbols. ``ohlcv``: validated rows (``symbol``, ``date`` as datetime64)."""
+    seven-day symbols.
+
+    Parameters
+    ----------
+    ohlcv : pandas.DataFrame
+        Validated rows (``symbol``, ``date`` as datetime64).
+    source : str
+        The source's name, for the message.
+
+    Returns
+    -------
+    list of str
+        The seven-day symbols (:func:`seven_day_symbols`), sorted.
+
+    Raises
+    ------
+    ScenarioInputError
+        Naming the first symbol with regular Saturday or Sunday rows but not both (dates likely shifted by a
+        time-zone conversion) and its first such date.
+    """
     shares = weekday_shares(ohlcv["symbol"], ohlcv["date"])
     regular = shares >= REGULAR_WEEKDAY_SHARE
     seven = regular[SATURDAY] & regular[SUNDAY]
@@ -95,8 +149,26 @@ def check_weekend_sessions(ohlcv: pd.DataFrame, source: str) -> list[str]:
 
 def market_calendar(ohlcv: pd.DataFrame, seven_day: list[str]) -> pd.DatetimeIndex:
     """The panel's sessions (see the module docstring): weekday dates of the exchange-calendar symbols,
-    plus the seven-day symbols' weekdays outside their span. Raises ScenarioInputError when no row falls
-    on a weekday."""
+    plus the seven-day symbols' weekdays outside their span.
+
+    Parameters
+    ----------
+    ohlcv : pandas.DataFrame
+        Validated rows (``symbol``, ``date``).
+    seven_day : list of str
+        The seven-day symbols (:func:`check_weekend_sessions`); when every row is theirs, their weekdays
+        are the sessions.
+
+    Returns
+    -------
+    pandas.DatetimeIndex
+        The sessions (datetime64[s], named ``date``), ascending.
+
+    Raises
+    ------
+    ScenarioInputError
+        When no row falls on a weekday.
+    """
     dates = ohlcv["date"].to_numpy(dtype="datetime64[D]")
     on_weekday = weekday(dates) < 5
     if not on_weekday.any():
@@ -117,7 +189,22 @@ def fold_to_calendar(ohlcv: pd.DataFrame, sessions: pd.DatetimeIndex) -> tuple[p
 
     Returns the ``symbol``, ``date``, ``close``, ``volume``, ``high``, ``low`` rows (a folded session's
     high and low: the highest high and lowest low of its rows, null when none has one) and a report:
-    ``off_calendar_rows`` (folded) and ``rows_after_last_session`` (dropped)."""
+    ``off_calendar_rows`` (folded) and ``rows_after_last_session`` (dropped).
+
+    Parameters
+    ----------
+    ohlcv : pandas.DataFrame
+        Validated rows sorted by (symbol, date).
+    sessions : pandas.DatetimeIndex
+        The panel's sessions (:func:`market_calendar`).
+
+    Returns
+    -------
+    rows : pandas.DataFrame
+        ``symbol``, ``date``, ``close``, ``volume``, ``high``, ``low`` on the sessions.
+    report : dict
+        ``off_calendar_rows`` and ``rows_after_last_session`` (int).
+    """
     dates = ohlcv["date"].to_numpy(dtype="datetime64[s]")
     cal = sessions.to_numpy(dtype="datetime64[s]")
     slot = np.searchsorted(cal, dates, side="left")

@@ -45,7 +45,23 @@ class IncompleteLibraryError(RuntimeError):
 @dataclass
 class SliceSource:
     """One slice of a build to be, and where its files are: a staging directory (``layout`` "staging") or a
-    published build (``layout`` "build")."""
+    published build (``layout`` "build").
+
+    Parameters
+    ----------
+    manifest : SliceManifest
+        The slice's manifest.
+    origin : str
+        ``"new"`` (built by this run) or ``"carried"`` (from the current build).
+    root : Path
+        The staging directory, or the build directory holding the slice.
+    layout : str
+        ``"staging"``, ``"build"`` or ``"dry-run"`` (checked only, nothing on disk).
+    from_build : str, default ""
+        The id of the build the files are in (layout "build").
+    stale : bool, default False
+        Carried over from another data version or config.
+    """
 
     manifest: SliceManifest
     origin: str  # "new" | "carried"
@@ -55,7 +71,15 @@ class SliceSource:
     stale: bool = False  # carried over from another data version or config
 
     def files(self) -> dict[str, list[tuple[Path, str]]]:
-        """(source file, path inside the build) for the slice's records, manifest and Parquet parts."""
+        """(source file, path inside the build) for the slice's records, manifest and Parquet parts.
+
+        Returns
+        -------
+        dict of str to list of (Path, str)
+            ``"records"`` (records.jsonl and slice.json) and one key per dataset (``timeseries``,
+            ``metrics``, ``portfolio``: its ``part-*.parquet`` files, placed under the build's hive
+            partition ``family=<f>/severity=<s>``).
+        """
         m = self.manifest
         inside = f"{SLICES_DIR}/{m.family}/{m.severity}"
         hive = f"family={m.family}/severity={m.severity}"
@@ -71,7 +95,21 @@ class SliceSource:
 
 @dataclass
 class BuildPlan:
-    """The slices of the next build, in registry order (family, then severity)."""
+    """The slices of the next build, in registry order (family, then severity).
+
+    Parameters
+    ----------
+    sources : list of SliceSource
+        The slices.
+    data_version, config_hash : str
+        The current market-data version and config hash.
+    previous_build : str or None
+        The id of the current build (None before the first).
+    save_timeseries : bool, default True
+        Whether the Parquet datasets are linked into the build.
+    notes : list of str, default []
+        Remarks for the caller.
+    """
 
     sources: list[SliceSource]
     data_version: str
@@ -82,6 +120,7 @@ class BuildPlan:
 
     @property
     def manifests(self) -> list[SliceManifest]:
+        """The slices' manifests, in order."""
         return [s.manifest for s in self.sources]
 
 
@@ -103,8 +142,42 @@ def plan_build(
     """The slices of the next build: every requested (family, severity) from ``available`` (the latest
     manifests), refused when missing, stale, failed or no longer on disk; with ``carry_over`` every other
     slice of the current build of ``out``, flagged stale when built from another data version or another
-    config of its family (``family_hashes``: family -> config.section_hash now). ``check_only`` (a dry run: nothing will be written) accepts a
-    current, valid manifest wherever its files are. Raises IncompleteLibraryError listing every problem."""
+    config of its family (``family_hashes``: family -> config.section_hash now). ``check_only`` (a dry run:
+    nothing will be written) accepts a current, valid manifest wherever its files are. A disabled family's
+    slice is left out.
+
+    Parameters
+    ----------
+    available : dict of str to dict of str to SliceManifest
+        family -> severity -> the latest manifest.
+    families, severities : list of str
+        The request.
+    data_version, config_hash : str
+        The current market-data version and config hash.
+    out : Path
+        The output directory.
+    carry_over : bool
+        Carry the current build's other slices over.
+    all_families, all_severities : list of str
+        Every family (registry order) and severity.
+    save_timeseries : bool, default True
+        The build needs the slices' Parquet parts.
+    check_only : bool, default False
+        A dry run.
+    family_hashes : dict of str to str, optional
+        family -> its section hash now.
+
+    Returns
+    -------
+    BuildPlan
+        The slices of the next build.
+
+    Raises
+    ------
+    IncompleteLibraryError
+        Listing every problem: a requested slice not materialised, built from another data version or
+        config, failing a blocking check, without time series when they are needed, or no longer on disk.
+    """
     current = builds.current_build(out)
     problems: list[str] = []
     sources: list = []
@@ -181,7 +254,19 @@ def _carried_slice(current: Path, family: str, severity: str, data_version: str,
 
 def family_entry(source: SliceSource) -> dict:
     """The per-slice record of scenario_metadata.json's ``families`` (no timings, no ids of runs: two builds
-    of the same data, config and seed give the same entry)."""
+    of the same data, config and seed give the same entry).
+
+    Parameters
+    ----------
+    source : SliceSource
+        The slice.
+
+    Returns
+    -------
+    dict
+        ``count``, ``origin``, ``stale``, ``data_version``, ``config_hash``, ``family_config_hash``, ``rows``,
+        ``skipped``, ``validation``, ``scenario_types``, ``date_range``, ``symbols_covered`` and ``metadata``.
+    """
     m = source.manifest
     return {
         "count": m.count,
@@ -207,7 +292,27 @@ def write_build(plan: BuildPlan, tmp: Path, run: dict, report=None, phases: Phas
 
     ``phases`` times each part (``link_files``, ``report``, ``metadata``, ``summary``); what is known when a file
     is written goes into it: ``run["time"]["catalog"]`` of the metadata holds the linking and the report, the
-    summary also the metadata."""
+    summary also the metadata.
+
+    Parameters
+    ----------
+    plan : BuildPlan
+        The slices.
+    tmp : Path
+        The build directory being written (:func:`~scenarios_assets.core.library.builds.start_build`).
+    run : dict
+        The run's facts (``generated_at``, ``build_id``, ``timings`` ...); its ``time`` is filled.
+    report : callable ``(Path) -> None``, optional
+        Writes the report files into the build.
+    phases : Phases, optional
+        Receives the seconds of each part.
+
+    Returns
+    -------
+    dict
+        The metadata header: ``generated_at``, ``data_version``, ``config_hash``, ``families``
+        ("family/severity" -> :func:`family_entry`) and ``run``.
+    """
     phases = phases if phases is not None else Phases()
     with phases.timed("link_files"):  # hard links locally, one batch of server-side copies on an object store
         copy_files([(src, tmp / rel) for source in plan.sources for kind, pairs in source.files().items()
@@ -235,7 +340,18 @@ def write_build(plan: BuildPlan, tmp: Path, run: dict, report=None, phases: Phas
 
 
 def family_seconds(timings: dict[str, float]) -> dict[str, float]:
-    """Seconds per family: the sum over its new slices (``timings``: ``family/severity`` -> seconds)."""
+    """Seconds per family: the sum over its new slices.
+
+    Parameters
+    ----------
+    timings : dict of str to float
+        ``family/severity`` -> seconds.
+
+    Returns
+    -------
+    dict of str to float
+        family -> seconds, rounded to milliseconds.
+    """
     out: dict[str, float] = {}
     for key, seconds in timings.items():
         family = key.split("/")[0]
@@ -265,7 +381,39 @@ def build_and_publish(plan: BuildPlan, out: Path, keep: int, run: dict | None = 
     """Write the planned build and make it current (under the output directory's lock); clean up what the
     previous runs left. ``report(build_dir)`` (optional) writes the report files into the build before the
     commit point. ``phases`` (optional) receives the seconds of each part (:func:`write_build`, then
-    ``publish``). Returns the published directory and the metadata header."""
+    ``publish``).
+
+    Parameters
+    ----------
+    plan : BuildPlan
+        The slices (:func:`plan_build`).
+    out : Path
+        The output directory (local or fsspec).
+    keep : int
+        Published builds to keep (``performance.keep_builds``).
+    run : dict, optional
+        Extra run facts for the metadata (``timings``, ``time`` ...).
+    report : callable ``(Path) -> None``, optional
+        Writes the report files into the build.
+    phases : Phases, optional
+        Receives the seconds of each part.
+
+    Returns
+    -------
+    build : Path
+        The published build's directory.
+    header : dict
+        The metadata header (:func:`write_build`).
+
+    Raises
+    ------
+    IncompleteLibraryError
+        When a planned slice was a dry run.
+    ScenarioInputError
+        When ``keep`` is below 1.
+    BuildInProgressError
+        When another build holds the output directory's lock for longer than the wait.
+    """
     phases = phases if phases is not None else Phases()
     dry = [s.manifest.key for s in plan.sources if s.layout == "dry-run"]
     if dry:

@@ -27,6 +27,11 @@ def atomic_path(path: Path, suffix: str = ".tmp") -> Iterator[Path]:
         The target file; its directory must exist.
     suffix : str
         Suffix of the temporary name (``.<name>.<random><suffix>``), e.g. for tools that infer a format.
+
+    Yields
+    ------
+    Path
+        The temporary file (created empty) to write.
     """
     path = Path(path)
     fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
@@ -41,7 +46,17 @@ def atomic_path(path: Path, suffix: str = ".tmp") -> Iterator[Path]:
 
 
 def atomic_write_text(path: Path, text: str, encoding: str = "utf-8") -> None:
-    """Write ``text`` to ``path`` atomically (see :func:`atomic_path`)."""
+    """Write ``text`` to ``path`` atomically (see :func:`atomic_path`).
+
+    Parameters
+    ----------
+    path : Path
+        The target file; its directory must exist.
+    text : str
+        The new content.
+    encoding : str, default "utf-8"
+        The text encoding.
+    """
     with atomic_path(path) as tmp:
         tmp.write_text(text, encoding=encoding)
 
@@ -50,7 +65,17 @@ def atomic_symlink(target: str, path: Path, tmp_suffix: str = "link") -> None:
     """Make ``path`` a symbolic link to ``target`` in one step, replacing a link or file already there.
 
     The new link is made as ``.<name>.<tmp_suffix>`` beside ``path`` (a stale one from a crash is removed
-    first) and renamed over ``path``. Not for replacing a directory: ``rename(2)`` refuses that."""
+    first) and renamed over ``path``. Not for replacing a directory: ``rename(2)`` refuses that.
+
+    Parameters
+    ----------
+    target : str
+        What the link points to (relative to the link's directory, or absolute).
+    path : Path
+        The link.
+    tmp_suffix : str, default "link"
+        Suffix of the temporary link's name (distinct per concurrent writer).
+    """
     path = Path(path)
     tmp = path.with_name(f".{path.name}.{tmp_suffix}")
     with contextlib.suppress(FileNotFoundError):

@@ -75,19 +75,58 @@ class BuildInProgressError(ScenarioInputError):
 
 
 def new_build_id(now: datetime | None = None) -> str:
-    """Sortable, unique: UTC time to the microsecond plus a random suffix."""
+    """Sortable, unique: UTC time to the microsecond plus a random suffix.
+
+    Parameters
+    ----------
+    now : datetime, optional
+        The time to use (UTC); default: now.
+
+    Returns
+    -------
+    str
+        ``YYYYMMDDTHHMMSSffffffZ-xxxxxx`` (6 random hex digits).
+    """
     now = now or datetime.now(timezone.utc)
     return f"{now:%Y%m%dT%H%M%S%fZ}-{uuid.uuid4().hex[:6]}"
 
 
 def builds_root(out: str | Path) -> Path:
+    """The ``builds`` directory of an output directory.
+
+    Parameters
+    ----------
+    out : str or Path
+        The output directory, local or an fsspec URL (:mod:`scenarios_assets.core.library.store`).
+
+    Returns
+    -------
+    Path
+        ``<out>/builds`` (not created).
+    """
     return location(out) / BUILDS_DIR
 
 
 def current_build_id(out: str | Path) -> str | None:
     """Id of the current build of ``out`` (None before the first publish): the content of its ``CURRENT``
     object (the commit point), else, in a local directory published before ``CURRENT`` existed, the target
-    of its ``current`` link. OSError (e.g. PermissionError, a store that cannot be reached) propagates."""
+    of its ``current`` link.
+
+    Parameters
+    ----------
+    out : str or Path
+        The output directory, local or an fsspec URL (:mod:`scenarios_assets.core.library.store`).
+
+    Returns
+    -------
+    str or None
+        The build id, None before the first publish.
+
+    Raises
+    ------
+    OSError
+        Propagated (e.g. PermissionError, a store that cannot be reached); a missing ``CURRENT`` is not one.
+    """
     out = location(out)
     try:
         text = (out / CURRENT_FILE).read_text().strip()
@@ -105,13 +144,47 @@ def current_build_id(out: str | Path) -> str | None:
 
 
 def current_build(out: str | Path) -> Path | None:
-    """The current build's directory (resolved once: read every file of one build from it), or None."""
+    """The current build's directory (resolved once: read every file of one build from it), or None.
+
+    Parameters
+    ----------
+    out : str or Path
+        The output directory, local or an fsspec URL (:mod:`scenarios_assets.core.library.store`).
+
+    Returns
+    -------
+    Path or None
+        ``<out>/builds/<id>``, None before the first publish.
+
+    Raises
+    ------
+    FileNotFoundError
+        When ``CURRENT`` names a build that is gone (:func:`build_path`).
+    """
     build_id = current_build_id(out)
     return build_path(out, build_id) if build_id else None
 
 
 def build_path(out: str | Path, build_id: str) -> Path:
-    """The directory of a published build; FileNotFoundError naming the kept builds when it is gone."""
+    """The directory of a published build.
+
+    Parameters
+    ----------
+    out : str or Path
+        The output directory, local or an fsspec URL (:mod:`scenarios_assets.core.library.store`).
+    build_id : str
+        A build id (:func:`published_builds`).
+
+    Returns
+    -------
+    Path
+        ``<out>/builds/<build_id>``.
+
+    Raises
+    ------
+    FileNotFoundError
+        Naming the kept builds, when the id is not a complete build (or starts with ``.`` or holds ``/``).
+    """
     path = builds_root(out) / build_id
     if build_id.startswith(".") or "/" in build_id or not (path / METADATA_FILE).is_file():
         kept = ", ".join(published_builds(out)) or "none"
@@ -120,7 +193,18 @@ def build_path(out: str | Path, build_id: str) -> Path:
 
 
 def published_builds(out: str | Path) -> list[str]:
-    """Ids of the complete builds in ``out``, oldest first."""
+    """Ids of the complete builds in ``out``, oldest first.
+
+    Parameters
+    ----------
+    out : str or Path
+        The output directory, local or an fsspec URL (:mod:`scenarios_assets.core.library.store`).
+
+    Returns
+    -------
+    list of str
+        The ids of the build directories holding a ``scenario_metadata.json`` (sorted: ids sort by time).
+    """
     root = builds_root(out)
     if not root.is_dir():
         return []
@@ -130,7 +214,25 @@ def published_builds(out: str | Path) -> list[str]:
 def resolve(out: str | Path, build: str | None = None) -> Path:
     """The directory to read: build ``build`` (an id from :func:`published_builds`), else the current one.
 
-    A directory written before builds existed (the catalog files directly in it) is read as it is."""
+    A directory written before builds existed (the catalog files directly in it) is read as it is.
+
+    Parameters
+    ----------
+    out : str or Path
+        The output directory, local or an fsspec URL (:mod:`scenarios_assets.core.library.store`).
+    build : str, optional
+        A kept build's id; None: the current build.
+
+    Returns
+    -------
+    Path
+        The build's directory (or ``out`` itself for the legacy flat layout).
+
+    Raises
+    ------
+    FileNotFoundError
+        When ``build`` is not a kept build, or ``out`` has no build at all.
+    """
     out = location(out)
     if build:
         return build_path(out, build)
@@ -146,7 +248,27 @@ def resolve(out: str | Path, build: str | None = None) -> Path:
 def build_lock(out: Path, wait_seconds: float | None = None) -> Iterator[None]:
     """Exclusive lock of ``out`` while one build is assembled and published. Another build's publish takes
     seconds, so this waits for it (up to ``wait_seconds``) rather than throwing away the caller's work;
-    BuildInProgressError naming the holder after that (default LOCK_WAIT_SECONDS)."""
+    BuildInProgressError naming the holder after that.
+
+    An ``flock(2)`` on :func:`lock_path`; the file holds the holder's pid and start time while held.
+
+    Parameters
+    ----------
+    out : Path
+        The output directory.
+    wait_seconds : float, optional
+        Seconds to wait for another holder; default :data:`LOCK_WAIT_SECONDS` (600 s).
+
+    Yields
+    ------
+    None
+        While the lock is held.
+
+    Raises
+    ------
+    BuildInProgressError
+        When the lock is still held by another process after ``wait_seconds``.
+    """
     wait_seconds = LOCK_WAIT_SECONDS if wait_seconds is None else wait_seconds
     fh = open(lock_path(out), "a+")
     try:
@@ -180,7 +302,18 @@ def lock_path(out: Path) -> Path:
     """The lock file of ``out``: ``<out>/.lock`` locally; for an object store (which has no locks) a file in
     this machine's temporary directory named after the URL's hash, so builds published from this machine
     take turns (one Dagster instance runs one build at a time per output directory; writers on several
-    machines must be serialised by their orchestrator)."""
+    machines must be serialised by their orchestrator).
+
+    Parameters
+    ----------
+    out : Path
+        The output directory (a local one is created).
+
+    Returns
+    -------
+    Path
+        The lock file's local path.
+    """
     out = location(out)
     if not is_remote(out):
         out.mkdir(parents=True, exist_ok=True)
@@ -190,7 +323,25 @@ def lock_path(out: Path) -> Path:
 def start_build(out: Path, build_id: str) -> Path:
     """A fresh directory for build ``build_id`` (call under :func:`build_lock`): ``builds/.tmp-<id>`` locally
     (renamed when complete); on an object store, which cannot rename a directory, ``builds/<id>`` itself
-    (not current, and not listed as published until its scenario_metadata.json exists)."""
+    (not current, and not listed as published until its scenario_metadata.json exists).
+
+    Parameters
+    ----------
+    out : Path
+        The output directory.
+    build_id : str
+        A new id (:func:`new_build_id`).
+
+    Returns
+    -------
+    Path
+        The directory to write the build into (created locally).
+
+    Raises
+    ------
+    FileExistsError
+        Locally, when the temporary directory already exists.
+    """
     out = location(out)
     if is_remote(out):
         return builds_root(out) / build_id
@@ -201,12 +352,28 @@ def start_build(out: Path, build_id: str) -> Path:
 
 def link_file(src: Path, dst: Path) -> None:
     """``dst`` with the content of ``src`` and no bytes moved where the store allows: a hard link locally (a
-    copy where the file system has no hard links), a server-side copy on an object store."""
+    copy where the file system has no hard links), a server-side copy on an object store.
+
+    Parameters
+    ----------
+    src : Path
+        An existing file.
+    dst : Path
+        Where its content goes (same store).
+    """
     copy_file(src, dst)
 
 
 def link_tree(src: Path, dst: Path) -> None:
-    """Every file under ``src`` linked at the same relative path under ``dst``."""
+    """Every file under ``src`` linked at the same relative path under ``dst``.
+
+    Parameters
+    ----------
+    src : Path
+        A directory (a build or a slice).
+    dst : Path
+        The directory to link into (:func:`link_file` for each file).
+    """
     for path in sorted(src.rglob("*")):
         if path.is_file():
             link_file(path, dst / path.relative_to(src))
@@ -218,7 +385,29 @@ def publish(out: Path, tmp: Path, keep: int = 2) -> Path:
     The steps: rename ``builds/.tmp-<id>`` to ``builds/<id>`` (complete, not yet current); replace the
     ``current`` link by a new one pointing at it (the commit point); make the fixed top-level links where
     missing; delete the builds beyond the newest ``keep``. A crash before the ``current`` replacement
-    leaves the previous build current; the orphan is removed by the next build."""
+    leaves the previous build current; the orphan is removed by the next build. Locally the ``CURRENT``
+    file is written (atomic rename) before the ``current`` link; on an object store the build was written in
+    place and one PUT of ``CURRENT`` commits it. Call under :func:`build_lock`.
+
+    Parameters
+    ----------
+    out : Path
+        The output directory.
+    tmp : Path
+        The complete build (:func:`start_build`).
+    keep : int, default 2
+        Published builds to keep (``performance.keep_builds``).
+
+    Returns
+    -------
+    Path
+        The published build's directory, ``<out>/builds/<id>``.
+
+    Raises
+    ------
+    ScenarioInputError
+        When ``keep`` is below 1.
+    """
     if keep < 1:
         raise ScenarioInputError(f"performance.keep_builds must be >= 1, got {keep}")
     out = location(out)
@@ -239,7 +428,13 @@ def publish(out: Path, tmp: Path, keep: int = 2) -> Path:
 
 
 def ensure_top_level_links(out: Path) -> None:
-    """``<out>/<name> -> current/<name>`` for the seed's file names; a legacy regular file is replaced."""
+    """``<out>/<name> -> current/<name>`` for the seed's file names; a legacy regular file is replaced.
+
+    Parameters
+    ----------
+    out : Path
+        A local output directory.
+    """
     for name in PUBLISHED_NAMES:
         path = out / name
         target = f"{CURRENT}/{name}"
@@ -253,7 +448,20 @@ def ensure_top_level_links(out: Path) -> None:
 def prune(out: Path, keep: int) -> list[str]:
     """Delete published builds beyond the newest ``keep`` (never the current one), unfinished builds and
     complete builds newer than the current one (a publish that died before its commit point). Call under
-    :func:`build_lock`. Returns the removed ids."""
+    :func:`build_lock`.
+
+    Parameters
+    ----------
+    out : Path
+        The output directory.
+    keep : int
+        Published builds to keep, counting back from the current one.
+
+    Returns
+    -------
+    list of str
+        The removed directory names.
+    """
     out = location(out)
     root = builds_root(out)
     current = current_build_id(out)
@@ -281,11 +489,38 @@ def prune(out: Path, keep: int) -> list[str]:
 # --- staging: family steps' output before it joins a build --------------------------------------------------
 
 def staging_root(out: str | Path) -> Path:
+    """The staging directory of an output directory.
+
+    Parameters
+    ----------
+    out : str or Path
+        The output directory, local or an fsspec URL (:mod:`scenarios_assets.core.library.store`).
+
+    Returns
+    -------
+    Path
+        ``<out>/.staging`` (not created).
+    """
     return location(out) / STAGING_DIR
 
 
 def new_staging(out: str | Path, family: str, severity: str, run_id: str) -> Path:
-    """A fresh staging directory for one family x severity slice, owned by Dagster run ``run_id``."""
+    """A fresh staging directory for one family x severity slice, owned by Dagster run ``run_id``.
+
+    Parameters
+    ----------
+    out : str or Path
+        The output directory, local or an fsspec URL (:mod:`scenarios_assets.core.library.store`).
+    family, severity : str
+        The slice.
+    run_id : str
+        The Dagster run writing it, recorded in ``owner.json`` with this process's pid and host.
+
+    Returns
+    -------
+    Path
+        ``<out>/.staging/<family>.<severity>.<random>``, created.
+    """
     path = staging_root(out) / f"{family}.{severity}.{uuid.uuid4().hex[:12]}"
     path.mkdir(parents=True, exist_ok=is_remote(path))
     (path / "owner.json").write_text(json.dumps({"run_id": run_id, "family": family, "severity": severity,
@@ -296,7 +531,22 @@ def new_staging(out: str | Path, family: str, severity: str, run_id: str) -> Pat
 def clean_staging(out: str | Path, keep: set[str], is_live=lambda run_id: False) -> list[str]:
     """Remove staging directories not in ``keep`` (slice ids a later build may still take) whose owner is
     gone: its run is not live (``is_live(run_id)``), or its process on this host has died (a killed run that
-    its orchestrator still lists as started). Returns the removed names."""
+    its orchestrator still lists as started).
+
+    Parameters
+    ----------
+    out : str or Path
+        The output directory, local or an fsspec URL (:mod:`scenarios_assets.core.library.store`).
+    keep : set of str
+        Staging directory names to keep.
+    is_live : callable ``(run_id) -> bool``, default: never live
+        Whether a run is still running.
+
+    Returns
+    -------
+    list of str
+        The removed directory names.
+    """
     root = staging_root(out)
     removed = []
     for path in sorted(root.iterdir()) if root.is_dir() else []:
@@ -317,7 +567,19 @@ def remove_run_leftovers(out: str | Path, run_ids: set[str]) -> list[str]:
     """Remove what runs ``run_ids`` (stopped: cancelled or killed) left in ``out``: their staging directories
     (``owner.json`` names the run) and, when no other build is being published (the build lock is free), any
     unfinished ``builds/.tmp-*`` directory. Published builds and other runs' staging are never touched.
-    Returns the removed names."""
+
+    Parameters
+    ----------
+    out : str or Path
+        A local output directory.
+    run_ids : set of str
+        The stopped runs.
+
+    Returns
+    -------
+    list of str
+        The removed paths, relative to ``out``.
+    """
     out = Path(out)
     root = staging_root(out)
     removed = []

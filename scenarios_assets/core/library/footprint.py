@@ -80,7 +80,19 @@ DISK_SETTING = "--disk-limit GIB (env SCENARIOS_DISK_LIMIT_GIB, config performan
 class Sizes:
     """The sizes a request allocates by: ``rows`` input rows of the market data (None: unknown before it is
     read, e.g. PostgreSQL), the panel's ``sessions`` x ``symbols``, and per stochastic family the symbols of
-    its universe (``universe``; default: every symbol)."""
+    its universe (``universe``; default: every symbol).
+
+    Parameters
+    ----------
+    rows : int or None
+        Input rows of the market data (long OHLCV rows), None when unknown.
+    sessions : int
+        Sessions (rows) of the panel.
+    symbols : int
+        Symbols (columns) of the panel.
+    universe : dict of str to int, default {}
+        Stochastic family -> the symbols of its universe.
+    """
 
     rows: int | None
     sessions: int
@@ -91,7 +103,21 @@ class Sizes:
 @dataclass
 class Estimate:
     """Peak memory and disk of a request, in bytes, with the part that sets each (``memory_parts``: name ->
-    bytes of the largest step; ``disk_parts``: name -> bytes written)."""
+    bytes of the largest step; ``disk_parts``: name -> bytes written).
+
+    Parameters
+    ----------
+    memory : int
+        Peak resident memory of the process, bytes (``PROCESS_BASE_BYTES`` included).
+    disk : int
+        Bytes written, 0 for a dry run.
+    memory_parts : dict of str to int
+        The market-data load, the panel and the largest step, bytes.
+    disk_parts : dict of str to int
+        What is written per family (and the report), bytes.
+    memory_driver, disk_driver : str
+        The part that sets each figure.
+    """
 
     memory: int
     disk: int
@@ -110,7 +136,23 @@ def _horizon(config: dict, family: str) -> int:
 
 
 def chunk_paths(config: dict, family: str, symbols: int) -> int:
-    """Paths per chunk exactly as the family computes them (``monte_carlo.chunk_size``)."""
+    """Paths per chunk exactly as the family computes them (``monte_carlo.chunk_size``).
+
+    Parameters
+    ----------
+    config : dict
+        The ``scenarios_pipeline`` mapping (the family's ``time_horizon_days``,
+        ``performance.paths_per_chunk``).
+    family : str
+        ``"monte_carlo"`` or ``"bootstrap"``.
+    symbols : int
+        Symbols of the family's universe.
+
+    Returns
+    -------
+    int
+        Paths per chunk.
+    """
     from scenarios_assets.core.families.monte_carlo import chunk_size
 
     return chunk_size(_horizon(config, family), symbols, config["performance"].get("paths_per_chunk"))
@@ -119,7 +161,31 @@ def chunk_paths(config: dict, family: str, symbols: int) -> int:
 def estimate(config: dict, families: list[str], severities: list[str], sizes: Sizes,
              save_timeseries: bool, dry_run: bool = False) -> Estimate:
     """Peak memory (bytes) of the process that runs the request's steps one after the other, and the bytes it
-    writes (0 for a dry run), from ``sizes`` and the factors above. See the module docstring."""
+    writes (0 for a dry run), from ``sizes`` and the factors above. See the module docstring.
+
+    Memory is the process base plus the larger of the market-data load and the panel plus the largest step
+    (steps run one after the other); disk is the sum over families and severities, plus the report.
+
+    Parameters
+    ----------
+    config : dict
+        The ``scenarios_pipeline`` mapping.
+    families : list of str
+        The requested families.
+    severities : list of str
+        The requested severities (each writes one slice per family).
+    sizes : Sizes
+        The sizes of the request's data.
+    save_timeseries : bool
+        Whether the Parquet datasets are written.
+    dry_run : bool, default False
+        Nothing is written (disk 0).
+
+    Returns
+    -------
+    Estimate
+        Peak memory and disk, bytes, with their parts.
+    """
     from scenarios_assets.core.library.metrics import BLOCK_CELLS
 
     panel = sizes.sessions * sizes.symbols * 8 * PANEL_ARRAYS
@@ -166,7 +232,22 @@ def estimate(config: dict, families: list[str], severities: list[str], sizes: Si
 def market_sizes(market, config: dict, rows: int | None) -> Sizes:
     """The sizes of a loaded ``MarketData`` (``core.data.market``): its panel, and each stochastic family's universe
     as the family chooses it (``monte_carlo.calibration_window`` with the family's settings; every symbol
-    when the window cannot be found: the family will then be skipped)."""
+    when the window cannot be found: the family will then be skipped).
+
+    Parameters
+    ----------
+    market : MarketData
+        The loaded panel.
+    config : dict
+        The ``scenarios_pipeline`` mapping (the stochastic families' window settings).
+    rows : int or None
+        Input rows of the source (:func:`source_rows`).
+
+    Returns
+    -------
+    Sizes
+        The panel's sessions and symbols, and each stochastic family's universe size.
+    """
     from scenarios_assets.core.families.monte_carlo import CalibrationError, calibration_window
 
     universe = {}
@@ -184,7 +265,18 @@ def market_sizes(market, config: dict, rows: int | None) -> Sizes:
 
 def source_rows(source: str | Path) -> int | None:
     """Input rows of a market-data file or directory, counted before it is read: Parquet footers exactly, CSV
-    (also .csv.gz) by counting its lines. None for a database URL or an unreadable source."""
+    (also .csv.gz) by counting its lines. None for a database URL.
+
+    Parameters
+    ----------
+    source : str or Path
+        A market-data file or directory (hidden files skipped), or a URL.
+
+    Returns
+    -------
+    int or None
+        Data rows (CSV headers not counted; unreadable files count 0), None for a URL.
+    """
     text = str(source)
     if "://" in text:
         return None
@@ -222,7 +314,15 @@ def _csv_rows(file: Path, gzipped: bool) -> int:
 
 @dataclass(frozen=True)
 class Limits:
-    """The bytes a request may use and where each limit came from (for the refusal line)."""
+    """The bytes a request may use and where each limit came from (for the refusal line).
+
+    Parameters
+    ----------
+    memory, disk : int
+        The limits, bytes (``disk`` is ``sys.maxsize`` on an object store without an explicit limit).
+    memory_source, disk_source : str
+        Where each came from (e.g. ``"16 GiB"``, ``"0.8 of the 12.3 GiB available"``).
+    """
 
     memory: int
     disk: int
@@ -250,7 +350,29 @@ def limits(performance: dict, output_dir: Path, memory_gib: float | None = None,
     """The limits of a request: the flag's value, else the environment's, else the config's ``*_limit_gib``,
     else its ``*_limit_fraction`` of the available memory (psutil.virtual_memory().available) and of the free
     space of ``output_dir``'s file system (its nearest existing parent; shutil.disk_usage). An object store
-    (``core.library.store.is_remote``) has no free-space figure: its disk is bounded only by an explicit limit."""
+    (``core.library.store.is_remote``) has no free-space figure: its disk is bounded only by an explicit limit.
+
+    Parameters
+    ----------
+    performance : dict
+        The config's ``performance`` section: ``memory_limit_gib``, ``memory_limit_fraction`` (default
+        0.8), ``disk_limit_gib``, ``disk_limit_fraction`` (default 0.9); GiB = 1024**3 bytes.
+    output_dir : Path
+        The library's :func:`~scenarios_assets.core.library.store.location`.
+    memory_gib, disk_gib : float, optional
+        The command line's flags, GiB.
+
+    Returns
+    -------
+    Limits
+        The limits, bytes.
+
+    Raises
+    ------
+    ScenarioInputError
+        When ``SCENARIOS_MEMORY_LIMIT_GIB`` or ``SCENARIOS_DISK_LIMIT_GIB`` is set but not a positive finite
+        number.
+    """
     import psutil
 
     mem, _ = _given(memory_gib, "SCENARIOS_MEMORY_LIMIT_GIB")
@@ -285,7 +407,22 @@ def _gib(n: int) -> str:
 
 def refusal(est: Estimate, lim: Limits, output_dir: Path) -> str | None:
     """The one line refusing a request that does not fit (None when it fits): for memory and disk each, the
-    estimate and what drives it, the limit and where it comes from, and the setting that raises it."""
+    estimate and what drives it, the limit and where it comes from, and the setting that raises it.
+
+    Parameters
+    ----------
+    est : Estimate
+        The request's estimate (:func:`estimate`).
+    lim : Limits
+        Its limits (:func:`limits`).
+    output_dir : Path
+        The library's location, named in the disk part.
+
+    Returns
+    -------
+    str or None
+        The refusal line, None when both estimates are within their limits.
+    """
     problems = []
     if est.memory > lim.memory:
         problems.append(f"needs about {_gib(est.memory)} of memory (largest: {est.memory_driver}), above the limit of "

@@ -22,8 +22,32 @@ class LockHeldError(ScenarioInputError):
 @contextlib.contextmanager
 def exclusive(path: Path, holder: str, what: str) -> Iterator[None]:
     """Hold the lock file ``path`` (created with its parents) while the block runs, writing ``holder`` into
-    it. Raises LockHeldError, one line naming ``what`` is locked and the current holder's text, when
-    another open file holds it."""
+    it, followed by the UTC time; emptied on release.
+
+    Parameters
+    ----------
+    path : Path
+        The lock file.
+    holder : str
+        Who holds it (e.g. a pid and a command), written into the file.
+    what : str
+        What the lock guards, for the message.
+
+    Yields
+    ------
+    None
+        While the lock is held.
+
+    Raises
+    ------
+    LockHeldError
+        One line naming ``what`` is locked and the current holder's text, when another open file holds it
+        (no waiting).
+
+    References
+    ----------
+    .. [1] flock(2), Linux man-pages.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     fh = open(path, "a+")
     try:

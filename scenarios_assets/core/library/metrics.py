@@ -83,11 +83,38 @@ class MetricsInputError(RuntimeError):
 
 
 def compute_metrics(timeseries: pd.DataFrame, block_cells: int = BLOCK_CELLS) -> pd.DataFrame:
-    """Risk metrics per (scenario_id, symbol) of a long time series (columns ``scenario_id``, ``symbol``,
-    ``date``, ``returns``; optionally ``prices`` and ``low``, whose ratio puts intraday lows into the
-    drawdowns; any row order). Returns one row per pair (METRIC_COLUMNS), sorted by scenario_id then symbol.
+    """Risk metrics per (scenario_id, symbol) of a long time series (conventions: module docstring).
 
-    Raises MetricsInputError when a required column is missing."""
+    Parameters
+    ----------
+    timeseries : pandas.DataFrame
+        Columns ``scenario_id``, ``symbol``, ``date`` and ``returns`` (daily simple returns, fractions);
+        optionally ``prices`` and ``low``, whose ratio puts intraday lows into the drawdowns; any row order.
+    block_cells : int, default BLOCK_CELLS
+        Cells (series x padded days) per block: bounds the working memory (about 100-150 MiB at the
+        default 1,500,000).
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per (scenario_id, symbol), sorted by scenario_id then symbol, with the
+        :data:`METRIC_COLUMNS`: returns, volatility, drawdowns, VaR and CVaR as fractions (VaR/CVaR as
+        positive losses), annualised with 252 sessions a year, dates as datetime64 (NaT where none),
+        ``max_drawdown_duration_days`` in sessions.
+
+    Raises
+    ------
+    MetricsInputError
+        When a required column is missing.
+
+    References
+    ----------
+    .. [1] Rockafellar, R. T., Uryasev, S. (2000). Optimization of conditional value-at-risk. Journal of
+       Risk 2(3):21-41 (VaR and CVaR / expected shortfall).
+    .. [2] Magdon-Ismail, M., Atiya, A. F. (2004). Maximum drawdown. Risk 17(10):99-102.
+    .. [3] Joanes, D. N., Gill, C. A. (1998). Comparing measures of sample skewness and kurtosis. Journal
+       of the Royal Statistical Society D (The Statistician) 47(1):183-189 (the moment estimators g1, g2).
+    """
     missing = [c for c in SERIES_COLUMNS if c not in timeseries.columns]
     if missing:
         raise MetricsInputError(f"time series lacks column(s) {', '.join(missing)}")
@@ -340,7 +367,29 @@ def chunk_metrics(scenarios: list[Scenario], block_cells: int = BLOCK_CELLS) -> 
     Scenarios with data in every cell (all stochastic paths) are stacked as (scenarios x symbols, days)
     float64 blocks of at most ``block_cells`` cells and reduced at once; the few with missing cells (replays
     of symbols that start inside the window) go through :func:`compute_metrics` on their long rows, so the
-    figures are those of the written time series either way."""
+    figures are those of the written time series either way.
+
+    Parameters
+    ----------
+    scenarios : list of Scenario
+        The chunk's scenarios.
+    block_cells : int, default BLOCK_CELLS
+        Cells per block (memory bound), as in :func:`compute_metrics`.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``scenario_id``, ``scenario_name``, ``scenario_type``, ``symbol`` and the :data:`METRIC_COLUMNS`
+        (as :func:`compute_metrics`), in scenario order then each scenario's symbol order.
+
+    References
+    ----------
+    .. [1] Rockafellar, R. T., Uryasev, S. (2000). Optimization of conditional value-at-risk. Journal of
+       Risk 2(3):21-41 (VaR and CVaR / expected shortfall).
+    .. [2] Magdon-Ismail, M., Atiya, A. F. (2004). Maximum drawdown. Risk 17(10):99-102.
+    .. [3] Joanes, D. N., Gill, C. A. (1998). Comparing measures of sample skewness and kurtosis. Journal
+       of the Royal Statistical Society D (The Statistician) 47(1):183-189 (the moment estimators g1, g2).
+    """
     frames = []
     full = [s for s in scenarios if not np.isnan(s.prices).any()]
     by_length: dict[int, list[Scenario]] = {}
@@ -401,7 +450,18 @@ def _has_lows(s: Scenario) -> bool:
 
 
 def metrics_table(frame: pd.DataFrame) -> pa.Table:
-    """A metrics frame as Arrow, dates as date32 (the columns of one metrics part)."""
+    """A metrics frame as Arrow, dates as date32 (the columns of one metrics part).
+
+    Parameters
+    ----------
+    frame : pandas.DataFrame
+        A :func:`chunk_metrics` or :func:`compute_metrics` frame.
+
+    Returns
+    -------
+    pyarrow.Table
+        The same columns, without the index; every ``*_date`` column cast to date32.
+    """
     table = pa.Table.from_pandas(frame, preserve_index=False)
     for i, name in enumerate(table.column_names):
         if name.endswith("_date"):
@@ -425,9 +485,37 @@ def load_scenario_metrics(
     or an fsspec URL; or of the
     kept build ``build``), optionally filtered (one value or a list per filter; partitions pruned and rows
     filtered inside pyarrow; ``columns``: read only these). ``frame.attrs["provenance"]`` says which build the metrics describe
-    (``build_id``, ``catalog_generated_at``, ``data_version``, ``config_hash``).
+    (``build_id``, ``catalog_generated_at``, ``data_version``, ``config_hash``, and per slice its
+    ``origin``, ``stale``, ``data_version`` and ``config_hash``).
 
-    Raises FileNotFoundError when there is no build or it was written without time series."""
+    Parameters
+    ----------
+    output_dir : str or Path, optional
+        The library's directory or fsspec URL; None: ``data/scenarios``.
+    family, severity, scenario_id : str or list of str, optional
+        Keep the rows whose field is (one of) the value(s).
+    symbols : list of str, optional
+        Keep these symbols' rows.
+    build : str, optional
+        A kept build's id instead of the current one.
+    columns : list of str, optional
+        Read only these columns.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per (scenario, symbol): ``family``, ``severity`` (str), ids and the :data:`METRIC_COLUMNS`
+        (:func:`compute_metrics`; dates as datetime64[ns]); ``attrs["provenance"]`` as above.
+
+    Raises
+    ------
+    FileNotFoundError
+        When there is no build or it was written without time series.
+
+    References
+    ----------
+    .. [1] Apache Parquet file format, https://parquet.apache.org/docs/file-format/
+    """
     from scenarios_assets.core.library.storage import PARTITIONING
     from scenarios_assets.core.library.store import arrow_location, location
 

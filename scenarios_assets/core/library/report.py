@@ -57,6 +57,20 @@ DPI = 96
 
 @dataclass
 class Chart:
+    """One rendered chart of the report.
+
+    Parameters
+    ----------
+    key : str
+        File stem after :data:`CHART_PREFIX`, e.g. ``"monte_carlo_fan"``.
+    title : str
+        The chart's title.
+    caption : str
+        What it shows, one or two sentences.
+    png : bytes
+        The PNG image (matplotlib Agg, :data:`DPI` dots per inch).
+    """
+
     key: str  # file stem after the prefix, e.g. "monte_carlo_fan"
     title: str
     caption: str
@@ -64,20 +78,47 @@ class Chart:
 
     @property
     def filename(self) -> str:
+        """The PNG's file name, ``scenario_report_<key>.png``."""
         return f"{CHART_PREFIX}{self.key}.png"
 
     def data_uri(self) -> str:
+        """The PNG as a ``data:image/png;base64,...`` URI (RFC 2397).
+
+        Returns
+        -------
+        str
+            The URI, for an ``<img src>`` or Markdown image.
+        """
         return "data:image/png;base64," + base64.b64encode(self.png).decode("ascii")
 
     def markdown(self) -> str:
-        """Markdown with the image embedded (the Dagster UI shows it only in a dialog: see linked_markdown)."""
+        """Markdown with the image embedded (the Dagster UI shows it only in a dialog: see linked_markdown).
+
+        Returns
+        -------
+        str
+            Bold title, the image as a data URI, and the caption.
+        """
         return f"**{self.title}**\n\n![{self.title}]({self.data_uri()})\n\n{self.caption}"
 
     def linked_markdown(self, url: str, thumbnail_url: str | None = None) -> str:
         """Markdown showing the image at ``thumbnail_url`` (default ``url``), a link to ``url``. The Dagster UI (1.13)
         renders a Markdown metadata value in place only when it is shorter than INLINE_MARKDOWN_LIMIT characters,
         else behind a "[Show Markdown]" link: an embedded PNG never fits, a link to the image does (the caption
-        is cut to fit)."""
+        is cut to fit).
+
+        Parameters
+        ----------
+        url : str
+            Where the full image is served.
+        thumbnail_url : str, optional
+            The image shown in place; default ``url``.
+
+        Returns
+        -------
+        str
+            At most ``INLINE_MARKDOWN_LIMIT - 1`` characters (the caption cut with an ellipsis if needed).
+        """
         head = f"**{self.title}**\n\n[![{self.title}]({thumbnail_url or url})]({url})\n\n"
         room = INLINE_MARKDOWN_LIMIT - 1 - len(head)
         caption = self.caption if len(self.caption) <= room else self.caption[: max(room - 1, 0)] + "…"
@@ -86,7 +127,21 @@ class Chart:
 
 @dataclass
 class ReportData:
-    """What the report reads: the catalog's records and each scenario's portfolio path."""
+    """What the report reads: the catalog's records and each scenario's portfolio path.
+
+    Parameters
+    ----------
+    records : list of dict
+        Scenario records (:meth:`~scenarios_assets.core.models.scenario.Scenario.record`; possibly slimmed).
+    generated_at, data_version, config_hash : str, default ""
+        The build's provenance.
+    wealth : dict of str to ndarray of shape (n_days + 1,), float64, default {}
+        Scenario id -> value of the equal-weight portfolio, starting at 1.0 (``wealth[0] == 1``).
+    has_timeseries : bool, default False
+        Whether the build has time series (else path charts are omitted).
+    metrics : pandas.DataFrame, optional
+        Per scenario (x symbol) metrics with a ``scenario_id`` column.
+    """
 
     records: list[dict]
     generated_at: str = ""
@@ -98,12 +153,27 @@ class ReportData:
 
     @property
     def families(self) -> list[str]:
+        """The families present, in registry order, then any other ones sorted."""
         present = {r["family"] for r in self.records}
         return [f for f in FAMILIES if f in present] + sorted(present - set(FAMILIES))
 
 
 @dataclass
 class Report:
+    """A rendered report.
+
+    Parameters
+    ----------
+    data : ReportData
+        What it was rendered from.
+    charts : list of Chart
+        The charts, overview first.
+    html : str
+        The self-contained HTML page.
+    notes : list of str
+        What is missing and why (absent families, no time series).
+    """
+
     data: ReportData
     charts: list[Chart]
     html: str
@@ -114,7 +184,23 @@ class Report:
 
 def wealth_paths(scenario_id, date, returns) -> dict[str, np.ndarray]:
     """Portfolio value paths from long rows (scenario x symbol x date): equal weight over the symbols with a
-    finite return on each date, compounded from 1.0. Vectorised: one sort and one grouped cumprod."""
+    finite return on each date, compounded from 1.0. Vectorised: one sort and one grouped cumprod.
+
+    Parameters
+    ----------
+    scenario_id : array_like of shape (n_rows,)
+        Scenario id of each row.
+    date : array_like of shape (n_rows,)
+        Date of each row.
+    returns : array_like of shape (n_rows,)
+        Daily simple return of each row (a symbol's, or already a portfolio's); NaN skipped.
+
+    Returns
+    -------
+    dict of str to ndarray of shape (n_dates + 1,), float64
+        Scenario id -> wealth path, 1.0 first, then after each date (a date without a finite return
+        counts 0).
+    """
     frame = pd.DataFrame({"scenario_id": np.asarray(scenario_id, dtype=object), "date": np.asarray(date),
                           "r": np.asarray(returns, dtype=np.float64)})
     if frame.empty:
@@ -130,7 +216,20 @@ def wealth_paths(scenario_id, date, returns) -> dict[str, np.ndarray]:
 
 def from_library(library, metrics: pd.DataFrame | None = None) -> ReportData:
     """ReportData from a :class:`~scenarios_assets.core.library.storage.ScenarioLibrary` (``load_scenarios``);
-    loaded with ``timeseries=True`` it carries the paths, without it the report has no path charts."""
+    loaded with ``timeseries=True`` it carries the paths, without it the report has no path charts.
+
+    Parameters
+    ----------
+    library : ScenarioLibrary
+        A loaded library.
+    metrics : pandas.DataFrame, optional
+        Per scenario x symbol metrics (:func:`~scenarios_assets.core.library.metrics.load_scenario_metrics`).
+
+    Returns
+    -------
+    ReportData
+        The records and the wealth paths (:func:`wealth_paths`).
+    """
     ts = library.timeseries
     wealth = {} if ts is None else wealth_paths(ts["scenario_id"], ts["date"], ts["returns"])
     return ReportData(
@@ -147,7 +246,26 @@ def from_library(library, metrics: pd.DataFrame | None = None) -> ReportData:
 def from_directory(output_dir: str | Path, metrics: pd.DataFrame | None = None) -> ReportData:
     """ReportData from a build directory (or an output directory: its current build): the records of
     ``scenario_metadata.json`` and the portfolio path of every scenario from the build's small
-    ``scenario_portfolio.parquet`` dataset (one row per scenario and date), never the whole time series."""
+    ``scenario_portfolio.parquet`` dataset (one row per scenario and date), never the whole time series.
+
+    Parameters
+    ----------
+    output_dir : str or Path
+        A build directory (also one being written: its ``build.json`` header is enough) or an output
+        directory (local or fsspec).
+    metrics : pandas.DataFrame, optional
+        Per scenario x symbol metrics.
+
+    Returns
+    -------
+    ReportData
+        Slimmed records and the portfolio wealth paths.
+
+    Raises
+    ------
+    FileNotFoundError
+        When an output directory has no build.
+    """
     import pyarrow.dataset as ds
 
     from scenarios_assets.core.library.builds import BUILD_FILE, CURRENT_FILE, PORTFOLIO_FILE, resolve
@@ -294,6 +412,19 @@ def _band_chart(data: ReportData, family: str, key: str, bands, samples: int, ti
 
 
 def monte_carlo_fan(data: ReportData) -> Chart | None:
+    """Monte Carlo fan charts by severity: 5-95 % and 25-75 % quantile bands and the median of the paths'
+    cumulative portfolio return.
+
+    Parameters
+    ----------
+    data : ReportData
+        The catalog's records and portfolio paths.
+
+    Returns
+    -------
+    Chart or None
+        The chart, None when no scenario of the family has a wealth path.
+    """
     return _band_chart(
         data, "monte_carlo", "monte_carlo_fan",
         bands=[(0.05, 0.95, 0.18), (0.25, 0.75, 0.35)], samples=0,
@@ -304,6 +435,19 @@ def monte_carlo_fan(data: ReportData) -> Chart | None:
 
 
 def bootstrap_bands(data: ReportData) -> Chart | None:
+    """Block-bootstrap path bands by severity: 10-90 % band, median and five sample paths of the cumulative
+    portfolio return.
+
+    Parameters
+    ----------
+    data : ReportData
+        The catalog's records and portfolio paths.
+
+    Returns
+    -------
+    Chart or None
+        The chart, None when no scenario of the family has a wealth path.
+    """
     return _band_chart(
         data, "bootstrap", "bootstrap_bands",
         bands=[(0.10, 0.90, 0.25)], samples=5,
@@ -314,6 +458,19 @@ def bootstrap_bands(data: ReportData) -> Chart | None:
 
 
 def historical_drawdowns(data: ReportData) -> Chart | None:
+    """Historical event drawdown curves: each event's portfolio drawdown from its running peak, per scenario
+    type and severity.
+
+    Parameters
+    ----------
+    data : ReportData
+        The catalog's records and portfolio paths.
+
+    Returns
+    -------
+    Chart or None
+        The chart, None when no scenario of the family has a wealth path.
+    """
     records, types, severities, cells = _grid(data, "historical")
     if not records:
         return None
@@ -355,6 +512,19 @@ def historical_drawdowns(data: ReportData) -> Chart | None:
 
 
 def stress_paths(data: ReportData) -> Chart | None:
+    """Stress paths side by side: one panel per stress scenario (at most :data:`MAX_STRESS_PANELS`), one
+    line per severity.
+
+    Parameters
+    ----------
+    data : ReportData
+        The catalog's records and portfolio paths.
+
+    Returns
+    -------
+    Chart or None
+        The chart, None when no scenario of the family has a wealth path.
+    """
     records = _by_family(data, "stress")
     if not records:
         return None
@@ -411,7 +581,20 @@ def _panel_of(records: list[dict]):
 
 def family_paths(data: ReportData, family: str) -> Chart | None:
     """The generic chart of any family without a dedicated one (e.g. regimes): paths per scenario type (or
-    metadata label), coloured by severity (at most MAX_LINES_PER_PANEL per severity, evenly sampled)."""
+    metadata label), coloured by severity (at most MAX_LINES_PER_PANEL per severity, evenly sampled).
+
+    Parameters
+    ----------
+    data : ReportData
+        The catalog's records and portfolio paths.
+    family : str
+        The family.
+
+    Returns
+    -------
+    Chart or None
+        The chart, None when no scenario of the family has a wealth path.
+    """
     records = _by_family(data, family)
     if not records:
         return None
@@ -452,7 +635,18 @@ def family_paths(data: ReportData, family: str) -> Chart | None:
 
 
 def overview(data: ReportData) -> Chart | None:
-    """Every scenario's total return against its maximum drawdown (from the records: needs no time series)."""
+    """Every scenario's total return against its maximum drawdown (from the records: needs no time series).
+
+    Parameters
+    ----------
+    data : ReportData
+        The catalog's records and portfolio paths.
+
+    Returns
+    -------
+    Chart or None
+        The scatter chart, None when no record has both figures.
+    """
     rows = [r for r in data.records if r.get("expected_return") is not None and r.get("max_drawdown") is not None]
     if not rows:
         return None
@@ -508,12 +702,34 @@ DEDICATED = {
 
 
 def chart_key(family: str) -> str:
-    """The key (file stem after the prefix) of a family's chart."""
+    """The key (file stem after the prefix) of a family's chart.
+
+    Parameters
+    ----------
+    family : str
+        The family.
+
+    Returns
+    -------
+    str
+        The dedicated chart's key, else ``<family>_paths``.
+    """
     return DEDICATED[family][0] if family in DEDICATED else f"{family}_paths"
 
 
 def render_charts(data: ReportData) -> list[Chart]:
-    """Overview, then one chart per family present (in the catalog's family order)."""
+    """Overview, then one chart per family present (in the catalog's family order).
+
+    Parameters
+    ----------
+    data : ReportData
+        The catalog's records and portfolio paths.
+
+    Returns
+    -------
+    list of Chart
+        The charts that could be drawn (family charts only with wealth paths).
+    """
     charts = [overview(data)]
     if data.wealth:
         for family in data.families:
@@ -541,6 +757,19 @@ def _checks(rec: dict) -> tuple[int, int]:
 
 
 def family_summary_rows(data: ReportData) -> list[dict]:
+    """One row per family and severity for the summary table: count, median and 5th-percentile total return,
+    median and worst max drawdown (percent text), median volatility multiplier, scenarios with failed checks.
+
+    Parameters
+    ----------
+    data : ReportData
+        The catalog's records and portfolio paths.
+
+    Returns
+    -------
+    list of dict
+        Column name -> display text.
+    """
     rows = []
     for family in data.families:
         for severity in _ordered([r["severity"] for r in data.records if r["family"] == family], SEVERITIES):
@@ -565,7 +794,23 @@ def family_summary_rows(data: ReportData) -> list[dict]:
 
 
 def scenario_rows(data: ReportData) -> tuple[list[dict], list[str]]:
-    """One row per scenario of the families small enough to list; the others are named in the notes."""
+    """One row per scenario of the families small enough to list; the others are named in the notes.
+
+    A family is listed when it has at most :data:`MAX_ROWS_PER_FAMILY` scenarios; with metrics, each
+    numeric metric averaged over the scenario's symbols is added as ``<metric> (mean)``.
+
+    Parameters
+    ----------
+    data : ReportData
+        The catalog's records and portfolio paths.
+
+    Returns
+    -------
+    rows : list of dict
+        Column name -> display text (returns, drawdowns and volatility as percent text).
+    notes : list of str
+        One line per family summarised instead.
+    """
     counts = pd.Series([r["family"] for r in data.records]).value_counts() if data.records else pd.Series(dtype=int)
     listed = [f for f in data.families if counts.get(f, 0) <= MAX_ROWS_PER_FAMILY]
     notes = [
@@ -656,6 +901,23 @@ def _table(rows: list[dict]) -> str:
 
 
 def render_html(data: ReportData, charts: list[Chart], notes: list[str]) -> str:
+    """The self-contained HTML page: provenance, notes, the family summary table, the charts (base64 PNG)
+    and the scenario table.
+
+    Parameters
+    ----------
+    data : ReportData
+        The catalog's records and paths.
+    charts : list of Chart
+        The charts to embed.
+    notes : list of str
+        Notes shown at the top (with the scenario table's notes).
+
+    Returns
+    -------
+    str
+        The HTML document (UTF-8, no external resources).
+    """
     esc = html.escape
     summary_rows = family_summary_rows(data)
     scenario_table, table_notes = scenario_rows(data)
@@ -693,6 +955,18 @@ families: {esc(", ".join(data.families) or "none")}</p>
 
 
 def build_report(data: ReportData) -> Report:
+    """Render the charts and the HTML page, with notes for absent families and missing time series.
+
+    Parameters
+    ----------
+    data : ReportData
+        The catalog's records and portfolio paths.
+
+    Returns
+    -------
+    Report
+        The charts, the HTML and the notes.
+    """
     charts = render_charts(data)
     notes = []
     absent = [f for f in FAMILIES if f not in data.families]
@@ -706,8 +980,24 @@ def build_report(data: ReportData) -> Report:
 def write_report(build_dir: str | Path, metrics: pd.DataFrame | None = None, data: ReportData | None = None
                  ) -> tuple[Report, dict[str, Path]]:
     """Render the report of the build in ``build_dir`` and write it into that directory (before the build
-    is published: a build directory is never changed after; local or on an fsspec store). Returns the report
-    and the written files."""
+    is published: a build directory is never changed after; local or on an fsspec store).
+
+    Parameters
+    ----------
+    build_dir : str or Path
+        The build directory.
+    metrics : pandas.DataFrame, optional
+        Per scenario x symbol metrics (used when ``data`` is not given).
+    data : ReportData, optional
+        What to render; default :func:`from_directory` of ``build_dir``.
+
+    Returns
+    -------
+    report : Report
+        The rendered report.
+    files : dict of str to Path
+        File name -> written path: ``scenario_report.html`` and each chart's PNG.
+    """
     from scenarios_assets.core.library.store import location
 
     out = location(build_dir)

@@ -48,7 +48,41 @@ DIGEST_ROWS = 50  # scenarios listed in the family asset's metadata table
 @dataclass
 class SliceManifest:
     """What a family step hands on: a small description of the slice it wrote (or, for a dry run, only
-    checked). ``path`` is the staging directory (None for a dry run); ``validation`` the set checks."""
+    checked). ``path`` is the staging directory (None for a dry run); ``validation`` the set checks.
+
+    Parameters
+    ----------
+    family, severity : str
+        The slice.
+    data_version, config_hash : str
+        The market-data version and config hash it was built with.
+    slice_id : str
+        The staging directory's name (``"dry-run"`` for a dry run).
+    path : str or None
+        The slice directory, None for a dry run.
+    count : int
+        Scenarios in the slice.
+    rows : int
+        Time-series rows written (0 without time series).
+    skipped : list of dict
+        ``{"name", "reason"}`` of what could not be built.
+    validation : dict
+        Set check name -> result (:func:`~scenarios_assets.core.library.validation.result`).
+    metadata : dict
+        The set's metadata.
+    scenario_ids : list of str
+        Ids in scenario order.
+    regime_labels : set of str, default set()
+        Distinct ``regime`` labels of the scenarios.
+    digest : dict, default {}
+        Monitoring figures (types, diversity, coverage, return and drawdown ranges, first scenarios).
+    timeseries : bool, default False
+        Whether the Parquet parts were written.
+    family_config_hash : str, default ""
+        ``config.section_hash`` of the family's section: what staleness compares.
+    generation_seconds : float, default 0.0
+        Wall time of the step, seconds (not written to ``slice.json``).
+    """
 
     family: str
     severity: str
@@ -73,18 +107,27 @@ class SliceManifest:
 
     @property
     def failed_checks(self) -> list[str]:
+        """Names of the set checks that did not pass."""
         return [name for name, res in self.validation.items() if not res["passed"]]
 
     @property
     def blocking_failures(self) -> list[str]:
+        """Names of the blocking set checks that did not pass (downstream assets do not run)."""
         return [name for name, res in self.validation.items() if res["blocking"] and not res["passed"]]
 
     @property
     def key(self) -> str:
+        """``"family/severity"``."""
         return f"{self.family}/{self.severity}"
 
     def to_json(self) -> dict:
-        """The manifest as written to ``slice.json`` (no staging path, no timing: those are run facts)."""
+        """The manifest as written to ``slice.json`` (no staging path, no timing: those are run facts).
+
+        Returns
+        -------
+        dict
+            The fields without ``path`` and ``generation_seconds``; ``regime_labels`` as a sorted list.
+        """
         doc = asdict(self)
         doc.pop("path")
         doc.pop("generation_seconds")
@@ -93,6 +136,20 @@ class SliceManifest:
 
     @classmethod
     def from_json(cls, doc: dict, path: str | None) -> SliceManifest:
+        """The manifest of a ``slice.json`` document (:meth:`to_json`).
+
+        Parameters
+        ----------
+        doc : dict
+            The document.
+        path : str or None
+            Where the slice's directory is now.
+
+        Returns
+        -------
+        SliceManifest
+            The manifest (``generation_seconds`` 0.0).
+        """
         doc = dict(doc)
         doc["regime_labels"] = set(doc.get("regime_labels") or ())
         return cls(path=path, **doc)
@@ -103,7 +160,21 @@ class SliceProgress:
     """How far a family step is: ``done`` scenarios checked (and written, unless a dry run) of ``total`` (None
     when the family does not know its count before it has generated them), ``rows`` time-series rows written,
     ``seconds`` since :func:`write_slice` started. :meth:`message` is the one-line form a step logs (the
-    command line reads it back from the run's event log with :meth:`parse` to draw its progress bar)."""
+    command line reads it back from the run's event log with :meth:`parse` to draw its progress bar).
+
+    Parameters
+    ----------
+    family, severity : str
+        The slice.
+    done : int
+        Scenarios checked so far.
+    total : int or None
+        Scenarios the stream will yield, None when unknown.
+    rows : int
+        Time-series rows written so far.
+    seconds : float
+        Wall time since the start, seconds.
+    """
 
     family: str
     severity: str
@@ -116,12 +187,31 @@ class SliceProgress:
                           r"scenarios, (?P<rows>\d+) rows, (?P<seconds>\d+(?:\.\d+)?) s$")
 
     def message(self) -> str:
+        """The one-line log form; :meth:`parse` reads it back.
+
+        Returns
+        -------
+        str
+            ``progress <family>[<severity>]: <done>[ of <total>] scenarios, <rows> rows, <seconds> s``
+            (seconds to 0.1).
+        """
         of = f" of {self.total}" if self.total is not None else ""
         return f"progress {self.family}[{self.severity}]: {self.done}{of} scenarios, {self.rows} rows, {self.seconds:.1f} s"
 
     @classmethod
     def parse(cls, text: str) -> SliceProgress | None:
-        """The progress a :meth:`message` line describes; None for any other text."""
+        """The progress a :meth:`message` line describes.
+
+        Parameters
+        ----------
+        text : str
+            A log message (None or empty is accepted).
+
+        Returns
+        -------
+        SliceProgress or None
+            The progress (``seconds`` at the message's 0.1 s precision), None for any other text.
+        """
         match = cls._PATTERN.match(text or "")
         if match is None:
             return None
@@ -131,12 +221,39 @@ class SliceProgress:
 
 
 def chunk_records_name(k: int) -> str:
-    """The records file of chunk ``k`` of a slice whose chunks ran as cluster tasks."""
+    """The records file of chunk ``k`` of a slice whose chunks ran as cluster tasks.
+
+    Parameters
+    ----------
+    k : int
+        The chunk's index.
+
+    Returns
+    -------
+    str
+        ``records-part-<k, 5 digits>.jsonl``.
+    """
     return f"records-part-{k:05d}.jsonl"
 
 
 def read_manifest(directory: Path) -> SliceManifest:
-    """The manifest of a slice directory (staging or inside a build)."""
+    """The manifest of a slice directory (staging or inside a build).
+
+    Parameters
+    ----------
+    directory : Path
+        The slice directory (local or fsspec).
+
+    Returns
+    -------
+    SliceManifest
+        The manifest of its ``slice.json``, ``path`` set to ``directory``.
+
+    Raises
+    ------
+    FileNotFoundError
+        When the slice has no ``slice.json`` (an incomplete slice).
+    """
     return SliceManifest.from_json(json.loads((directory / MANIFEST_FILE).read_text()), str(directory))
 
 
@@ -245,7 +362,19 @@ class _SliceFiles:
 
 def portfolio_table(chunk: list[Scenario]) -> pa.Table:
     """(scenario_id, date, returns): the equal-weight portfolio's daily simple return of each scenario of a
-    chunk (``scenario.portfolio_returns``), one row per scenario and date."""
+    chunk (``scenario.portfolio_returns``), one row per scenario and date.
+
+    Parameters
+    ----------
+    chunk : list of Scenario
+        The chunk's scenarios.
+
+    Returns
+    -------
+    pyarrow.Table
+        ``scenario_id`` (dictionary string), ``date`` (date32) and ``returns`` (float64, daily simple return
+        of the equal-weight, daily rebalanced portfolio, a fraction).
+    """
     ids = pa.array([s.id for s in chunk], pa.string())
     lengths = np.array([len(s.dates) for s in chunk], dtype=np.int64)
     codes = np.repeat(np.arange(len(chunk), dtype=np.int32), lengths)
@@ -266,9 +395,33 @@ def write_slice(stream: ScenarioStream, directory: Path | None, save_timeseries:
     bootstrap) runs each chunk as a task on its cluster (:func:`run_chunks_on`); the slice is the same, file
     for file and value for value, as in process.
 
-    Returns the manifest, also written to ``directory/slice.json`` as the last file (the completion mark).
-    Raises whatever the family raises (bad input: ``ScenarioInputError``); a half-written directory is
-    left for :func:`~scenarios_assets.core.library.builds.clean_staging`."""
+    Parameters
+    ----------
+    stream : ScenarioStream
+        A family's stream at one severity.
+    directory : Path or None
+        A fresh staging directory (local or fsspec); None: a dry run.
+    save_timeseries : bool, default True
+        Write the time-series, metrics and portfolio Parquet parts (records and the manifest are always
+        written).
+    family_config_hash : str, default ""
+        ``config.section_hash`` of the family's section, recorded in the manifest.
+    progress : callable ``(SliceProgress) -> None``, optional
+        Called after each chunk.
+    client : dask.distributed.Client, optional
+        Runs a planned stream's chunks on its cluster.
+
+    Returns
+    -------
+    SliceManifest
+        The manifest, also written to ``directory/slice.json`` as the last file (the completion mark).
+
+    Raises
+    ------
+    ScenarioInputError
+        Whatever the family raises for bad input (other errors propagate too); a half-written directory is
+        left for :func:`~scenarios_assets.core.library.builds.clean_staging`.
+    """
     started = time.perf_counter()
     files = _SliceFiles(directory, save_timeseries)
     done = 0
@@ -309,7 +462,21 @@ def write_slice(stream: ScenarioStream, directory: Path | None, save_timeseries:
 @dataclass
 class ChunkResult:
     """What a chunk task sends back (small: no paths): its index, the statistics of its scenarios, the family's
-    side result, the figures of the files it wrote, and its seconds (generation, checks and writing)."""
+    side result, the figures of the files it wrote, and its seconds (generation, checks and writing).
+
+    Parameters
+    ----------
+    index : int
+        The chunk's index in the plan.
+    stats : SetStats
+        The statistics of its scenarios (``offset``: its first scenario's index in the set).
+    side : object
+        The family's side result (folded in by the plan's ``absorb``).
+    files : _SliceFiles
+        The figures of the files it wrote (closed).
+    seconds : float
+        Wall time of the task, seconds.
+    """
 
     index: int
     stats: SetStats
@@ -323,7 +490,34 @@ def chunk_task(model, run, part: list[int], index: int, offset: int, directory: 
     """One chunk of a stream's :class:`~scenarios_assets.core.models.scenario.ChunkPlan`, run anywhere (a cluster
     worker): generate the scenarios ``part`` (``run(model, part)``), check them, write their Parquet parts
     (``part-<index>``) and records (``records-part-<index>.jsonl``) into the slice ``directory`` (a store every
-    worker reaches), and return only the small :class:`ChunkResult`."""
+    worker reaches), and return only the small :class:`ChunkResult`.
+
+    Parameters
+    ----------
+    model : object
+        The plan's calibrated model.
+    run : callable ``(model, part) -> (list of Scenario, side)``
+        The plan's chunk function.
+    part : list of int
+        The chunk's scenario indices.
+    index : int
+        The chunk's index (names its files).
+    offset : int
+        Index in the set of the chunk's first scenario.
+    directory : Path or None
+        The slice directory; None: a dry run.
+    save_timeseries : bool
+        Write the Parquet parts.
+    family, severity : str
+        The slice.
+    correlation_paths : int or None
+        As :class:`~scenarios_assets.core.library.validation.SetStats`.
+
+    Returns
+    -------
+    ChunkResult
+        The chunk's statistics, side result and file figures.
+    """
     started = time.perf_counter()
     scenarios, side = run(model, part)
     stats = SetStats(family, severity, correlation_paths, offset=offset)
@@ -342,7 +536,29 @@ def run_chunks_on(client, stream: ScenarioStream, files: _SliceFiles, report: Ca
     worker once (never refitted per chunk or per worker), every chunk is submitted at once and writes its own
     parts; the results are merged in chunk order (statistics, side results, file figures, records), so the
     set's statistics are exactly those of an in-process run. ``report(scenarios, rows)`` after each finished
-    chunk (the totals so far)."""
+    chunk (the totals so far).
+
+    Parameters
+    ----------
+    client : dask.distributed.Client
+        The cluster's client.
+    stream : ScenarioStream
+        A stream with a chunk plan.
+    files : _SliceFiles
+        The slice's writer; the chunks' figures and records are merged into it.
+    report : callable ``(int, int) -> None``
+        Progress callback.
+
+    Returns
+    -------
+    SetStats
+        The completed statistics of the set (:func:`~scenarios_assets.core.library.validation.finish_set`).
+
+    Raises
+    ------
+    ValueError
+        When the stream has no chunk plan.
+    """
     from distributed import as_completed
 
     plan = stream.plan

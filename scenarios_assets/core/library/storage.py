@@ -49,6 +49,13 @@ ROW_GROUP_ROWS = 65_536  # small enough that one scenario's symbol is read from 
 
 
 def utc_now() -> str:
+    """The current UTC time, as recorded in a build's documents.
+
+    Returns
+    -------
+    str
+        ISO 8601 with seconds and offset, e.g. ``2026-01-02T03:04:05+00:00``.
+    """
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
@@ -57,7 +64,22 @@ def timeseries_table(scenarios: list[Scenario]) -> pa.Table:
     scenario), float32, no rows where a symbol has no data. Built from whole arrays per scenario, never per row: the columns are
     allocated once and each scenario's block is written into them in place (a scenario with data in
     every cell needs no mask), so 1,000 scenarios x 252 days x 500 symbols take about a second and no
-    more memory than the table itself."""
+    more memory than the table itself.
+
+    Parameters
+    ----------
+    scenarios : list of Scenario
+        The scenarios of one part (their ``dates``, ``symbols``, ``returns``, ``prices``, ``projected`` and
+        ``extra`` series named in :data:`EXTRA_COLUMNS`).
+
+    Returns
+    -------
+    pyarrow.Table
+        :data:`TIMESERIES_SCHEMA`: dictionary-encoded ``scenario_id``, ``scenario_name``, ``symbol``;
+        ``date`` (date32); ``returns`` (daily simple return), ``prices`` and the extra columns (float32; an
+        extra series without a finite value in any scenario is all null); ``projected`` (bool). A cell is
+        left out where the scenario's price is NaN.
+    """
     id_codes = {s.id: i for i, s in enumerate(scenarios)}
     symbol_codes: dict[str, int] = {}
     layout = []  # (present mask or None when every cell has data, row count, symbol codes) per scenario
@@ -132,8 +154,20 @@ DICTIONARY_COLUMNS = ["scenario_id", "scenario_name", "symbol", "date"]
 
 def write_timeseries_part(table: pa.Table, path: Path) -> None:
     """One Parquet part of the time-series dataset: zstd, dictionaries for the repeated strings, row groups
-    of ROW_GROUP_ROWS with statistics (readers prune by scenario and symbol). ``path``: local or on an fsspec
-    store (:mod:`scenarios_assets.core.library.store`)."""
+    of ROW_GROUP_ROWS with statistics (readers prune by scenario and symbol).
+
+    Parameters
+    ----------
+    table : pyarrow.Table
+        A :func:`timeseries_table`.
+    path : Path
+        The part's file, local (its folder is created) or on an fsspec store
+        (:mod:`scenarios_assets.core.library.store`).
+
+    References
+    ----------
+    .. [1] Apache Parquet file format, https://parquet.apache.org/docs/file-format/
+    """
     if not is_remote(path):
         path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("wb") as fh:
@@ -143,7 +177,21 @@ def write_timeseries_part(table: pa.Table, path: Path) -> None:
 
 def summary_text(document: dict, run: dict) -> str:
     """scenario_summary.txt of a build: counts by family and severity, new and carried-over slices, coverage,
-    validation failures, skips, and the run's wall time and where it went."""
+    validation failures, skips, and the run's wall time and where it went.
+
+    Parameters
+    ----------
+    document : dict
+        The build's metadata document (``scenario_metadata.json``): ``generated_at``, ``data_version``,
+        ``config_hash`` and ``families`` ("family/severity" -> slice entry).
+    run : dict
+        The run's facts: ``build_id``, ``previous_build``, ``timings`` and ``time`` (:func:`time_lines`).
+
+    Returns
+    -------
+    str
+        The summary's text, ending with a newline.
+    """
     slices = document["families"]
     lines = [
         "Scenario library summary",
@@ -197,7 +245,18 @@ def summary_text(document: dict, run: dict) -> str:
 
 def skipped_lines(slices: dict) -> list[str]:
     """What was skipped and why, each (family, name, reason) once with the severities it applies to (the same
-    event usually fails the same way at every severity)."""
+    event usually fails the same way at every severity).
+
+    Parameters
+    ----------
+    slices : dict
+        "family/severity" -> slice entry with its ``skipped`` list of ``{"name", "reason"}``.
+
+    Returns
+    -------
+    list of str
+        ``skipped: <count>`` (with the number of distinct ones when fewer), then one line per group.
+    """
     grouped: dict[tuple[str, str, str], list[str]] = {}
     count = 0
     for key, sl in slices.items():
@@ -219,7 +278,19 @@ def time_lines(run: dict) -> list[str]:
     """The summary's account of the time spent in the steps that made a build: the market-data load, each
     family (its new slices, per severity), the catalog's parts. Carried-over slices cost this build nothing;
     the Dagster runs' own start-up and I/O, and the wall time of a command, only the caller knows (the
-    command line prints them)."""
+    command line prints them).
+
+    Parameters
+    ----------
+    run : dict
+        ``timings`` ("family/severity" -> seconds) and ``time`` (``market_data``: seconds; ``catalog``:
+        phase -> seconds).
+
+    Returns
+    -------
+    list of str
+        A blank line, the total in seconds and one line per step; empty when nothing was timed.
+    """
     timings = run.get("timings") or {}
     time_ = run.get("time") or {}
     rows: list[tuple[str, float, str]] = []
@@ -248,7 +319,27 @@ def time_lines(run: dict) -> list[str]:
 
 @dataclass
 class ScenarioLibrary:
-    """A loaded catalog: one row per scenario, and (on request) the long time series."""
+    """A loaded catalog: one row per scenario, and (on request) the long time series.
+
+    Parameters
+    ----------
+    scenarios : pandas.DataFrame
+        One row per scenario: the fields of its metadata record (:meth:`Scenario.record`) plus its slice's
+        ``data_version``, ``config_hash``, ``origin`` (new or carried) and ``stale``.
+    timeseries : pandas.DataFrame or None
+        The long time series (:data:`TIMESERIES_SCHEMA` columns, ids and symbols as str, ``date`` as
+        datetime64), or None when not requested.
+    generated_at : str
+        When the build was made (ISO 8601, UTC).
+    data_version, config_hash : str
+        The build's market-data version and config hash.
+    records : list of dict
+        The selected scenarios' metadata records, as stored.
+    build_id : str, default ""
+        The id of the build read.
+    slices : dict, optional
+        "family/severity" -> count, origin (new|carried), stale, data_version, ... (metadata left out).
+    """
 
     scenarios: pd.DataFrame
     timeseries: pd.DataFrame | None
@@ -283,7 +374,32 @@ def load_scenarios(
     time-series dataset are read: family and severity partitions are pruned from the directory names,
     scenario and symbol filters run inside pyarrow (row-group statistics), never on the whole library.
 
-    Raises FileNotFoundError when there is no build (or no time series with ``timeseries=True``).
+    Parameters
+    ----------
+    output_dir : str or Path, optional
+        The library's directory or fsspec URL; None: ``data/scenarios``.
+    family, severity, name, scenario_id : str or list of str, optional
+        Keep the scenarios whose field is (one of) the value(s).
+    symbols : list of str, optional
+        With ``timeseries=True``: read only these symbols' rows.
+    timeseries : bool, default False
+        Also read the matching rows of the time series (Parquet).
+    build : str, optional
+        A kept build's id instead of the current one.
+
+    Returns
+    -------
+    ScenarioLibrary
+        The selected scenarios (and time series) of the build.
+
+    Raises
+    ------
+    FileNotFoundError
+        When there is no build (or no time series with ``timeseries=True``).
+
+    References
+    ----------
+    .. [1] Apache Parquet file format, https://parquet.apache.org/docs/file-format/
     """
     out = location(output_dir) if output_dir else DEFAULT_OUTPUT_DIR
     root = resolve(out, build)
@@ -326,7 +442,23 @@ def load_scenarios(
 
 def timeseries_dataset(root: Path) -> ds.Dataset:
     """The time-series dataset of a build directory (hive partitions family/severity), or of a legacy
-    single file. FileNotFoundError when the build has no time series."""
+    single file.
+
+    Parameters
+    ----------
+    root : Path
+        A build's directory (local or fsspec).
+
+    Returns
+    -------
+    pyarrow.dataset.Dataset
+        The Parquet dataset; ``family`` and ``severity`` columns come from the partition directories.
+
+    Raises
+    ------
+    FileNotFoundError
+        When the build has no time series.
+    """
     path = location(root) / TIMESERIES_FILE
     if not path.exists():
         raise FileNotFoundError(f"'{path}' does not exist; build with --save-timeseries")
@@ -340,7 +472,23 @@ def timeseries_dataset(root: Path) -> ds.Dataset:
 class TimeseriesPart:
     """One Parquet part of a time-series slice: its parsed footer, and the scenario-id range of each row group
     (None: no statistics). pyarrow (as of 26) does not prune row groups on a dictionary column's statistics,
-    so this does: one scenario's rows are read from the row groups that can hold it, nothing else."""
+    so this does: one scenario's rows are read from the row groups that can hold it, nothing else.
+
+    Parameters
+    ----------
+    path : Path
+        The part's file (local or fsspec).
+    metadata : pyarrow.parquet.FileMetaData
+        Its parsed footer.
+    columns : list of str
+        The columns its reads return.
+    ranges : list of (str, str) or None
+        Per row group, the (min, max) scenario id of its statistics, or None.
+
+    References
+    ----------
+    .. [1] Apache Parquet file format, https://parquet.apache.org/docs/file-format/
+    """
 
     path: Path
     metadata: pq.FileMetaData
@@ -349,8 +497,20 @@ class TimeseriesPart:
 
     @classmethod
     def read(cls, path: Path, exclude: tuple[str, ...] = ()) -> TimeseriesPart:
-        """The part at ``path`` (its footer only; local or on an fsspec store); ``exclude``: columns its reads
-        leave out."""
+        """The part at ``path``, reading its footer only.
+
+        Parameters
+        ----------
+        path : Path
+            The part's file (local or on an fsspec store).
+        exclude : tuple of str, default ()
+            Columns its reads leave out.
+
+        Returns
+        -------
+        TimeseriesPart
+            The footer and per-row-group scenario-id ranges.
+        """
         where, fs = arrow_location(path)
         metadata = pq.read_metadata(where, filesystem=fs)
         names = metadata.schema.to_arrow_schema().names
@@ -363,7 +523,20 @@ class TimeseriesPart:
         return cls(path, metadata, [c for c in names if c not in exclude], ranges)
 
     def rows(self, scenario_id: str, symbols: list[str] | None) -> pa.Table | None:
-        """The rows of ``scenario_id`` (and ``symbols``) in this part, or None when no row group can hold it."""
+        """The rows of ``scenario_id`` (and ``symbols``) in this part.
+
+        Parameters
+        ----------
+        scenario_id : str
+            The scenario's id.
+        symbols : list of str or None
+            Keep only these symbols' rows; None: every symbol.
+
+        Returns
+        -------
+        pyarrow.Table or None
+            The rows (possibly none), or None when no row group can hold the scenario.
+        """
         groups = [i for i, r in enumerate(self.ranges) if r is None or r[0] <= scenario_id <= r[1]]
         if not groups:
             return None
@@ -403,7 +576,27 @@ def read_timeseries(root: Path, records: list[dict], symbols: list[str] | None =
     """Rows of the scenarios ``records`` (and ``symbols``) from a build's time series (TIMESERIES_SCHEMA), in
     dataset order (scenario, then symbol, then date): only the parts of the records' slices (partition
     pruning by directory) and, in them, only the row groups whose scenario-id statistics can hold a record
-    (:class:`TimeseriesPart`). FileNotFoundError when the build has no time series."""
+    (:class:`TimeseriesPart`).
+
+    Parameters
+    ----------
+    root : Path
+        A build's directory (local or fsspec).
+    records : list of dict
+        Metadata records with ``id``, ``family`` and ``severity``.
+    symbols : list of str, optional
+        Keep only these symbols' rows.
+
+    Returns
+    -------
+    pyarrow.Table
+        :data:`TIMESERIES_SCHEMA` columns (an empty table when nothing matches).
+
+    Raises
+    ------
+    FileNotFoundError
+        When the build has no time series.
+    """
     path = location(root) / TIMESERIES_FILE
     if not path.exists():
         raise FileNotFoundError(f"'{path}' does not exist; build with --save-timeseries")

@@ -30,7 +30,18 @@ LOCAL_PROTOCOLS = ("file", "local")
 
 
 def is_url(text: str) -> bool:
-    """Whether ``text`` is a URL (``scheme://...``) rather than a local path."""
+    """Whether ``text`` is a URL (``scheme://...``) rather than a local path.
+
+    Parameters
+    ----------
+    text : str
+        A path or URL (converted with ``str``).
+
+    Returns
+    -------
+    bool
+        True when it starts with ``<scheme>://``.
+    """
     return bool(_URL.match(str(text)))
 
 
@@ -38,8 +49,27 @@ def location(text: str | os.PathLike) -> Path:
     """The library path of ``text``: :class:`pathlib.Path` for a local path or a ``file://`` URL (percent
     escapes decoded, ``~`` expanded), else a ``upath.UPath`` over the URL's fsspec file system.
 
-    Raises ScenarioInputError for a URL whose scheme fsspec does not know (naming the scheme) and for a
-    ``file://`` URL with a host other than localhost."""
+    Parameters
+    ----------
+    text : str or os.PathLike
+        A local path, a ``file://`` URL or an fsspec URL; a ``Path`` or ``UPath`` is returned as it is.
+
+    Returns
+    -------
+    Path
+        A :class:`pathlib.Path`, or a ``upath.UPath`` (listings not cached, except ``memory://``).
+
+    Raises
+    ------
+    ScenarioInputError
+        For a URL whose scheme fsspec does not know (naming the scheme), and for a ``file://`` URL with a host
+        other than localhost.
+
+    References
+    ----------
+    .. [1] fsspec, https://filesystem-spec.readthedocs.io/; universal-pathlib,
+       https://github.com/fsspec/universal_pathlib
+    """
     if isinstance(text, Path) or hasattr(text, "fs"):  # already a path (a UPath has its file system)
         return cast(Path, text)
     text = os.fspath(text)
@@ -71,19 +101,54 @@ def _remote(path: Path) -> UPath:
 
 
 def is_remote(path: Path) -> bool:
-    """True for a store reached through fsspec (object stores, memory://), False for a local directory."""
+    """True for a store reached through fsspec (object stores, memory://), False for a local directory.
+
+    Parameters
+    ----------
+    path : Path
+        A :func:`location`.
+
+    Returns
+    -------
+    bool
+        Whether its protocol is other than local.
+    """
     return getattr(path, "protocol", "") not in ("", *LOCAL_PROTOCOLS)
 
 
 def display(path: Path) -> str:
     """The address of ``path`` as a user gave it (a URL keeps its scheme; never credentials: those are not
-    part of a location)."""
+    part of a location).
+
+    Parameters
+    ----------
+    path : Path
+        A :func:`location`.
+
+    Returns
+    -------
+    str
+        ``str(path)``.
+    """
     return str(path)
 
 
 def arrow_location(path: Path) -> tuple[str, object | None]:
     """(path string, file system) for pyarrow's ``filesystem=`` argument: None for a local path (pyarrow's own),
-    the fsspec file system of a remote one (pyarrow wraps it)."""
+    the fsspec file system of a remote one (pyarrow wraps it).
+
+    Parameters
+    ----------
+    path : Path
+        A :func:`location`.
+
+    Returns
+    -------
+    where : str
+        The local path, or the key on the remote file system.
+    filesystem : fsspec.AbstractFileSystem or None
+        None for a local path.
+    """
     if not is_remote(path):
         return str(path), None
     return _remote(path).path, _remote(path).fs
@@ -91,7 +156,15 @@ def arrow_location(path: Path) -> tuple[str, object | None]:
 
 def write_bytes_atomic(path: Path, payload: bytes) -> None:
     """Write ``payload`` to ``path`` so that a reader sees the old content or the new one, never a part: a
-    temporary file renamed over it (rename(2)) locally; one PUT (atomic per object) on an object store."""
+    temporary file renamed over it (rename(2)) locally; one PUT (atomic per object) on an object store.
+
+    Parameters
+    ----------
+    path : Path
+        The file (its directory must exist locally).
+    payload : bytes
+        The new content; locally fsync-ed before the rename.
+    """
     if is_remote(path):
         path.write_bytes(payload)
         return
@@ -106,7 +179,15 @@ def write_bytes_atomic(path: Path, payload: bytes) -> None:
 def copy_file(src: Path, dst: Path) -> None:
     """``dst`` with the bytes of ``src`` without moving them through this process where the store can: a
     hard link locally (the same inode; a copy where the file system has none), a server-side copy on an
-    object store (s3fs: CopyObject). Both paths must be on the same store."""
+    object store (s3fs: CopyObject). Both paths must be on the same store.
+
+    Parameters
+    ----------
+    src : Path
+        An existing file.
+    dst : Path
+        The destination (its local directory is created).
+    """
     import shutil
 
     if not is_remote(dst):
@@ -121,7 +202,13 @@ def copy_file(src: Path, dst: Path) -> None:
 
 def copy_files(pairs: list[tuple[Path, Path]]) -> None:
     """:func:`copy_file` for many (source, destination) pairs on one store; on an object store one batched call
-    (fsspec runs the server-side copies concurrently instead of one request after another)."""
+    (fsspec runs the server-side copies concurrently instead of one request after another).
+
+    Parameters
+    ----------
+    pairs : list of (Path, Path)
+        (source, destination) pairs, all on the store of the first destination.
+    """
     if not pairs:
         return
     if not is_remote(pairs[0][1]):
@@ -133,7 +220,13 @@ def copy_files(pairs: list[tuple[Path, Path]]) -> None:
 
 
 def remove_tree(path: Path) -> None:
-    """Delete the directory (or prefix) ``path`` and everything under it; nothing when it is absent."""
+    """Delete the directory (or prefix) ``path`` and everything under it; nothing when it is absent.
+
+    Parameters
+    ----------
+    path : Path
+        A :func:`location`; local errors are ignored.
+    """
     import shutil
 
     if not is_remote(path):
@@ -147,7 +240,20 @@ def remove_tree(path: Path) -> None:
 
 def local_lock_path(path: Path, name: str) -> Path:
     """Where the lock file ``name`` of the library ``path`` lives: in it locally; for a remote store (no
-    locks) in this machine's temporary directory, named after the URL's hash."""
+    locks) in this machine's temporary directory, named after the URL's hash.
+
+    Parameters
+    ----------
+    path : Path
+        The library's :func:`location`.
+    name : str
+        The lock file's name (e.g. ``.lock``).
+
+    Returns
+    -------
+    Path
+        ``<path>/<name>`` locally, else ``<tmp>/scenarios-store-<16 hex digits of SHA-256 of the URL><name>``.
+    """
     import hashlib
     import tempfile
 
@@ -164,7 +270,21 @@ def probe_store(path: Path, what: str) -> None:
     """Check up front that the remote store ``path`` can be reached and written: a probe object is written
     and deleted under it, with short timeouts and no retries. Raises ScenarioInputError, one line naming
     ``what`` (the flag or variable) and the address (never a credential), and the fix: missing credentials,
-    an endpoint that cannot be reached, a bucket that does not exist, a store that refuses writes."""
+    an endpoint that cannot be reached, a bucket that does not exist, a store that refuses writes.
+
+    Parameters
+    ----------
+    path : Path
+        A remote :func:`location`.
+    what : str
+        The flag or variable the address came from, for the message.
+
+    Raises
+    ------
+    ScenarioInputError
+        When the probe object cannot be written or deleted (connect and read timeouts of
+        :data:`PROBE_TIMEOUT_SECONDS` on S3, one attempt).
+    """
     from upath import UPath
 
     options = dict(getattr(path, "storage_options", {}) or {})

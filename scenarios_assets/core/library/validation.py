@@ -59,6 +59,26 @@ REQUIRED_REGIMES = {"bull": ("bull",), "bear": ("bear",), "neutral": ("ranging",
 
 
 def result(passed: bool, value: float, threshold, blocking: bool, detail: str = "") -> dict:
+    """A check result, as every check returns it (module docstring).
+
+    Parameters
+    ----------
+    passed : bool
+        Whether the check passed.
+    value : float or None
+        The measured value; None or a non-finite value is recorded as None.
+    threshold : object
+        The bound it is compared with (a number or a text such as ``"> 0"``).
+    blocking : bool
+        True when a failure makes the output unusable.
+    detail : str, default ""
+        One line explaining the value.
+
+    Returns
+    -------
+    dict
+        ``{"passed": bool, "value": float | None, "threshold": ..., "blocking": bool, "detail": str}``.
+    """
     return {
         "passed": bool(passed),
         "value": float(value) if value is not None and np.isfinite(value) else None,
@@ -75,6 +95,22 @@ def _present(s: Scenario) -> np.ndarray:
 
 
 def non_finite_cells(s: Scenario) -> int:
+    """The number of broken cells of a scenario.
+
+    A cell is broken when its price is infinite, its return is not finite where the symbol has a price
+    (or finite where it has none), or an extra series is not finite where the symbol has a price (the bar
+    columns ``high``/``low`` may be NaN, never infinite).
+
+    Parameters
+    ----------
+    s : Scenario
+        One scenario.
+
+    Returns
+    -------
+    int
+        The count, summed over returns, prices and the extra series.
+    """
     present = _present(s)
     bad = np.isinf(s.prices) | (present & ~np.isfinite(s.returns)) | (~present & np.isfinite(s.returns))
     for name, series in s.extra.items():
@@ -86,13 +122,36 @@ def non_finite_cells(s: Scenario) -> int:
 
 
 def min_price(s: Scenario) -> float:
+    """The lowest price of a scenario where a symbol has data.
+
+    Parameters
+    ----------
+    s : Scenario
+        One scenario.
+
+    Returns
+    -------
+    float
+        The minimum price (price units), NaN when no cell has data.
+    """
     prices = s.prices[_present(s)]
     return float(prices.min()) if prices.size else float("nan")
 
 
 def min_coverage(s: Scenario) -> float:
     """Lowest share of a symbol's sessions with data (its own calendar's sessions among the dates when the
-    scenario's symbols keep different calendars, else every date)."""
+    scenario's symbols keep different calendars, else every date).
+
+    Parameters
+    ----------
+    s : Scenario
+        One scenario.
+
+    Returns
+    -------
+    float
+        The lowest per-symbol share, a fraction in [0, 1]; 0.0 for an empty scenario.
+    """
     if s.prices.size == 0:
         return 0.0
     if s.calendars is None:
@@ -109,7 +168,24 @@ def _sessions(name: str, first: str, last: str) -> np.ndarray:
 
 
 def own_sessions(s: Scenario) -> np.ndarray:
-    """(T, N) bool: date t is a session of symbol n's calendar (``s.calendars``; every date without it)."""
+    """Which dates are sessions of each symbol's calendar (``s.calendars``; every date without it).
+
+    Parameters
+    ----------
+    s : Scenario
+        One scenario.
+
+    Returns
+    -------
+    ndarray of shape (n_days, n_symbols), bool
+        True where date t is a session of symbol n's calendar (``exchange_calendars`` sessions, every day
+        for ``24/7``).
+
+    Raises
+    ------
+    ScenarioInputError
+        For an unknown calendar name.
+    """
     if s.calendars is None:
         return np.ones(s.prices.shape, dtype=bool)
     first, last = str(s.dates[0]), str(s.dates[-1])
@@ -120,7 +196,18 @@ def own_sessions(s: Scenario) -> np.ndarray:
 
 def calendar_ok(s: Scenario) -> bool:
     """Dates increase; every date is a weekday, or, with per-symbol calendars, every cell with data is a
-    session of its symbol's calendar."""
+    session of its symbol's calendar.
+
+    Parameters
+    ----------
+    s : Scenario
+        One scenario.
+
+    Returns
+    -------
+    bool
+        True when the calendar holds; False for a scenario without dates.
+    """
     days = s.dates
     if len(days) == 0:
         return False
@@ -132,13 +219,38 @@ def calendar_ok(s: Scenario) -> bool:
 
 
 def min_volume(s: Scenario) -> float:
+    """The lowest value of the scenario's volume series (extra series named ``volume*``) where it has data.
+
+    Parameters
+    ----------
+    s : Scenario
+        One scenario.
+
+    Returns
+    -------
+    float
+        The minimum over the cells where a symbol has a price (NaN when such a cell is NaN); 0.0 without
+        volume series.
+    """
     vols = [v[_present(s)] for k, v in s.extra.items() if k.startswith("volume")]
     values = np.concatenate(vols) if vols else np.array([])
     return float(values.min()) if values.size else 0.0
 
 
 def scenario_checks(s: Scenario) -> dict:
-    """Market constraints of one scenario."""
+    """Market constraints of one scenario.
+
+    Parameters
+    ----------
+    s : Scenario
+        One scenario.
+
+    Returns
+    -------
+    dict of str to dict
+        Check name -> result (:func:`result`): ``finite_values``, ``positive_prices``, ``trading_calendar``
+        and ``non_negative_volume`` (blocking), ``coverage`` (warning, >= :data:`MIN_COVERAGE`).
+    """
     bad = non_finite_cells(s)
     lowest = min_price(s)
     cover = min_coverage(s)
@@ -166,6 +278,17 @@ class SetStats:
 
     The samples depend only on the scenario index in the set and the path length, never on how the
     scenarios were chunked, so a set streamed in any chunk size gives identical figures.
+
+    Parameters
+    ----------
+    family : str
+        The family's name (its tail statistics are gathered for :data:`TAIL_FAMILIES` only).
+    severity : str
+        Severity level name.
+    correlation_paths : int, optional
+        The number of scenarios the set will hold, when the family wants a pooled correlation sample.
+    offset : int, default 0
+        Index in the set of this object's first scenario (a chunk's statistics).
     """
 
     def __init__(self, family: str, severity: str, correlation_paths: int | None = None, offset: int = 0):
@@ -189,7 +312,13 @@ class SetStats:
         return len(self.ids)
 
     def add(self, s: Scenario) -> None:
-        """Check one scenario (fills ``s.validation``) and fold it into the statistics."""
+        """Check one scenario (fills ``s.validation``) and fold it into the statistics.
+
+        Parameters
+        ----------
+        s : Scenario
+            The next scenario of the set.
+        """
         s.validation = scenario_checks(s)
         index = self.offset + len(self.ids)
         self.ids.append(s.id)
@@ -218,7 +347,18 @@ class SetStats:
     def merge(self, other: SetStats) -> None:
         """Append the statistics of the scenarios that follow this object's in the set (``other``: a chunk's,
         made with ``offset`` = len(self) + self.offset). Merging the chunks in order gives exactly the figures of
-        one pass over the set, wherever each chunk was computed. ValueError when ``other`` does not follow."""
+        one pass over the set, wherever each chunk was computed.
+
+        Parameters
+        ----------
+        other : SetStats
+            The next chunk's statistics.
+
+        Raises
+        ------
+        ValueError
+            When ``other`` does not follow (its ``offset`` is not ``self.offset + len(self)``).
+        """
         if other.offset != self.offset + len(self.ids):
             raise ValueError(f"chunk statistics from scenario {other.offset} do not follow scenario "
                              f"{self.offset + len(self.ids) - 1} of {self.family}[{self.severity}]")
@@ -234,13 +374,31 @@ class SetStats:
         self.correlation_rows += other.correlation_rows
 
     def correlation_sample(self) -> np.ndarray | None:
-        """(rows, N) float32 daily simple returns pooled over scenarios and days, or None without scenarios."""
+        """Daily simple returns pooled over scenarios and days, for the family's correlation figures.
+
+        Returns
+        -------
+        ndarray of shape (n_rows, n_symbols), float32, or None
+            The stride sample of scenario-days (at most about :data:`MAX_CORRELATION_ROWS` rows), or None
+            when no rows were gathered.
+        """
         rows = [r for r in self.correlation_rows if len(r)]
         return np.concatenate(rows) if rows else None
 
 
 def stats_of(ss: ScenarioSet) -> SetStats:
-    """The streamed statistics of a materialised set (the same figures a streamed build computes)."""
+    """The streamed statistics of a materialised set (the same figures a streamed build computes).
+
+    Parameters
+    ----------
+    ss : ScenarioSet
+        The set; each scenario's ``validation`` is filled.
+
+    Returns
+    -------
+    SetStats
+        Its statistics, with the set's ``metadata`` and ``skipped`` (no correlation sample).
+    """
     st = SetStats(ss.family, ss.severity)
     for s in ss.scenarios:
         st.add(s)
@@ -251,7 +409,20 @@ def stats_of(ss: ScenarioSet) -> SetStats:
 def consume(stream: ScenarioStream, on_chunk: Callable[[list[Scenario]], None] | None = None) -> SetStats:
     """Run a family's stream: check every scenario, hand each chunk to ``on_chunk`` (e.g. a slice writer),
     then complete the set metadata (``stream.finish``) and run the set checks (``SetStats.validation``).
-    Only one chunk of paths is alive at a time unless ``on_chunk`` keeps them."""
+    Only one chunk of paths is alive at a time unless ``on_chunk`` keeps them.
+
+    Parameters
+    ----------
+    stream : ScenarioStream
+        A family's stream at one severity.
+    on_chunk : callable ``(list of Scenario) -> None``, optional
+        Called with each chunk after its scenarios are checked.
+
+    Returns
+    -------
+    SetStats
+        The completed statistics (:func:`finish_set`).
+    """
     st = SetStats(stream.family, stream.severity, stream.correlation_paths)
     for chunk in stream.chunks:
         for s in chunk:
@@ -263,7 +434,20 @@ def consume(stream: ScenarioStream, on_chunk: Callable[[list[Scenario]], None] |
 
 def finish_set(stream: ScenarioStream, st: SetStats) -> SetStats:
     """Complete the statistics of every scenario of ``stream`` (however they were gathered): the set metadata
-    (``stream.finish``), what was skipped, and the set checks. Returns ``st``."""
+    (``stream.finish``), what was skipped, and the set checks.
+
+    Parameters
+    ----------
+    stream : ScenarioStream
+        The stream the statistics come from (its ``metadata``, ``finish`` and ``skipped``).
+    st : SetStats
+        The statistics of all its scenarios.
+
+    Returns
+    -------
+    SetStats
+        ``st``, with ``metadata``, ``skipped`` and ``validation`` filled.
+    """
     st.metadata = {**stream.metadata, **(stream.finish(st) if stream.finish else {})}
     st.skipped = list(stream.skipped)
     st.validation = set_validation(st)
@@ -272,7 +456,18 @@ def finish_set(stream: ScenarioStream, st: SetStats) -> SetStats:
 
 def collect(stream: ScenarioStream) -> ScenarioSet:
     """A stream materialised as a validated :class:`ScenarioSet` (every path in memory: for tests and small
-    sets; builds write streams slice by slice instead)."""
+    sets; builds write streams slice by slice instead).
+
+    Parameters
+    ----------
+    stream : ScenarioStream
+        A family's stream at one severity.
+
+    Returns
+    -------
+    ScenarioSet
+        Every scenario, with the set's metadata, skipped list and validation.
+    """
     scenarios: list[Scenario] = []
     st = consume(stream, scenarios.extend)
     return ScenarioSet(stream.family, stream.severity, scenarios, stream.data_version, stream.config_hash,
@@ -295,6 +490,18 @@ def _aggregate(name: str) -> Callable[[SetStats], dict]:
 
 
 def non_empty(ss: SetStats) -> dict:
+    """The family produced at least one scenario (blocking; passes for a family disabled in the config).
+
+    Parameters
+    ----------
+    ss : SetStats
+        The set's streamed statistics.
+
+    Returns
+    -------
+    dict
+        A check result (:func:`result`).
+    """
     if ss.metadata.get("disabled"):
         return result(True, 0, ">= 1", True, "family disabled in the config")
     detail = f"{len(ss)} scenario(s)"
@@ -304,7 +511,21 @@ def non_empty(ss: SetStats) -> dict:
 
 
 def events_accounted(ss: SetStats) -> dict:
-    """Every catalog event is either replayed or reported as skipped with its reason."""
+    """Every catalog event is either replayed or reported as skipped with its reason.
+
+    Passes when generated + skipped equals ``metadata["events_in_catalog"]`` and at least one was generated
+    (or the family is disabled).
+
+    Parameters
+    ----------
+    ss : SetStats
+        The set's streamed statistics.
+
+    Returns
+    -------
+    dict
+        A check result (:func:`result`).
+    """
     total = ss.metadata.get("events_in_catalog", 0)
     generated, skipped = len(ss), len(ss.skipped)
     detail = f"{generated} {'replayed' if ss.family == 'historical' else 'generated'}, {skipped} skipped of {total}"
@@ -378,7 +599,27 @@ def tail_reference(history_returns, window: int | None = None, sigma: float = TA
 
 
 def statistical_validity(ss: SetStats) -> dict:
-    """Share of returns beyond 3 sigma against the expected share (see the module docstring)."""
+    """Share of returns beyond 3 sigma against the expected share (see the module docstring).
+
+    The acceptance band is [expected / TAIL_TOLERANCE - 3 se, expected x TAIL_TOLERANCE + 3 se], se the
+    binomial standard error sqrt(expected (1 - expected) / n). Fails when fewer than 100 returns could be
+    standardised.
+
+    Parameters
+    ----------
+    ss : SetStats
+        The set's streamed statistics.
+
+    Returns
+    -------
+    dict
+        A check result (:func:`result`).
+
+    References
+    ----------
+    .. [1] Student (1908). The probable error of a mean. Biometrika 6(1):1-25 (the t distribution, fitted
+       by maximum likelihood with ``scipy.stats.t.fit``).
+    """
     if ss.metadata.get("disabled"):
         return result(True, 0, "within tolerance", False, "family disabled in the config")
     # Exceedances were counted scenario by scenario (SetStats.add); the Student-t fallback fits a bounded
@@ -405,7 +646,21 @@ def statistical_validity(ss: SetStats) -> dict:
 
 
 def correlation_stability(ss: SetStats) -> dict:
-    """The family's own measure of how well the historical correlation structure is kept."""
+    """The family's own measure of how well the historical correlation structure is kept.
+
+    Reads ``metadata["correlation_stability"]`` (a number, or a dict with ``value`` or ``min``); the bar is
+    :data:`MIN_CORRELATION_STABILITY` at moderate, :data:`MIN_STRESSED_CORRELATION_STABILITY` otherwise.
+
+    Parameters
+    ----------
+    ss : SetStats
+        The set's streamed statistics.
+
+    Returns
+    -------
+    dict
+        A check result (:func:`result`).
+    """
     if ss.metadata.get("disabled"):
         return result(True, 1.0, f">= {MIN_CORRELATION_STABILITY}", False, "family disabled in the config")
     bar = MIN_CORRELATION_STABILITY if ss.severity == "moderate" else MIN_STRESSED_CORRELATION_STABILITY
@@ -426,7 +681,20 @@ def correlation_stability(ss: SetStats) -> dict:
 
 
 def regime_types_found(ss: SetStats) -> dict:
-    """Every regime type has at least one segment; otherwise say which and why."""
+    """Every regime type has at least one segment; otherwise say which and why.
+
+    Reads ``metadata["regimes"]`` (regime -> ``segments``, ``total_days``, ``reason``).
+
+    Parameters
+    ----------
+    ss : SetStats
+        The set's streamed statistics.
+
+    Returns
+    -------
+    dict
+        A check result (:func:`result`).
+    """
     if ss.metadata.get("disabled"):
         return result(True, 0, "every type", False, "family disabled in the config")
     summary = ss.metadata.get("regimes") or {}
@@ -466,6 +734,16 @@ def catalog_checks(sets) -> dict[str, dict]:
       without their severity, so one event at three severities counts once).
     * ``regime_coverage`` (warning): the regime family contributes a bull, a bear and a neutral
       (ranging) regime.
+
+    Parameters
+    ----------
+    sets : iterable
+        The build's slices (see above); iterated more than once.
+
+    Returns
+    -------
+    dict of str to dict
+        Check name -> result (:func:`result`), the names of :data:`CATALOG_CHECKS`.
     """
     pairs = [(i, ss.severity) for ss in sets for i in ss.scenario_ids]
     ids = [i for i, _ in pairs]
@@ -496,6 +774,22 @@ def catalog_checks(sets) -> dict[str, dict]:
 
 @dataclass(frozen=True)
 class SetCheck:
+    """A set-level check and the families it applies to.
+
+    Parameters
+    ----------
+    name : str
+        The check's name (the key of its result).
+    fn : callable ``(SetStats) -> dict``
+        Computes the result (:func:`result`).
+    blocking : bool
+        A failure makes the output unusable: downstream assets do not run.
+    description : str
+        One line, for the Dagster check specs.
+    families : tuple of str, optional
+        The families it applies to; None: every family.
+    """
+
     name: str
     fn: Callable[[SetStats], dict]
     blocking: bool  # a failure makes the output unusable: downstream assets do not run
@@ -524,23 +818,70 @@ SET_CHECKS: list[SetCheck] = [
 
 
 def checks_for(family: str) -> list[SetCheck]:
+    """The set checks of a family, in :data:`SET_CHECKS` order.
+
+    Parameters
+    ----------
+    family : str
+        The family's name.
+
+    Returns
+    -------
+    list of SetCheck
+        The checks whose ``families`` is None or holds ``family``.
+    """
     return [c for c in SET_CHECKS if c.families is None or family in c.families]
 
 
 def set_validation(st: SetStats) -> dict[str, dict]:
-    """The set checks of ``st.family`` on streamed statistics: check name -> result (with ``blocking``)."""
+    """The set checks of ``st.family`` on streamed statistics.
+
+    Parameters
+    ----------
+    st : SetStats
+        The set's completed statistics.
+
+    Returns
+    -------
+    dict of str to dict
+        Check name -> result (:func:`result`), ``blocking`` as the check declares it.
+    """
     return {c.name: {**c.fn(st), "blocking": c.blocking} for c in checks_for(st.family)}
 
 
 def validate_set(ss: ScenarioSet) -> ScenarioSet:
-    """Fill ``validation`` of every scenario and of the set (materialised form); return the same set."""
+    """Fill ``validation`` of every scenario and of the set (materialised form).
+
+    Parameters
+    ----------
+    ss : ScenarioSet
+        The set, changed in place.
+
+    Returns
+    -------
+    ScenarioSet
+        The same set.
+    """
     ss.validation = set_validation(stats_of(ss))
     return ss
 
 
 def generate_family(family: str, ctx: GenerationContext) -> ScenarioSet:
     """Generate and validate one family at one severity, every path in memory (tests, small sets; builds
-    stream ``registry.family_stream`` into ``slices.write_slice``)."""
+    stream ``registry.family_stream`` into ``slices.write_slice``).
+
+    Parameters
+    ----------
+    family : str
+        A family of the registry.
+    ctx : GenerationContext
+        The market data, config and severity to generate with.
+
+    Returns
+    -------
+    ScenarioSet
+        The validated set, with ``generation_seconds`` (wall time, seconds).
+    """
     started = time.perf_counter()
     scenario_set = collect(family_stream(family, ctx))
     scenario_set.generation_seconds = time.perf_counter() - started

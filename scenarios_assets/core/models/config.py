@@ -23,7 +23,13 @@ ROOT_KEY = "scenarios_pipeline"
 
 
 def default_config() -> dict[str, Any]:
-    """The shipped defaults (the ``scenarios_pipeline`` mapping; a fresh copy on every call)."""
+    """The shipped defaults (the ``scenarios_pipeline`` mapping; a fresh copy on every call).
+
+    Returns
+    -------
+    dict
+        The ``scenarios_pipeline`` mapping of ``default_config.yaml``, deep-copied (callers may change it).
+    """
     return copy.deepcopy(_shipped_defaults())
 
 
@@ -242,15 +248,46 @@ HASHED_KEYS = ("seed", "generation", "data")
 
 
 def section_hash(config: dict[str, Any], section: str) -> str:
-    """Hash of what one family's output depends on: ``seed``, ``data`` and ``generation.<section>``. A
-    carried-over slice whose section hash differs from the current one was built with another config."""
+    """Hash of what one family's output depends on: ``seed``, ``data`` and ``generation.<section>``.
+
+    A carried-over slice whose section hash differs from the current one was built with another config.
+
+    Parameters
+    ----------
+    config : dict
+        The ``scenarios_pipeline`` mapping.
+    section : str
+        A key of ``config["generation"]`` (a family's section).
+
+    Returns
+    -------
+    str
+        The first 16 hex digits of the SHA-256 of the canonical JSON (sorted keys, no spaces).
+
+    Raises
+    ------
+    KeyError
+        When ``config`` lacks ``seed``, ``data`` or ``generation.<section>``.
+    """
     relevant = {"seed": config["seed"], "data": config["data"], section: config["generation"][section]}
     canonical = json.dumps(relevant, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
 
 def config_hash(config: dict[str, Any]) -> str:
-    """Stable hash of the generation-relevant config (canonical JSON), recorded in every output."""
+    """Stable hash of the generation-relevant config (canonical JSON), recorded in every output.
+
+    Parameters
+    ----------
+    config : dict
+        The ``scenarios_pipeline`` mapping; only its :data:`HASHED_KEYS` (``seed``, ``generation``,
+        ``data``) count, so ``performance`` settings never change it.
+
+    Returns
+    -------
+    str
+        The first 16 hex digits of the SHA-256 of the canonical JSON (sorted keys, no spaces).
+    """
     relevant = {key: config[key] for key in HASHED_KEYS}
     canonical = json.dumps(relevant, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(canonical.encode()).hexdigest()[:16]

@@ -22,7 +22,13 @@ from scenarios_assets.core.models.units import TRADING_DAYS_PER_YEAR as ANNUALIS
 class Skipped:
     """Why a scenario (or a step towards one) cannot be built: returned in place of the value, never raised.
 
-    The families report it in their ``skipped`` list; ``str()`` is the reason, so it reads as one line."""
+    The families report it in their ``skipped`` list; ``str()`` is the reason, so it reads as one line.
+
+    Parameters
+    ----------
+    reason : str
+        One line saying why, as shown in the set's ``skipped`` list.
+    """
 
     reason: str
 
@@ -31,6 +37,64 @@ class Skipped:
 
 @dataclass
 class Scenario:
+    """One scenario: a path of daily returns and prices for a list of symbols, with its portfolio statistics.
+
+    The statistics (``expected_return``, ``max_drawdown``, and the metadata's ``annualised_volatility`` and
+    ``max_drawdown_by_symbol``) are computed on construction by :func:`path_statistics`, from the equal-weight,
+    daily rebalanced portfolio of the symbols.
+
+    Parameters
+    ----------
+    id : str
+        Stable id, ``family.key.severity`` (:func:`scenario_id`).
+    name : str
+        Human-readable name.
+    family : str
+        The family that built it (a key of the family registry).
+    scenario_type : str
+        The family's kind of scenario (e.g. a replay, a simulated path).
+    severity : str
+        Severity level name (:class:`~scenarios_assets.core.models.severity.Severity`).
+    dates : array_like of shape (n_days,)
+        The path's dates, stored as ``datetime64[D]``.
+    symbols : list of str
+        The ``n_symbols`` column names of ``returns`` and ``prices``.
+    returns : array_like of shape (n_days, n_symbols)
+        Daily simple returns (fractions, 0.01 = 1 %), stored as float32; NaN where a symbol has no data.
+    prices : array_like of shape (n_days, n_symbols)
+        Close prices at the end of each day, stored as float32.
+    seed : int or None, default None
+        The seed of the path's random generator (stochastic families), None for a deterministic scenario.
+    metadata : dict, default {}
+        Family-specific facts, written to ``scenario_metadata.json``; gets ``annualised_volatility`` and
+        ``max_drawdown_by_symbol`` (a list in ``symbols`` order) unless given.
+    validation : dict, default {}
+        Per-scenario check results.
+    extra : dict of str to ndarray of shape (n_days, n_symbols), default {}
+        Extra per-cell series written as Parquet columns (e.g. ``volume_multiplier``, ``spread_multiplier``,
+        ``low``: intraday lows, price units).
+    projected : ndarray of shape (n_days,), bool, optional
+        True for the dates beyond the data (projected scenarios).
+    portfolio_intraday : bool, default True
+        With ``extra["low"]``: True when the symbols' lows are simultaneous (a modelled market-wide crash, as
+        the stress flash crashes), so the portfolio's max drawdown counts them; False for recorded bars
+        (replays), whose lows fall at different times of the day, so the portfolio's drawdown stays on
+        closes. Per-symbol drawdowns count the lows either way.
+    calendars : dict of str to str, optional
+        Symbol -> trading calendar name when the symbols keep different calendars
+        (:mod:`scenarios_assets.core.data.session_layout`): a symbol has data only on its calendar's sessions
+        among ``dates``. None: every date is a session of every symbol.
+
+    Attributes
+    ----------
+    expected_return : float
+        Total simple return of the portfolio over the path (a fraction).
+    volatility_multiplier : float
+        Annualised volatility relative to the long-run one (:meth:`set_volatility_multiplier`); 1.0 until set.
+    max_drawdown : float
+        Worst peak-to-trough fall of the portfolio's wealth, a fraction in [-1, 0].
+    """
+
     id: str
     name: str
     family: str
@@ -73,19 +137,38 @@ class Scenario:
 
     @property
     def start_date(self) -> str:
+        """The first date, ISO ``YYYY-MM-DD``."""
         return str(self.dates[0])
 
     @property
     def end_date(self) -> str:
+        """The last date, ISO ``YYYY-MM-DD``."""
         return str(self.dates[-1])
 
     def set_volatility_multiplier(self, baseline_vol: float) -> None:
-        """Scenario volatility relative to the long-run volatility of the same portfolio."""
+        """Set ``volatility_multiplier``: scenario volatility relative to the long-run volatility of the same
+        portfolio.
+
+        Parameters
+        ----------
+        baseline_vol : float
+            Long-run annualised volatility of the same equal-weight portfolio (a fraction, 0.2 = 20 %). When it
+            is not positive the multiplier is NaN.
+        """
         vol = self.metadata["annualised_volatility"]
         self.volatility_multiplier = float(vol / baseline_vol) if baseline_vol > 0 else float("nan")
 
     def record(self) -> dict:
-        """The JSON record of a scenario in scenario_metadata.json (README, "Output files"; no arrays)."""
+        """The JSON record of a scenario in scenario_metadata.json (README, "Output files"; no arrays).
+
+        Returns
+        -------
+        dict
+            JSON-ready fields: ids and names, ``start_date``/``end_date`` (ISO), ``symbols``, ``num_days``,
+            ``expected_return``, ``volatility_multiplier`` and ``max_drawdown`` (fractions rounded to 6
+            digits, None when not finite), ``seed``, ``validation`` and ``metadata`` (NumPy values converted,
+            ``max_drawdown_by_symbol`` as a symbol -> value mapping).
+        """
         mdd = self.metadata.get("max_drawdown_by_symbol")
         metadata = {k: v for k, v in self.metadata.items() if k != "max_drawdown_by_symbol"}
         if isinstance(mdd, list):
@@ -111,7 +194,29 @@ class Scenario:
 
 @dataclass
 class ScenarioSet:
-    """All scenarios of one family at one severity, with what was skipped and why."""
+    """All scenarios of one family at one severity, with what was skipped and why.
+
+    Parameters
+    ----------
+    family : str
+        The family's name.
+    severity : str
+        Severity level name.
+    scenarios : list of Scenario
+        The scenarios built.
+    data_version : str
+        Version hash of the market data they were built from.
+    config_hash : str
+        Hash of the configuration section that built them.
+    skipped : list of dict, default []
+        ``{"name": ..., "reason": ...}`` for each scenario that could not be built.
+    metadata : dict, default {}
+        Set-level facts (e.g. VaR/CVaR across paths).
+    validation : dict, default {}
+        Check name -> ``{"passed", "value", "threshold", "blocking"}``.
+    generation_seconds : float, default 0.0
+        Wall time of the generation, seconds.
+    """
 
     family: str
     severity: str
@@ -128,18 +233,28 @@ class ScenarioSet:
 
     @property
     def failed_checks(self) -> list[str]:
+        """Names of the validation checks that did not pass."""
         return [name for name, res in self.validation.items() if not res["passed"]]
 
     @property
     def scenario_ids(self) -> list[str]:
+        """Ids of the scenarios, in order."""
         return [s.id for s in self.scenarios]
 
     @property
     def regime_labels(self) -> set[str]:
+        """The distinct ``regime`` metadata values of the scenarios (those that have one)."""
         return {str(s.metadata["regime"]) for s in self.scenarios if s.metadata.get("regime")}
 
     def stream(self) -> "ScenarioStream":
-        """This set as a stream of one chunk (families whose sets are small build them whole)."""
+        """This set as a stream of one chunk (families whose sets are small build them whole).
+
+        Returns
+        -------
+        ScenarioStream
+            One chunk holding all ``scenarios``, with this set's ``skipped`` and ``metadata`` and ``size``
+            the number of scenarios.
+        """
         return ScenarioStream(self.family, self.severity, self.data_version, self.config_hash, [self.scenarios],
                               skipped=self.skipped, metadata=self.metadata, size=len(self.scenarios))
 
@@ -151,7 +266,19 @@ class ChunkPlan:
     :class:`Scenario`) and a small side result; ``model`` is everything it reads, calibrated once and shared
     by every chunk (a cluster broadcasts it to its workers once); ``parts`` the scenario indices of each
     chunk, in order; ``absorb(side)`` folds one chunk's side result into the stream's state, called in chunk
-    order wherever the chunks ran (what the stream's ``finish`` then reads)."""
+    order wherever the chunks ran (what the stream's ``finish`` then reads).
+
+    Parameters
+    ----------
+    model : Any
+        Everything ``run`` reads, calibrated once and shared by every chunk.
+    run : callable ``(model, indices) -> (list of Scenario, side)``
+        Module-level (picklable) function building the scenarios ``indices``.
+    parts : list of list of int
+        The scenario indices of each chunk, in order (copied to lists).
+    absorb : callable ``(side) -> None``, optional
+        Folds one chunk's side result into the stream's state, in chunk order.
+    """
 
     model: Any
     run: Callable[[Any, list[int]], tuple[list["Scenario"], Any]]
@@ -162,7 +289,15 @@ class ChunkPlan:
         self.parts = [list(p) for p in self.parts]
 
     def chunks(self):
-        """The chunks made here, one at a time (in-process generation)."""
+        """The chunks made here, one at a time (in-process generation).
+
+        Each chunk's side result is passed to ``absorb`` (when set) before the chunk is yielded.
+
+        Yields
+        ------
+        list of Scenario
+            The scenarios of one part of ``parts``, in order.
+        """
         for part in self.parts:
             scenarios, side = self.run(self.model, part)
             if self.absorb is not None:
@@ -182,6 +317,25 @@ class ScenarioStream:
     scenarios the stream will yield when it is known before generation (progress bars show "k of size").
     ``plan`` (the stochastic families): how ``chunks`` is made, for a runner that sends the chunks to a cluster
     instead of iterating ``chunks`` (:class:`ChunkPlan`; ``chunks`` is then ``plan.chunks()``, not yet started).
+
+    Parameters
+    ----------
+    family, severity, data_version, config_hash : str
+        As in :class:`ScenarioSet`.
+    chunks : iterable of list of Scenario
+        The scenarios, one list per chunk.
+    skipped : list of dict, default []
+        ``{"name": ..., "reason": ...}`` for each scenario that could not be built.
+    metadata : dict, default {}
+        What is known before generation.
+    finish : callable ``(SetStats) -> dict``, optional
+        Completes the metadata from the streamed statistics.
+    correlation_paths : int, optional
+        The number of scenarios to pool into a correlation sample.
+    size : int, optional
+        The number of scenarios the stream will yield, when known before generation.
+    plan : ChunkPlan, optional
+        How ``chunks`` is made (stochastic families).
     """
 
     family: str
@@ -198,17 +352,45 @@ class ScenarioStream:
 
 
 def slug(text: str) -> str:
-    """``text`` lower-cased with every run of other characters than ``a-z0-9`` as one ``_`` (ids, file names)."""
+    """``text`` lower-cased with every run of other characters than ``a-z0-9`` as one ``_`` (ids, file names).
+
+    Parameters
+    ----------
+    text : str
+        Any text (a name, a definition key).
+
+    Returns
+    -------
+    str
+        The slug, without leading or trailing ``_``.
+    """
     return re.sub(r"[^a-z0-9]+", "_", text.lower()).strip("_")
 
 
 def scenario_id(family: str, key: str, severity: str) -> str:
-    """Stable id: the same family, definition key and severity give the same id on every rerun."""
+    """Stable id: the same family, definition key and severity give the same id on every rerun.
+
+    Parameters
+    ----------
+    family : str
+        The family's name.
+    key : str
+        The scenario's definition key (slugged with :func:`slug`).
+    severity : str
+        Severity level name.
+
+    Returns
+    -------
+    str
+        ``"{family}.{slug(key)}.{severity}"``.
+    """
     return f"{family}.{slug(key)}.{severity}"
 
 
 def max_drawdown(prices: np.ndarray) -> np.ndarray:
     """Worst peak-to-trough fall along axis 0, NaN-aware.
+
+    The maximum drawdown [1]_, as a negative fraction (of the running peak).
 
     Parameters
     ----------
@@ -220,6 +402,10 @@ def max_drawdown(prices: np.ndarray) -> np.ndarray:
     ndarray of shape (...)
         min over t of prices[t] / max(prices[:t + 1]) - 1: a fraction in [-1, 0] (0: never below its peak);
         NaN for a series without a finite value. A 1-D input gives a 0-d array.
+
+    References
+    ----------
+    .. [1] Magdon-Ismail, M., Atiya, A. F. (2004). Maximum drawdown. Risk 17(10):99-102.
     """
     peak = np.fmax.accumulate(prices, axis=0)
     with np.errstate(invalid="ignore"):
@@ -232,8 +418,8 @@ def portfolio_returns(returns: np.ndarray) -> np.ndarray:
 
     Parameters
     ----------
-    returns : ndarray of shape (..., n_symbols)
-        Simple daily returns (fractions); NaN where a symbol has no return that day.
+    returns : ndarray of shape (..., n_symbols), float32 or float64
+        Daily simple returns (fractions, not log returns); NaN where a symbol has no return that day.
 
     Returns
     -------
@@ -249,15 +435,35 @@ def portfolio_returns(returns: np.ndarray) -> np.ndarray:
 
 def path_statistics(returns: np.ndarray, prices: np.ndarray, low: np.ndarray | None = None,
                     portfolio_intraday: bool = True) -> dict:
-    """Total return, max drawdown and annualised volatility of the equal-weight portfolio of a (T, N) path,
+    """Total return, max drawdown and annualised volatility of the equal-weight portfolio of a path,
     and each symbol's max drawdown.
 
-    ``low`` (T, N), optional: intraday lows (NaN where a session has no bar range). A low is a trough
-    after the previous close, so drawdowns count it: a symbol's against its running peak of closes, the
-    portfolio's as the previous wealth times the mean of low / previous close over the symbols (each
-    symbol's close where it has no low; exact when the lows fall in the same minute, as in the modelled
-    flash crashes, else a lower bound of the portfolio's intraday low). ``portfolio_intraday`` False keeps
-    the portfolio's drawdown on closes (recorded bars, whose lows are not simultaneous).
+    The portfolio is :func:`portfolio_returns` (equal weight, daily rebalanced); its wealth starts at 1.
+    A low is a trough after the previous close, so drawdowns count it: a symbol's against its running peak
+    of closes, the portfolio's as the previous wealth times the mean of low / previous close over the
+    symbols (each symbol's close where it has no low; exact when the lows fall in the same minute, as in the
+    modelled flash crashes, else a lower bound of the portfolio's intraday low).
+
+    Parameters
+    ----------
+    returns : ndarray of shape (n_days, n_symbols), float32
+        Daily simple returns (fractions); NaN where a symbol has no data.
+    prices : ndarray of shape (n_days, n_symbols), float32
+        Close prices. Each symbol's path starts at the close before its first return,
+        ``prices[0] / (1 + returns[0])``.
+    low : ndarray of shape (n_days, n_symbols), optional
+        Intraday lows, price units; NaN where a session has no bar range.
+    portfolio_intraday : bool, default True
+        False keeps the portfolio's drawdown on closes (recorded bars, whose lows are not simultaneous).
+
+    Returns
+    -------
+    dict
+        ``total_return`` (float, fraction: final wealth - 1), ``max_drawdown`` (float, fraction in [-1, 0],
+        see :func:`max_drawdown`), ``annualised_volatility`` (float, fraction: sample standard deviation
+        (ddof=1) of the portfolio's daily simple returns times sqrt(252); 0.0 for a one-day path) and
+        ``max_drawdown_by_symbol_list`` (list of float or None, in symbol order, rounded to 6 digits; None
+        for a symbol without data).
     """
     port = portfolio_returns(returns)
     wealth = np.cumprod(1.0 + port)

@@ -15,12 +15,15 @@ from scenarios_assets.core.models.errors import ScenarioInputError
 
 
 class Severity(str, Enum):
+    """The three severity levels, mildest first; the value is the name used in ids, config and flags."""
+
     MODERATE = "moderate"
     SEVERE = "severe"
     EXTREME = "extreme"
 
     @property
     def rank(self) -> int:
+        """Position in :data:`SEVERITIES`: 0 moderate, 1 severe, 2 extreme."""
         return SEVERITIES.index(self.value)
 
     @property
@@ -34,7 +37,23 @@ REPLAY_SCALE = {"moderate": 0.5, "severe": 1.0, "extreme": 1.5}
 
 
 def parse_severities(value: str) -> list[str]:
-    """`all` or one level, as the CLI and config take it."""
+    """`all` or one level, as the CLI and config take it.
+
+    Parameters
+    ----------
+    value : str
+        ``"all"`` or a severity name (``"moderate"``, ``"severe"``, ``"extreme"``).
+
+    Returns
+    -------
+    list of str
+        Every level in :data:`SEVERITIES` order for ``"all"``, else ``[value]``.
+
+    Raises
+    ------
+    ScenarioInputError
+        When ``value`` is neither ``"all"`` nor a severity name.
+    """
     if value == "all":
         return list(SEVERITIES)
     if value not in SEVERITIES:
@@ -47,11 +66,47 @@ def _stable_code(name: str) -> int:
 
 
 def scenario_seed(base_seed: int, family: str, severity: str, index: int) -> int:
-    """A 63-bit seed unique to (base seed, family, severity, index); recorded in each scenario's metadata."""
+    """A 63-bit seed unique to (base seed, family, severity, index); recorded in each scenario's metadata.
+
+    Built with :class:`numpy.random.SeedSequence` (entropy ``base_seed``, spawn key: CRC-32 of ``family``,
+    the severity's rank, ``index``), so it does not depend on which other scenarios are generated.
+
+    Parameters
+    ----------
+    base_seed : int
+        The config's ``seed``.
+    family : str
+        The family's name.
+    severity : str
+        Severity level name.
+    index : int
+        The scenario's index within its family and severity.
+
+    Returns
+    -------
+    int
+        A seed in [0, 2**63).
+
+    Raises
+    ------
+    ValueError
+        When ``severity`` is not a severity name.
+    """
     seq = np.random.SeedSequence(base_seed, spawn_key=(_stable_code(family), SEVERITIES.index(severity), index))
     return int(seq.generate_state(1, np.uint64)[0] >> np.uint64(1))
 
 
 def scenario_rng(seed: int) -> np.random.Generator:
-    """The generator of one scenario, rebuilt from its recorded seed."""
+    """The generator of one scenario, rebuilt from its recorded seed.
+
+    Parameters
+    ----------
+    seed : int
+        The scenario's seed (:func:`scenario_seed`).
+
+    Returns
+    -------
+    numpy.random.Generator
+        A PCG64 generator seeded with ``seed``.
+    """
     return np.random.Generator(np.random.PCG64(seed))
