@@ -126,7 +126,19 @@ def check_scheduler(address: str) -> None:
 
 
 def input_notes(report: dict) -> list[str]:
-    """What reading the market data did besides the plain rows (``MarketData.report``), one note a line."""
+    """What reading the market data did besides the plain rows, one note a line.
+
+    Parameters
+    ----------
+    report : dict
+        ``MarketData.report`` of the loaded data (files read and skipped, columns renamed, symbols stripped,
+        seven-day calendars and folded rows, rows after the last session, accepted moves).
+
+    Returns
+    -------
+    list of str
+        The notes the CLI prints under the market data line (empty when there is nothing to say).
+    """
     notes = []
     if "files_read" in report:
         files = report["files_read"]

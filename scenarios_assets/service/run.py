@@ -22,7 +22,7 @@ EXIT_OK, EXIT_RUN_FAILED, EXIT_BAD_INPUT = 0, 1, 2
 
 
 class RunFailed(RuntimeError):
-    pass
+    """A Dagster run of the plan failed (its one-line reason)."""
 
 
 def run_plan(plan: Plan, out=None, tags: dict | None = None, preflight_seconds: float = 0.0,
@@ -74,8 +74,25 @@ RUN_LOCK = ".scenarios-run.lock"
 
 
 def run_locks(plan: Plan, home: Path):
-    """One run at a time per Dagster instance and per output directory: a second one is refused up front,
-    naming the first (pid, what it builds, where, since when)."""
+    """One run at a time per Dagster instance and per output directory.
+
+    Parameters
+    ----------
+    plan : Plan
+        What is about to run (named in the lock, for a second run's refusal).
+    home : Path
+        The Dagster home (``instance.ensure_dagster_home``).
+
+    Returns
+    -------
+    contextlib.ExitStack
+        Holding the locks (the output directory's only when not a dry run); closing it releases them.
+
+    Raises
+    ------
+    ScenarioInputError
+        Another run holds one of them: naming it (pid, what it builds, where, since when).
+    """
     from contextlib import ExitStack
 
     from scenarios_assets.core.library.locks import exclusive
