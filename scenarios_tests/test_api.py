@@ -454,10 +454,10 @@ def test_run_status_reports_failures_and_dead_workers(catalog_dir, tmp_path):
     c, _ = make_client(catalog_dir, home)
     requests = api.RequestLog(home)
     # A request that fails in the worker (validated again there) ends as `failure` with the reason.
-    failing = {"id": "11111111-1111-4111-8111-111111111111", "state": "queued", "created_at": api._utc(),
+    failing = {"id": "11111111-1111-4111-8111-111111111111", "state": "queued", "created_at": api.utc_now(),
                "request": {"start_date": "2020-05-01", "end_date": "2020-01-01"}, "output_dir": str(tmp_path / "o")}
     requests.write(failing)
-    assert api._worker_main(["run-request", str(requests.path(failing["id"]))]) == 2
+    assert api.worker_main(["run-request", str(requests.path(failing["id"]))]) == 2
     status = c.get(f"/runs/{failing['id']}").json()
     assert status["state"] == "failure" and "--end-date 2020-01-01 is before" in status["error"]
     assert status["started_at"] and status["finished_at"]
@@ -465,21 +465,22 @@ def test_run_status_reports_failures_and_dead_workers(catalog_dir, tmp_path):
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
     requests.write({"id": "22222222-2222-4222-8222-222222222222", "state": "running", "pid": dead.pid,
-                    "created_at": api._utc(), "request": {}})
+                    "created_at": api.utc_now(), "request": {}})
     status = c.get("/runs/22222222-2222-4222-8222-222222222222").json()
     assert status["state"] == "failure" and "exited unexpectedly" in status["error"]
-    assert api._worker_main(["bogus"]) == 2
+    assert api.worker_main(["bogus"]) == 2
 
 
 def test_a_failed_dagster_run_fails_the_request_with_the_cli_reason(monkeypatch):
-    from scenarios_assets.cli import main as cli
+    from scenarios_assets.api import generation
+    from scenarios_assets.service import run
 
     def failing_run_plan(plan, out=None, tags=None):
         assert tags == {"scenarios/api": "1", api.REQUEST_TAG: "rid"}
         print("error: catalog failed (run abc): the catalog was not rebuilt", file=sys.stderr)
-        return cli.EXIT_RUN_FAILED
+        return run.EXIT_RUN_FAILED
 
-    monkeypatch.setattr(cli, "run_plan", failing_run_plan)
+    monkeypatch.setattr(generation, "run_plan", failing_run_plan)
     with pytest.raises(RuntimeError, match=r"^catalog failed \(run abc\): the catalog was not rebuilt$"):
         api.execute_plan(object(), "rid")
 

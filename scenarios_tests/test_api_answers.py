@@ -10,7 +10,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from scenarios_assets.cli import main as cli
-from scenarios_assets.api import MAX_BODY_BYTES, _redact, create_app
+from scenarios_assets.api import MAX_BODY_BYTES, create_app, redact
 from scenarios_assets.core.data.paths import PROJECT_ROOT
 
 
@@ -127,10 +127,10 @@ def test_next_link_is_relative_or_under_the_public_url(library):
 
 
 def test_redact_keeps_urls_and_names_cuts_paths():
-    assert _redact("market data '/srv/data/ohlcv.parquet': bad") == "market data 'ohlcv.parquet': bad"
-    assert _redact("see http://127.0.0.1:3000/runs/abc") == "see http://127.0.0.1:3000/runs/abc"
-    assert _redact("no catalog in '/var/lib/scenarios' yet") == "no catalog in 'scenarios' yet"
-    assert _redact("ratio 1/2 and 3/4") == "ratio 1/2 and 3/4"
+    assert redact("market data '/srv/data/ohlcv.parquet': bad") == "market data 'ohlcv.parquet': bad"
+    assert redact("see http://127.0.0.1:3000/runs/abc") == "see http://127.0.0.1:3000/runs/abc"
+    assert redact("no catalog in '/var/lib/scenarios' yet") == "no catalog in 'scenarios' yet"
+    assert redact("ratio 1/2 and 3/4") == "ratio 1/2 and 3/4"
     # the API's own routes are links, not server paths (the 409 of a second generation names its status)
-    assert _redact("generation abc is still running; follow it at /runs/abc-1") == (
+    assert redact("generation abc is still running; follow it at /runs/abc-1") == (
         "generation abc is still running; follow it at /runs/abc-1")

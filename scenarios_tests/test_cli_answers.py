@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from scenarios_assets.cli import main as cli
+from scenarios_assets.service.run import RUN_LOCK
 from scenarios_assets.core.library.builds import current_build_id
 from scenarios_assets.core.data.database import PASSWORD_ENV, parse_source, split_password
 
@@ -165,17 +166,17 @@ def test_a_second_run_is_refused_up_front_naming_the_first(tmp_path, monkeypatch
     home, out = tmp_path / "home", tmp_path / "lib"
     monkeypatch.setenv("DAGSTER_HOME", str(home))
     first = "pid 4242: families stress, severities moderate, output /elsewhere"
-    with exclusive(home / cli.RUN_LOCK, first, "unused"):
+    with exclusive(home / RUN_LOCK, first, "unused"):
         code = cli.main(["--type", "stress", "--severity", "moderate", "--output-dir", str(out)])
         line = one_error_line(code, capsys.readouterr().err)
     assert line.startswith(f"error: the Dagster instance {home} is in use by another scenarios run ({first}, since ")
     assert not (out / "builds").exists() and not (home / "history").exists()  # no Dagster run started
-    with exclusive(out / cli.RUN_LOCK, first, "unused"):
+    with exclusive(out / RUN_LOCK, first, "unused"):
         code = cli.main(["--type", "stress", "--severity", "moderate", "--output-dir", str(out)])
         line = one_error_line(code, capsys.readouterr().err)
     assert f"the output directory {out} is in use by another scenarios run ({first}" in line
     # A dry run writes nothing into the output directory, so only the instance is locked for it.
-    with exclusive(out / cli.RUN_LOCK, first, "unused"):
+    with exclusive(out / RUN_LOCK, first, "unused"):
         assert cli.main(["--type", "stress", "--severity", "moderate", "--output-dir", str(out), "--dry-run"]) == 0
 
 
@@ -183,7 +184,7 @@ def test_the_lock_of_a_killed_run_is_free_at_once(tmp_path):
     import signal
     import time
 
-    lock = tmp_path / cli.RUN_LOCK
+    lock = tmp_path / RUN_LOCK
     code = (f"from pathlib import Path; from scenarios_assets.core.library.locks import exclusive; import time\n"
             f"with exclusive(Path({str(lock)!r}), 'pid x', 'it'):\n    print('held', flush=True); time.sleep(60)\n")
     child = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
@@ -244,7 +245,7 @@ def test_killed_cli_runs_are_marked_failed_and_free_the_queue(tmp_path, monkeypa
 
     home, out = tmp_path / "home", tmp_path / "lib"
     monkeypatch.setenv("DAGSTER_HOME", str(home))  # the instance config (dagster.yaml) reads it
-    from scenarios_assets.cli.main import ensure_dagster_home
+    from scenarios_assets.service.instance import ensure_dagster_home
 
     ensure_dagster_home()
     with DagsterInstance.from_config(str(home)):

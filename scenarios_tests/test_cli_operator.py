@@ -6,6 +6,7 @@ import sys
 import pytest
 
 from scenarios_assets.cli import main as cli
+from scenarios_assets.service.run import stderr_to
 
 
 def test_help_lists_the_commands_first(capsys):
@@ -30,12 +31,12 @@ def test_workers_without_a_multiprocess_executor_says_it_does_nothing():
 def test_step_processes_console_goes_to_the_log_file(tmp_path, capfd):
     log = tmp_path / "logs" / "steps.log"
     code = "import sys; sys.stderr.write('DEBUG - Executing step in subprocess\\n')"
-    with cli.stderr_to(log):
+    with stderr_to(log):
         subprocess.run([sys.executable, "-c", code], check=True)  # inherits file descriptor 2, like a step process
     subprocess.run([sys.executable, "-c", code.replace("DEBUG", "after")], check=True)
     assert log.read_text() == "DEBUG - Executing step in subprocess\n"
     assert capfd.readouterr().err == "after - Executing step in subprocess\n"
-    with cli.stderr_to(None):  # --verbose or in process: untouched
+    with stderr_to(None):  # --verbose or in process: untouched
         subprocess.run([sys.executable, "-c", code], check=True)
     assert "DEBUG" in capfd.readouterr().err
 

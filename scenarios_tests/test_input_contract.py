@@ -13,6 +13,7 @@ import pandas as pd
 import pytest
 
 from scenarios_assets.cli import main as cli
+from scenarios_assets.service.preflight import input_notes
 from scenarios_assets.core.data.source_calendars import fold_to_calendar, market_calendar, weekday
 from scenarios_assets.core.models.config import config_hash
 from scenarios_assets.core.data.config_file import load_config
@@ -325,7 +326,7 @@ def test_directory_reports_files_read_and_skipped(directory, capsys):
     assert market.report["files_skipped"] == [
         ".hidden.csv (hidden)", ".ipynb_checkpoints (hidden)", "_SUCCESS (hidden)", "notes.txt (not .parquet/.csv/.csv.gz)",
     ]
-    notes = cli.input_notes(market.report)
+    notes = input_notes(market.report)
     assert notes[0].startswith("read 2 file(s): a.csv, sub/B.CSV; skipped 4: .hidden.csv (hidden)")
 
 
@@ -380,7 +381,7 @@ def test_symbols_padded_with_spaces_are_read_as_written_without_them(tmp_path, c
     assert b.symbols == ["SPX"] and b.reference.name == "SPX"
     assert load_market_data(tmp_path / "padded.csv").data_version == a.data_version
     assert load_market_data(tmp_path / "padded.csv").report["symbols_stripped"] == {" AAA": "AAA", "SPX   ": "SPX"}
-    assert cli.input_notes(load_market_data(tmp_path / "padded.csv").report) == [
+    assert input_notes(load_market_data(tmp_path / "padded.csv").report) == [
         "symbols read without surrounding spaces: ' AAA' -> AAA, 'SPX   ' -> SPX"]
     blank = clean.assign(symbol=clean["symbol"].where(clean.index != 5, "  "))
     err = rejected(["--type", "stress", "--market-data", str(write_csv(tmp_path / "blank.csv", blank)),

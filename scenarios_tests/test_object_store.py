@@ -15,7 +15,7 @@ import sys
 import pytest
 
 from scenarios_assets.cli.builds import describe_builds
-from scenarios_assets.cli.main import check_output_dir
+from scenarios_assets.service.plan import check_output_dir
 from scenarios_assets.core.library import builds
 from scenarios_assets.core.models.errors import ScenarioInputError
 from scenarios_assets.core.library.validation import generate_family

@@ -7,7 +7,7 @@ import re
 import pytest
 
 from scenarios_assets.cli import main as cli
-from scenarios_assets.cli.progress import BarDisplay, PlainDisplay, StepState, make_display
+from scenarios_assets.service.progress import BarDisplay, PlainDisplay, StepState, make_display
 from scenarios_assets.core.library.builds import METADATA_FILE, REPORT_FILE, SUMMARY_FILE
 from scenarios_assets.core.families.registry import family_stream
 from scenarios_assets.core.library.slices import SliceProgress, write_slice

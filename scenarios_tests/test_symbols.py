@@ -5,6 +5,7 @@ import io
 import pytest
 
 from scenarios_assets.cli import main as cli
+from scenarios_assets.service.preflight import preflight
 from scenarios_assets.core.models.config import config_hash
 from scenarios_assets.core.models.errors import ScenarioInputError
 from scenarios_assets.core.data.market import load_market_data
@@ -36,7 +37,7 @@ def test_cli_respells_symbols_before_anything_runs():
     parse = cli.build_parser().parse_args
     plans = [cli.plan_from_args(parse(["--symbols", s])) for s in ("spx,aapl", "SPX,AAPL")]
     for plan in plans:
-        cli.preflight(plan)
+        preflight(plan)
     assert plans[0].config["data"]["symbols_universe"] == ["SPX", "AAPL"]
     assert config_hash(plans[0].config) == config_hash(plans[1].config)
     assert plans[0].settings["overrides_json"] == plans[1].settings["overrides_json"]

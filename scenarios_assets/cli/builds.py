@@ -46,7 +46,7 @@ def describe_builds(out: Path) -> list[dict]:
 
 
 def builds_main(argv: list[str]) -> int:
-    from scenarios_assets.cli.main import OneLineParser
+    from scenarios_assets.service.arguments import OneLineParser
 
     parser = OneLineParser(prog="scenarios builds", description="List the kept builds of the scenario library.")
     parser.add_argument("--output-dir", help="library directory or fsspec URL, e.g. s3://bucket/prefix "

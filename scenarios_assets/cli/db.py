@@ -19,7 +19,7 @@ EXIT_OK, EXIT_BAD_INPUT = 0, 2
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from scenarios_assets.cli.main import OneLineParser
+    from scenarios_assets.service.arguments import OneLineParser
     from scenarios_assets.core.data.paths import BUNDLED_OHLCV
 
     p = OneLineParser(

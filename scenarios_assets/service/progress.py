@@ -1,4 +1,5 @@
-"""What the command line shows while its Dagster runs execute, and where the wall time went.
+"""What a plan's run shows while its Dagster runs execute (the command line's terminal, the API worker's
+log), and where the wall time went.
 
 Each run's events reach the Dagster instance's event log whatever executes the steps (this process, step
 subprocesses with ``--parallel``, Dask workers): the UI reads the same log. A :class:`RunWatcher` thread
