@@ -250,7 +250,18 @@ class Pool:
 
 
 def simple_returns(log_returns: pd.DataFrame) -> np.ndarray:
-    """Daily simple returns exp(x) - 1 of a (T, N) frame of daily log returns as a float64 array, NaN as 0."""
+    """Daily simple returns of a frame of daily log returns, a missing one as 0.
+
+    Parameters
+    ----------
+    log_returns : DataFrame of shape (T, N), float64
+        Daily log returns, NaN where missing.
+
+    Returns
+    -------
+    ndarray of shape (T, N), float64
+        exp(x) - 1 (fractions), NaN replaced by 0.
+    """
     return np.nan_to_num(np.expm1(log_returns.to_numpy(np.float64)), nan=0.0)
 
 

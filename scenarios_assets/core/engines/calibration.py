@@ -98,7 +98,18 @@ CONSTANT_PRICE_RULE = ("every return in the calibration window is 0: simulated w
 
 
 def model_label(model: str, volatility_model: str) -> str:
-    """Human-readable name of a return model with its volatility model (e.g. ``GJR-GARCH(1,1,1)-t``)."""
+    """Human-readable name of a return model with its volatility model.
+
+    Parameters
+    ----------
+    model : {"garch", "gbm", "historical_distribution"}
+    volatility_model : {"gjr_garch", "garch"}
+
+    Returns
+    -------
+    str
+        E.g. ``GJR-GARCH(1,1,1)-t``, ``GBM``, ``filtered historical simulation (GARCH(1,1))``.
+    """
     if model == "garch":
         return f"{VOLATILITY_LABELS[volatility_model]}-t"
     if model == "gbm":
@@ -227,7 +238,18 @@ class CalibrationWindow:
 
 
 def years_offset(years: float) -> pd.DateOffset | pd.Timedelta:
-    """A span of ``years``: a calendar offset for whole years, else round(years x 365.25) days."""
+    """A span of ``years`` before a date.
+
+    Parameters
+    ----------
+    years : float
+        Years (> 0).
+
+    Returns
+    -------
+    pandas.DateOffset or pandas.Timedelta
+        A calendar offset of whole years, else round(years x 365.25) days.
+    """
     years = float(years)
     return pd.DateOffset(years=int(years)) if years.is_integer() else pd.Timedelta(days=round(years * 365.25))
 

@@ -53,7 +53,18 @@ def correlation(x: np.ndarray) -> np.ndarray:
 
 
 def mean_off_diagonal(c: np.ndarray) -> float:
-    """Mean of the off-diagonal entries of a square matrix ``c`` of shape (N, N) (1.0 for a 1 x 1 one)."""
+    """Mean of the off-diagonal entries of a square matrix.
+
+    Parameters
+    ----------
+    c : ndarray of shape (N, N), float64
+        E.g. a correlation matrix.
+
+    Returns
+    -------
+    float
+        (sum - trace) / (N^2 - N); 1.0 for N = 1.
+    """
     n = c.shape[0]
     return float((c.sum() - np.trace(c)) / (n * n - n)) if n > 1 else 1.0
 
@@ -90,9 +101,19 @@ def nearest_correlation(c: np.ndarray, floor: float = 1e-6) -> np.ndarray:
 
 
 def cholesky(c: np.ndarray) -> np.ndarray:
-    """Lower Cholesky factor of a correlation matrix ``c`` (N, N), projected with :func:`nearest_correlation`
-    first when it is not positive definite (e.g. a rolling window with fewer sessions than symbols and no
-    shrinkage). Returns an (N, N) float64 lower-triangular array."""
+    """Lower Cholesky factor of a correlation matrix, projected first when it is not positive definite.
+
+    Parameters
+    ----------
+    c : ndarray of shape (N, N), float64
+        A correlation matrix (e.g. of a rolling window with fewer sessions than symbols and no shrinkage,
+        which is not positive definite: :func:`nearest_correlation` is factorised instead).
+
+    Returns
+    -------
+    ndarray of shape (N, N), float64
+        L, lower triangular, with L L' = c (or its projection).
+    """
     try:
         return np.linalg.cholesky(c)
     except np.linalg.LinAlgError:
@@ -100,14 +121,35 @@ def cholesky(c: np.ndarray) -> np.ndarray:
 
 
 def push_correlation(c: np.ndarray, push: float) -> np.ndarray:
-    """rho' = rho + push (1 - rho) off the diagonal: the convex blend (1 - push) c + push 1 of the (N, N)
-    correlation ``c`` with the all-ones matrix (``push`` a fraction in [0, 1])."""
+    """Push correlations toward 1: rho' = rho + push (1 - rho) off the diagonal.
+
+    Parameters
+    ----------
+    c : ndarray of shape (N, N), float64
+        A correlation matrix.
+    push : float
+        Fraction in [0, 1].
+
+    Returns
+    -------
+    ndarray of shape (N, N), float64
+        The convex blend (1 - push) c + push 1 with the all-ones matrix (``c`` itself when ``push`` is 0).
+    """
     return c if push == 0 else (1.0 - push) * c + push
 
 
 def parse_correlation_window(spec: str) -> int | None:
-    """The rolling window of a ``correlation_matrix`` setting: ``rolling_<N>d`` -> N sessions,
-    ``full_window`` -> None.
+    """The rolling window of a ``correlation_matrix`` setting.
+
+    Parameters
+    ----------
+    spec : str
+        ``rolling_<N>d`` or ``full_window``.
+
+    Returns
+    -------
+    int or None
+        N sessions; None for ``full_window``.
 
     Raises
     ------

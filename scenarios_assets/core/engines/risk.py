@@ -75,7 +75,18 @@ def var_cvar(total_returns: np.ndarray, levels: list[float]) -> tuple[dict, dict
 
 
 def correlation_stability(historical: np.ndarray, simulated: np.ndarray) -> float:
-    """1 - mean |C_sim - C_hist| over the off-diagonal pairs of two (N, N) correlations (1.0 for N = 1)."""
+    """How well a simulated correlation keeps the historical one.
+
+    Parameters
+    ----------
+    historical, simulated : ndarray of shape (N, N), float64
+        Correlation matrices.
+
+    Returns
+    -------
+    float
+        1 - mean |C_sim - C_hist| over the off-diagonal pairs (1.0 for N = 1).
+    """
     n = historical.shape[0]
     if n < 2:
         return 1.0

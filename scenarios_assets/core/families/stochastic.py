@@ -22,9 +22,22 @@ CHUNK_ELEMENTS = 8_000_000  # scenarios are simulated in chunks of about this ma
 
 
 def chunk_size(horizon: int, n_symbols: int, paths_per_chunk: int | None = None) -> int:
-    """Paths simulated (and written) together: ``paths_per_chunk`` when configured
-    (``performance.paths_per_chunk``), else about CHUNK_ELEMENTS (day, symbol) cells per chunk. Results do
-    not depend on it (each path draws from its own seed)."""
+    """Paths simulated (and written) together. Results do not depend on it (each path draws from its own seed).
+
+    Parameters
+    ----------
+    horizon : int
+        Sessions per path.
+    n_symbols : int
+        Symbols per path.
+    paths_per_chunk : int, optional
+        ``performance.paths_per_chunk``; None or 0: by size.
+
+    Returns
+    -------
+    int
+        ``paths_per_chunk`` when given, else about ``CHUNK_ELEMENTS`` (day, symbol) cells per chunk; at least 1.
+    """
     if paths_per_chunk:
         return max(1, int(paths_per_chunk))
     return max(1, CHUNK_ELEMENTS // max(1, horizon * n_symbols))
@@ -74,8 +87,25 @@ def empty_set(family: str, ctx: GenerationContext, reason: str, **metadata) -> S
 
 
 def scenario_indices(num_scenarios: int, indices: Iterable[int] | None) -> list[int]:
-    """The scenario indices to generate: ``indices``, or 0..num_scenarios-1. ScenarioInputError when
-    ``num_scenarios`` is negative."""
+    """The scenario indices to generate.
+
+    Parameters
+    ----------
+    num_scenarios : int
+        The section's ``num_scenarios``.
+    indices : iterable of int, optional
+        A subset (a chunk or a test); None: all.
+
+    Returns
+    -------
+    list of int
+        ``indices``, or 0 .. num_scenarios - 1.
+
+    Raises
+    ------
+    ScenarioInputError
+        ``num_scenarios`` is negative (and ``indices`` is None).
+    """
     if indices is None:
         n = int(num_scenarios)
         if n < 0:
@@ -85,7 +115,12 @@ def scenario_indices(num_scenarios: int, indices: Iterable[int] | None) -> list[
 
 
 def simulated_dates(start_date: pd.Timestamp, horizon: int, calendar: str) -> np.ndarray:
-    """The ``horizon`` sessions of exchange calendar ``calendar`` after ``start_date`` (datetime64[D], (T,))."""
+    """The ``horizon`` sessions of exchange calendar ``calendar`` (e.g. XNYS, or 24/7) after ``start_date``.
+
+    Returns
+    -------
+    ndarray of shape (horizon,), datetime64[D]
+    """
     return sessions_after(start_date, horizon, calendar)
 
 
@@ -114,9 +149,34 @@ def make_scenarios(
     layout: SessionLayout | None = None,
     last_close: np.ndarray | None = None,
 ) -> list[Scenario]:
-    """Scenario objects of a chunk of equal-shaped (S, T, N) paths (each keeps a view of the chunk arrays).
+    """Scenario objects of a chunk of paths (each keeps a view of the chunk arrays).
+
     With a ``layout`` that is not the identity, the paths (over ``dates``, its steps) are laid out on the
-    symbols' own sessions first (:mod:`scenarios_assets.core.data.session_layout`), from ``last_close`` (N,)."""
+    symbols' own sessions first (:mod:`scenarios_assets.core.data.session_layout`), from ``last_close``.
+
+    Parameters
+    ----------
+    returns, prices : ndarray of shape (S, T, N), float32
+        Daily simple returns (fractions) and prices of the chunk's paths.
+    family, scenario_type, severity : str
+        Recorded on every scenario; the id is ``scenario_id(family, f"{key_prefix}_{index:04d}", severity)``.
+    indices, seeds : list of int, length S
+        Each path's index in the set and its seed.
+    key_prefix, name_prefix : str
+        Id and name prefixes.
+    dates : ndarray of shape (T,), datetime64[D]
+    symbols : list of str, length N
+    metadata : list of dict, length S
+    baseline_vol : float
+        Annualised volatility of the history's equal-weight portfolio (the volatility multiplier's base).
+    layout : SessionLayout, optional
+    last_close : ndarray of shape (N,), float64, optional
+        Needed with a non-identity ``layout``.
+
+    Returns
+    -------
+    list of Scenario
+    """
     calendars = None
     if layout is not None and not layout.identity:
         assert last_close is not None, "a session layout lays paths out from their last close"
