@@ -121,7 +121,8 @@ def load_context(data_path: str, severity: str, overrides: dict):
 # --- stages (each runs in a child process) ------------------------------------------------------------
 
 def stage_fits(data_path: str, _args) -> dict:
-    from scenarios_assets.core.families.monte_carlo import calibration_window, fit_garch
+    from scenarios_assets.core.engines.calibration import calibration_window
+    from scenarios_assets.core.engines.garch import fit_garch
 
     ctx = load_context(data_path, "moderate", {})
     cfg = ctx.config["generation"]["stochastic"]["monte_carlo"]
@@ -130,7 +131,7 @@ def stage_fits(data_path: str, _args) -> dict:
         ctx.market.close, years=cfg["fit_window_years"], min_coverage=cfg["min_coverage"],
         min_symbols_share=cfg["min_symbols_share"],
     )
-    fit = fit_garch(window, workers=int(ctx.config["performance"]["workers"]))
+    fit = fit_garch(window.log_returns, workers=int(ctx.config["performance"]["workers"]))
     seconds = time.perf_counter() - started
     return {
         "cpu_seconds": round(cpu_seconds() - cpu, 3),
@@ -147,13 +148,13 @@ def stage_fits(data_path: str, _args) -> dict:
 def stage_monte_carlo(data_path: str, args) -> dict:
     from scenarios_assets.core.library import storage
     from scenarios_assets.core.library.metrics import chunk_metrics
-    from scenarios_assets.core.families.monte_carlo import chunk_size, generate_monte_carlo
-    from scenarios_assets.core.library.validation import validate_set
+    from scenarios_assets.core.families.stochastic import chunk_size
+    from scenarios_assets.core.library.validation import generate_family, validate_set
 
     ctx = load_context(data_path, "moderate", {"generation": {"stochastic": {"monte_carlo": {"num_scenarios": args.scenarios}}}})
     rss_before = peak_rss_bytes()
     started, cpu = time.perf_counter(), cpu_seconds()
-    ss = generate_monte_carlo(ctx)
+    ss = generate_family("monte_carlo", ctx)
     seconds = time.perf_counter() - started
     cpu = cpu_seconds() - cpu
     rss = peak_rss_bytes()
@@ -210,11 +211,11 @@ def stage_monte_carlo(data_path: str, args) -> dict:
 
 
 def stage_bootstrap(data_path: str, args) -> dict:
-    from scenarios_assets.core.families.bootstrap import generate_bootstrap
+    from scenarios_assets.core.library.validation import generate_family
 
     ctx = load_context(data_path, "moderate", {"generation": {"stochastic": {"bootstrap": {"num_scenarios": args.bootstrap_scenarios}}}})
     started, cpu = time.perf_counter(), cpu_seconds()
-    ss = generate_bootstrap(ctx)
+    ss = generate_family("bootstrap", ctx)
     seconds = time.perf_counter() - started
     cpu = cpu_seconds() - cpu
     shape = ss.scenarios[0].returns.shape if ss.scenarios else (0, 0)

@@ -7,9 +7,10 @@ import pytest
 
 from scenarios_assets.core.families import bootstrap as bs
 from scenarios_assets.core.models.errors import ScenarioInputError
-from scenarios_assets.core.families.monte_carlo import calibration_window
+from scenarios_assets.core.engines.blocks import draw_block_indices
+from scenarios_assets.core.engines.calibration import calibration_window
 from scenarios_assets.core.models.severity import SEVERITIES, scenario_rng, scenario_seed
-from scenarios_assets.core.library.validation import validate_set
+from scenarios_assets.core.library.validation import collect, generate_family, validate_set
 
 N = 40
 
@@ -20,7 +21,7 @@ def overrides(**keys) -> dict:
 
 @pytest.fixture(scope="module")
 def sets(make_ctx):
-    return {sev: bs.generate_bootstrap(make_ctx(sev, overrides())) for sev in SEVERITIES}
+    return {sev: generate_family("bootstrap", make_ctx(sev, overrides())) for sev in SEVERITIES}
 
 
 def history_rows(market, ss, start=None) -> tuple[pd.DatetimeIndex, np.ndarray]:
@@ -42,7 +43,7 @@ def test_circular_blocks_are_exact_wrap_and_fill_the_horizon():
     n, horizon, size = 30, 252, 20
     wrapped = 0
     for seed in range(200):
-        idx, starts, lengths = bs.draw_block_indices(scenario_rng(seed), n, horizon, size, "circular_block")
+        idx, starts, lengths = draw_block_indices(scenario_rng(seed), n, horizon, size, "circular_block")
         assert idx.shape == (horizon,) and idx.min() >= 0 and idx.max() < n
         assert lengths.tolist() == [20] * 12 + [12]
         for k, block in enumerate(blocks_of(idx, size)):
@@ -56,7 +57,7 @@ def test_stationary_blocks_and_allowed_starts():
     n, horizon, size = 500, 252, 20
     all_lengths = []
     for seed in range(300):
-        idx, starts, lengths = bs.draw_block_indices(scenario_rng(seed), n, horizon, size, "stationary")
+        idx, starts, lengths = draw_block_indices(scenario_rng(seed), n, horizon, size, "stationary")
         assert lengths.sum() == horizon and (lengths >= 1).all()
         pos = np.concatenate([[0], np.cumsum(lengths)[:-1]])
         for p, s, length in zip(pos, starts, lengths):
@@ -65,10 +66,10 @@ def test_stationary_blocks_and_allowed_starts():
     assert np.mean(all_lengths) == pytest.approx(size, rel=0.1)
     assert len(set(all_lengths)) > 10  # random lengths, not fixed blocks
     allowed = np.array([3, 97, 250])
-    idx, starts, _ = bs.draw_block_indices(scenario_rng(1), n, horizon, size, "circular_block", allowed)
+    idx, starts, _ = draw_block_indices(scenario_rng(1), n, horizon, size, "circular_block", allowed)
     assert set(starts.tolist()) <= set(allowed.tolist())
     with pytest.raises(ScenarioInputError):
-        bs.draw_block_indices(scenario_rng(1), n, horizon, size, "moving_block")
+        draw_block_indices(scenario_rng(1), n, horizon, size, "moving_block")
 
 
 # --- generated scenarios ----------------------------------------------------------------------------
@@ -134,19 +135,19 @@ def test_severity_is_monotone_and_extreme_uses_high_volatility_blocks(sets, mark
 
 def test_chunks_and_seeds_reproduce(make_ctx):
     ctx = make_ctx("severe", overrides(sampling_method="stationary"))
-    whole = bs.generate_bootstrap(ctx, indices=range(20))
+    whole = collect(bs.stream_bootstrap(ctx, indices=range(20)))
     chunked = make_ctx("severe", {**overrides(sampling_method="stationary"), "performance": {"paths_per_chunk": 3}})
-    parts = bs.generate_bootstrap(chunked, indices=range(10)).scenarios + bs.generate_bootstrap(chunked, indices=range(10, 20)).scenarios
+    parts = collect(bs.stream_bootstrap(chunked, indices=range(10))).scenarios + collect(bs.stream_bootstrap(chunked, indices=range(10, 20))).scenarios
     for a, b in zip(whole.scenarios, parts):
         assert a.id == b.id and a.seed == b.seed
         assert np.array_equal(a.returns, b.returns) and np.array_equal(a.prices, b.prices)
         assert a.metadata["block_lengths"] == b.metadata["block_lengths"]
-    other = bs.generate_bootstrap(make_ctx("severe", {**overrides(sampling_method="stationary"), "seed": 7}), indices=[0])
+    other = collect(bs.stream_bootstrap(make_ctx("severe", {**overrides(sampling_method="stationary"), "seed": 7}), indices=[0]))
     assert not np.array_equal(other.scenarios[0].returns, whole.scenarios[0].returns)
 
 
 def test_seasonal_blocks_start_at_the_calendar_phase(make_ctx):
-    ss = bs.generate_bootstrap(make_ctx("moderate", overrides(preserve_seasonality=True, num_scenarios=10)))
+    ss = generate_family("bootstrap", make_ctx("moderate", overrides(preserve_seasonality=True, num_scenarios=10)))
     size, tol = ss.metadata["block_size_days"], ss.metadata["seasonality_tolerance_days"]
     assert ss.metadata["seasonal_fallback_positions"] == 0
     for s in ss.scenarios:
@@ -154,14 +155,14 @@ def test_seasonal_blocks_start_at_the_calendar_phase(make_ctx):
         got = pd.DatetimeIndex(s.metadata["block_starts"]).dayofyear.to_numpy()
         d = np.abs(got - targets)
         assert (np.minimum(d, 365.25 - d) <= tol).all()
-    plain = bs.generate_bootstrap(make_ctx("moderate", overrides(num_scenarios=10, preserve_seasonality=False)))
+    plain = generate_family("bootstrap", make_ctx("moderate", overrides(num_scenarios=10, preserve_seasonality=False)))
     d = np.abs(pd.DatetimeIndex(plain.scenarios[0].metadata["block_starts"]).dayofyear.to_numpy()
                - pd.DatetimeIndex(plain.scenarios[0].dates[::size]).dayofyear.to_numpy())
     assert (np.minimum(d, 365.25 - d) > tol).any()  # without it, blocks come from any time of year
 
 
 def test_automatic_block_size_and_universe(make_ctx, market):
-    ss = bs.generate_bootstrap(make_ctx("moderate", overrides(block_size_days=None, num_scenarios=5)))
+    ss = generate_family("bootstrap", make_ctx("moderate", overrides(block_size_days=None, num_scenarios=5)))
     assert ss.metadata["block_size_rule"].startswith("auto") and 2 <= ss.metadata["block_size_days"] <= 252
     # the universe: complete data over the two years before the last session with >= half the symbols
     window = calibration_window(market.close, years=2, min_coverage=1.0, min_symbols_share=0.5)

@@ -31,9 +31,9 @@ def read_parts(directory) -> pa.Table:
 
 def worker_fit_cache_sizes(client) -> list[int]:
     def size():
-        from scenarios_assets.core.families import monte_carlo
+        from scenarios_assets.core.engines import garch
 
-        return len(monte_carlo._FIT_CACHE)
+        return len(garch._FIT_CACHE)
 
     return sorted(client.run(size).values())
 

@@ -15,11 +15,15 @@ the calibrated model (``calibrate`` + ``simulate_log_returns``, the family's own
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
-from scenarios_assets.core.families import monte_carlo as mc
 from scenarios_assets.core.data.config_file import load_config
+from scenarios_assets.core.engines import calibration, correlation, garch, simulation
+from scenarios_assets.core.library.validation import generate_family
+from scenarios_assets.core.models.config import ScenarioConfig
 from scenarios_assets.core.models.severity import SEVERITIES, scenario_seed
 
 PATHS = 1000
@@ -31,18 +35,18 @@ SESSIONS_1990_2025 = 8836  # bundled SPX daily returns 1990-01-03..2025-01-31, o
 
 @pytest.fixture(scope="module")
 def setup(market):
-    cfg = load_config(None)["generation"]["stochastic"]["monte_carlo"]
-    window = mc.calibration_window(
-        market.close, years=cfg["fit_window_years"], min_coverage=cfg["min_coverage"],
-        min_symbols_share=cfg["min_symbols_share"], min_sessions=mc.MIN_FIT_OBSERVATIONS,
+    cfg = ScenarioConfig.from_mapping(load_config(None)).generation.stochastic.monte_carlo
+    window = calibration.calibration_window(
+        market.close, years=cfg.fit_window_years, min_coverage=cfg.min_coverage,
+        min_symbols_share=cfg.min_symbols_share, min_sessions=garch.MIN_FIT_OBSERVATIONS,
     )
     return cfg, window
 
 
 def simulate(window, cfg, severity, paths=PATHS, seed=SEED, **changes):
-    pm = mc.calibrate(window, {**cfg, **changes}, severity, cache_key=("faithful",), reference="SPX")
+    pm = calibration.calibrate(window, dataclasses.replace(cfg, **changes), severity, cache_key=("faithful",), reference="SPX")
     seeds = [scenario_seed(seed, "monte_carlo", severity, i) for i in range(paths)]
-    return pm, np.expm1(mc.simulate_log_returns(pm, seeds, 252).astype(np.float64))  # (S, T, N) simple returns
+    return pm, np.expm1(simulation.simulate_log_returns(pm, seeds, 252).astype(np.float64))  # (S, T, N) simple returns
 
 
 @pytest.fixture(scope="module")
@@ -80,7 +84,7 @@ def test_tails_are_finite_and_severity_never_fattens_them(paths):
     fitted = paths["moderate"][0].description["fitted_parameters"]
     assert fitted["nu_min"] < 4.0 and fitted["nu_below_min_dof"] >= 5  # AMD 3.72, BBY 3.65, LLY 3.65, WMT 3.82 ...
     nus = [paths[sev][0].nu for sev in SEVERITIES]
-    assert all(nu.min() >= mc.MIN_DOF > 4.0 for nu in nus)  # the fourth moment exists for every symbol
+    assert all(nu.min() >= garch.MIN_DOF > 4.0 for nu in nus)  # the fourth moment exists for every symbol
     assert np.array_equal(nus[0], nus[1]) and np.array_equal(nus[0], nus[2])  # severity is not a tail lever
 
 
@@ -93,12 +97,12 @@ def test_worst_index_day_stays_inside_recorded_history(paths, severity):
     pm, r = paths[severity]
     spx = r[:, :, pm.reference]
     assert spx.min() >= WORST_EVER
-    assert spx.min() >= mc.CIRCUIT_BREAKER - 1e-6
-    assert (spx <= mc.CIRCUIT_BREAKER + 1e-6).any(axis=1).sum() <= 15
+    assert spx.min() >= simulation.CIRCUIT_BREAKER - 1e-6
+    assert (spx <= simulation.CIRCUIT_BREAKER + 1e-6).any(axis=1).sum() <= 15
     # no impossible market-wide day: the audit found one extreme path with 12 symbols -50 % on one day;
     # the window's worst session had 1 of 22 symbols below -20 % (measured here: 2 / 3 / 4)
     assert (r < -0.20).sum(axis=2).max() <= 5
-    assert r.min() >= np.expm1(-mc.LOG_RETURN_CLIP) - 1e-9
+    assert r.min() >= np.expm1(-simulation.LOG_RETURN_CLIP) - 1e-9
 
 
 def test_moderate_index_tail_has_the_recorded_frequency(paths):
@@ -143,7 +147,7 @@ def test_persistence_cap_starting_variance_and_variance_targeting(setup, paths):
     cfg, window = setup
     pm = paths["moderate"][0]
     persistence = pm.alpha + pm.gamma / 2.0 + pm.beta
-    assert persistence.max() <= mc.MAX_PERSISTENCE + 1e-12
+    assert persistence.max() <= garch.MAX_PERSISTENCE + 1e-12
     # the near-integrated fits are the ones capped (GE 1.000, RRC 1.000, NVDA 0.999, XOM 0.999, CVX 0.994)
     assert pm.description["persistence_capped_symbols"] == ["CVX", "GE", "NVDA", "RRC", "XOM"]
     variance = np.nanvar(window.log_returns.to_numpy(), axis=0, ddof=1)
@@ -180,7 +184,7 @@ def test_stressed_correlation_is_the_windows_high_volatility_correlation(paths):
     for sev in SEVERITIES:
         r = paths[sev][1][:200].reshape(-1, paths[sev][1].shape[2])
         c = np.corrcoef(r, rowvar=False)
-        simulated.append(mc.mean_off_diagonal(c))
+        simulated.append(correlation.mean_off_diagonal(c))
     assert simulated[0] < simulated[1] < simulated[2]
 
 
@@ -189,7 +193,7 @@ def test_start_state_is_in_the_metadata_and_the_summary(make_ctx):
     the market data runs to 2025-02-14 (before issue 10 they were dated from 2025-02-17 without a word)."""
     from scenarios_assets.core.library.storage import summary_text
 
-    ss = mc.generate_monte_carlo(make_ctx("moderate", {"generation": {"stochastic": {"monte_carlo": {"num_scenarios": 2}}}}))
+    ss = generate_family("monte_carlo", make_ctx("moderate", {"generation": {"stochastic": {"monte_carlo": {"num_scenarios": 2}}}}))
     state = ss.metadata["start_state"]
     assert (state["date"], state["first_simulated_date"], state["market_data_end"]) == ("2022-12-28", "2022-12-29", "2025-02-14")
     assert ss.metadata["trading_calendar"] == "XNYS" and ss.scenarios[0].start_date == "2022-12-29"

@@ -1,18 +1,21 @@
 """Monte Carlo family: GARCH-t stylised facts, correlation structure, severity, reproducibility, and the
 projected tariff cycle of the historical family (which runs on the Monte Carlo engine)."""
 
+import zlib
+
 import exchange_calendars as xcals
 import numpy as np
 import pandas as pd
 import pytest
 
 from scenarios_assets.core.families import monte_carlo as mc
+from scenarios_assets.core.families import stochastic
 from scenarios_assets.core.models.errors import ScenarioInputError
 from scenarios_assets.core.families.historical import generate_historical
 from scenarios_assets.core.models.scenario import scenario_id
 from scenarios_assets.core.models.severity import SEVERITIES, scenario_seed
 from scenarios_assets.core.library.storage import timeseries_table
-from scenarios_assets.core.library.validation import validate_set
+from scenarios_assets.core.library.validation import collect, generate_family, validate_set
 
 N = 40  # paths per severity: enough for stable medians, small enough to stay fast
 
@@ -23,12 +26,12 @@ def overrides(**mc_keys) -> dict:
 
 @pytest.fixture(scope="module")
 def garch_sets(make_ctx):
-    return {sev: mc.generate_monte_carlo(make_ctx(sev, overrides())) for sev in SEVERITIES}
+    return {sev: generate_family("monte_carlo", make_ctx(sev, overrides())) for sev in SEVERITIES}
 
 
 @pytest.fixture(scope="module")
 def gbm_moderate(make_ctx):
-    return mc.generate_monte_carlo(make_ctx("moderate", overrides(return_model="gbm")))
+    return generate_family("monte_carlo", make_ctx("moderate", overrides(return_model="gbm")))
 
 
 def stacked(ss) -> np.ndarray:
@@ -149,29 +152,29 @@ def test_severity_is_monotone(garch_sets):
 
 def test_same_seed_same_paths_and_chunking_does_not_matter(make_ctx, monkeypatch):
     ctx = make_ctx("severe", overrides())
-    whole = mc.generate_monte_carlo(ctx, indices=range(20))
-    again = mc.generate_monte_carlo(ctx, indices=range(20))
-    monkeypatch.setattr(mc, "CHUNK_ELEMENTS", 3 * 252 * 30)  # chunks of 3 paths instead of all at once
-    parts = mc.generate_monte_carlo(ctx, indices=range(10)).scenarios + mc.generate_monte_carlo(ctx, indices=range(10, 20)).scenarios
+    whole = collect(mc.stream_monte_carlo(ctx, indices=range(20)))
+    again = collect(mc.stream_monte_carlo(ctx, indices=range(20)))
+    monkeypatch.setattr(stochastic, "CHUNK_ELEMENTS", 3 * 252 * 30)  # chunks of 3 paths instead of all at once
+    parts = collect(mc.stream_monte_carlo(ctx, indices=range(10))).scenarios + collect(mc.stream_monte_carlo(ctx, indices=range(10, 20))).scenarios
     assert [s.id for s in parts] == [s.id for s in whole.scenarios]
     for a, b, c in zip(whole.scenarios, again.scenarios, parts):
         assert a.seed == b.seed == c.seed
         assert np.array_equal(a.returns, b.returns) and np.array_equal(a.returns, c.returns)
         assert np.array_equal(a.prices, c.prices)
         assert a.record() == c.record()
-    other = mc.generate_monte_carlo(make_ctx("severe", {**overrides(), "seed": 43}), indices=range(2))
+    other = collect(mc.stream_monte_carlo(make_ctx("severe", {**overrides(), "seed": 43}), indices=range(2)))
     assert not np.array_equal(other.scenarios[0].returns, whole.scenarios[0].returns)
 
 
 def test_other_models_and_bad_config(make_ctx):
-    fhs = mc.generate_monte_carlo(make_ctx("moderate", overrides(return_model="historical_distribution", num_scenarios=20)))
+    fhs = generate_family("monte_carlo", make_ctx("moderate", overrides(return_model="historical_distribution", num_scenarios=20)))
     assert len(fhs) == 20 and fhs.scenarios[0].id == "monte_carlo.fhs_0000.moderate"
     assert median_symbol_kurtosis(stacked(fhs)) > 1.0 and fhs.metadata["correlation_stability"] >= 0.8
     with pytest.raises(ScenarioInputError, match="return_model"):
-        mc.generate_monte_carlo(make_ctx("moderate", overrides(return_model="levy")))
+        generate_family("monte_carlo", make_ctx("moderate", overrides(return_model="levy")))
     with pytest.raises(ScenarioInputError, match="correlation_matrix"):
-        mc.generate_monte_carlo(make_ctx("moderate", overrides(correlation_matrix="rolling_sometimes")))
-    disabled = mc.generate_monte_carlo(make_ctx("moderate", overrides(enabled=False)))
+        generate_family("monte_carlo", make_ctx("moderate", overrides(correlation_matrix="rolling_sometimes")))
+    disabled = generate_family("monte_carlo", make_ctx("moderate", overrides(enabled=False)))
     assert len(disabled) == 0 and disabled.metadata["disabled"]
 
 
@@ -197,7 +200,7 @@ def test_projected_tariff_cycle(tariff, market, make_ctx):
         assert np.isfinite(s.prices).all() and (s.prices > 0).all() and np.isfinite(s.returns).all()
         assert s.returns[s.projected].std() > 0.005  # simulated moves, not a flat extension
         assert s.seed is None and s.metadata["projection_seed"] == scenario_seed(
-            42, "historical", sev, mc.zlib.crc32(b"tariff_cycle_2025_2026"))
+            42, "historical", sev, zlib.crc32(b"tariff_cycle_2025_2026"))
     # at severe the observed part is the recorded closes, the projection starts from the last one
     severe = tariff["severe"]
     observed = ~severe.projected

@@ -16,9 +16,9 @@ from scenarios_assets.core.library.validation import (
     scenario_checks,
     stats_of,
     statistical_validity,
-    tail_reference,
     validate_set,
 )
+from scenarios_assets.core.engines.tails import tail_reference
 
 DATES = pd.bdate_range("2021-01-04", periods=60).to_numpy().astype("datetime64[D]")
 

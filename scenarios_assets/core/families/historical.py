@@ -147,26 +147,29 @@ def generate_historical(ctx) -> ScenarioSet:
 def _projected_replay(ctx, event: Event, severity: Severity, drift: pd.Series, cfg: dict,
                      reason: Skipped) -> Replay | Skipped:
     """A projected event: its observed start replayed, the rest simulated with the GARCH engine
-    (:func:`scenarios_assets.core.families.monte_carlo.project_event`); :class:`Skipped` says why it cannot be."""
+    (:func:`scenarios_assets.core.engines.projection.project_event`); :class:`Skipped` says why it cannot be."""
+    import zlib
+
     from scenarios_assets.core.data.exchange_calendar import calendar_name
-    from scenarios_assets.core.families.monte_carlo import project_event, workers_of
+    from scenarios_assets.core.engines.projection import project_event
+    from scenarios_assets.core.families.stochastic import workers_of
+    from scenarios_assets.core.models.severity import scenario_seed
 
     projection = project_event(
         ctx.market,
-        key=event.key,
         start=event.start,
         end=event.end,
         severity=severity.value,
-        base_seed=ctx.seed,
+        seed=scenario_seed(ctx.seed, FAMILY, severity.value, zlib.crc32(event.key.encode())),  # by key, not order
         scale=severity.replay_scale,
         drift=drift,
         context_days=int(cfg["include_context_days"]),
         min_coverage=float(cfg["min_coverage"]),
-        mc_cfg=ctx.config["generation"]["stochastic"]["monte_carlo"],
+        mc_cfg=ctx.settings.generation.stochastic.monte_carlo,
         symbols=list(event.symbols) if event.symbols else None,
         workers=workers_of(ctx),
         calendar=calendar_name(ctx.config),
-        reference=ctx.config["data"]["reference_symbol"],
+        reference=ctx.settings.data.reference_symbol,
     )
     if isinstance(projection, Skipped):
         return Skipped(f"{reason}; projection failed: {projection}")

@@ -136,7 +136,7 @@ def _horizon(config: dict, family: str) -> int:
 
 
 def chunk_paths(config: dict, family: str, symbols: int) -> int:
-    """Paths per chunk exactly as the family computes them (``monte_carlo.chunk_size``).
+    """Paths per chunk exactly as the family computes them (``families.stochastic.chunk_size``).
 
     Parameters
     ----------
@@ -153,7 +153,7 @@ def chunk_paths(config: dict, family: str, symbols: int) -> int:
     int
         Paths per chunk.
     """
-    from scenarios_assets.core.families.monte_carlo import chunk_size
+    from scenarios_assets.core.families.stochastic import chunk_size
 
     return chunk_size(_horizon(config, family), symbols, config["performance"].get("paths_per_chunk"))
 
@@ -231,7 +231,7 @@ def estimate(config: dict, families: list[str], severities: list[str], sizes: Si
 
 def market_sizes(market, config: dict, rows: int | None) -> Sizes:
     """The sizes of a loaded ``MarketData`` (``core.data.market``): its panel, and each stochastic family's universe
-    as the family chooses it (``monte_carlo.calibration_window`` with the family's settings; every symbol
+    as the family chooses it (``engines.calibration.calibration_window`` with the family's settings; every symbol
     when the window cannot be found: the family will then be skipped).
 
     Parameters
@@ -248,7 +248,8 @@ def market_sizes(market, config: dict, rows: int | None) -> Sizes:
     Sizes
         The panel's sessions and symbols, and each stochastic family's universe size.
     """
-    from scenarios_assets.core.families.monte_carlo import CalibrationError, calibration_window
+    from scenarios_assets.core.engines.calibration import calibration_window
+    from scenarios_assets.core.models.errors import CalibrationError
 
     universe = {}
     for family, years_key, min_sessions in (("monte_carlo", "fit_window_years", 250), ("bootstrap", "history_years", 20)):

@@ -12,7 +12,7 @@ Which family gets which check (see ``SET_CHECKS``):
 * ``statistical_validity`` (warning): monte_carlo and bootstrap, the families that *generate* returns.
   The share of daily returns beyond 3 sigma (each scenario x symbol column standardised by its own mean
   and standard deviation, pooled over the set) is compared with the expected share: the calibration
-  history's rate when the family records ``metadata["tail_reference"]`` (see :func:`tail_reference`),
+  history's rate when the family records ``metadata["tail_reference"]`` (see :func:`scenarios_assets.core.engines.tails.tail_reference`),
   else what a Student-t fitted (maximum likelihood) to the set's own standardised returns predicts. It
   passes within a factor of ``TAIL_TOLERANCE`` either way, widened by three binomial standard errors, so
   heavy tails as such never fail it (a normal distribution's 0.27 % is not the bound). Historical and
@@ -40,17 +40,14 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
-from scipy import stats
 
+from scenarios_assets.core.engines.tails import TAIL_SIGMA, standardised_columns, student_t_rate
 from scenarios_assets.core.families.context import GenerationContext
 from scenarios_assets.core.families.registry import family_stream
 from scenarios_assets.core.models.scenario import Scenario, ScenarioSet, ScenarioStream
 
 MIN_COVERAGE = 0.95
-TAIL_SIGMA = 3.0
 TAIL_TOLERANCE = 2.0  # observed/expected exceedance ratio accepted either way
-MIN_TAIL_COLUMN = 20  # a scenario x symbol column needs this many returns to be standardised
-MAX_TAIL_SAMPLE = 20_000  # standardised returns used for the Student-t fit (deterministic stride)
 MIN_CORRELATION_STABILITY = 0.8  # where the family claims to keep the historical structure (moderate)
 MIN_STRESSED_CORRELATION_STABILITY = 0.5  # severe/extreme move correlations on purpose; below this the structure is lost
 MIN_UNIQUE_SCENARIOS = 50
@@ -536,67 +533,6 @@ def events_accounted(ss: SetStats) -> dict:
 
 
 # --- statistical validity -------------------------------------------------------------------------
-
-def standardised_columns(returns: np.ndarray, min_length: int = MIN_TAIL_COLUMN) -> np.ndarray:
-    """Pooled z-scores of the columns of a (T, N) return block, each column by its own mean and std."""
-    block = np.asarray(returns, dtype=np.float64)
-    if block.ndim == 1:
-        block = block[:, None]
-    finite = np.isfinite(block)
-    counts = finite.sum(axis=0)
-    keep = counts >= min_length
-    if not keep.any():
-        return np.array([])
-    block, finite, counts = block[:, keep], finite[:, keep], counts[keep]
-    values = np.where(finite, block, 0.0)
-    mean = values.sum(axis=0) / counts
-    var = (np.where(finite, block - mean, 0.0) ** 2).sum(axis=0) / np.maximum(counts - 1, 1)
-    std = np.sqrt(var)
-    ok = std > 0
-    z = (block[:, ok] - mean[ok]) / std[ok]
-    return z[finite[:, ok]]
-
-
-def exceedance_rate(z: np.ndarray, sigma: float = TAIL_SIGMA) -> float:
-    return float(np.mean(np.abs(z) > sigma)) if z.size else float("nan")
-
-
-def student_t_rate(z: np.ndarray, sigma: float = TAIL_SIGMA) -> tuple[float, float]:
-    """(degrees of freedom, share beyond ``sigma`` sample standard deviations from the sample mean) that a
-    Student-t fitted by maximum likelihood to ``z`` predicts (fit on a deterministic stride subsample of at
-    most MAX_TAIL_SAMPLE values)."""
-    sample = z[:: max(1, z.size // MAX_TAIL_SAMPLE)]
-    df, loc, scale = stats.t.fit(sample)
-    centre, cut = float(np.mean(sample)), sigma * float(np.std(sample, ddof=1))
-    rate = stats.t.sf(centre + cut, df, loc, scale) + stats.t.cdf(centre - cut, df, loc, scale)
-    return float(min(df, 1e6)), float(rate)
-
-
-def tail_reference(history_returns, window: int | None = None, sigma: float = TAIL_SIGMA, source: str = "") -> dict:
-    """The calibration history's tail figures, for ``ScenarioSet.metadata["tail_reference"]``.
-
-    ``history_returns`` is a (T, N) array or DataFrame of daily simple returns. With ``window`` (the
-    scenarios' path length) the history is cut into consecutive windows of that length per symbol and
-    standardised within each, as :func:`statistical_validity` standardises each scenario column.
-    """
-    block = np.asarray(history_returns, dtype=np.float64)
-    if block.ndim == 1:
-        block = block[:, None]
-    if window and window < block.shape[0]:
-        usable = (block.shape[0] // window) * window
-        block = block[-usable:].reshape(usable // window, window, -1).transpose(1, 0, 2).reshape(window, -1)
-    z = standardised_columns(block, min_length=min(MIN_TAIL_COLUMN, block.shape[0]))
-    df, t_rate = student_t_rate(z, sigma) if z.size >= 100 else (float("nan"), float("nan"))
-    return {
-        "exceedance_rate": exceedance_rate(z, sigma),
-        "sigma": sigma,
-        "window": window,
-        "observations": int(z.size),
-        "student_t_df": df,
-        "student_t_rate": t_rate,
-        "source": source or "daily simple returns of the calibration history",
-    }
-
 
 def statistical_validity(ss: SetStats) -> dict:
     """Share of returns beyond 3 sigma against the expected share (see the module docstring).
