@@ -310,7 +310,7 @@ def preflight(plan: Plan) -> str:
         check_scheduler(plan.dask_scheduler)
     generation = plan.config["generation"]
     load_events(generation["historical"]["include_full_cycles"], generation["historical"]["events"])
-    select_definitions(generation["stress"])
+    select_definitions(generation["stress"]["include"])
 
     from scenarios_assets.core.library.footprint import market_sizes
 

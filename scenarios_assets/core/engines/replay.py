@@ -37,7 +37,25 @@ from scenarios_assets.core.models.scenario import ANNUALISATION, Skipped, portfo
 @dataclass(frozen=True)
 class Replay:
     """A replayed window: dates, symbols, scaled returns and prices, per-symbol coverage; for a projected
-    event also the per-date flag of simulated dates and the projection's metadata."""
+    event also the per-date flag of simulated dates and the projection's metadata.
+
+    Attributes
+    ----------
+    dates : ndarray of shape (n_sessions,), datetime64[D]
+    symbols : list of str
+        The n_symbols replayed.
+    returns : ndarray of shape (n_sessions, n_symbols), float64
+        Simple daily returns; NaN where a symbol has no close.
+    prices : ndarray of shape (n_sessions, n_symbols), float64
+    coverage : dict
+        Symbol -> fraction of the event's sessions with a close, rounded to 4 digits.
+    projected : ndarray of shape (n_sessions,), bool, or None
+        For a projected event, True on the simulated dates.
+    metadata : dict
+        The projection's metadata (empty for a plain replay).
+    high, low : ndarray of shape (n_sessions, n_symbols), float32, or None
+        The recorded bar, scaled like the closes; NaN without one; None when no symbol has a bar.
+    """
 
     dates: np.ndarray
     symbols: list[str]
@@ -78,37 +96,49 @@ def replay_window(
     symbols: list[str] | None = None,
     bars: tuple[pd.DataFrame, pd.DataFrame] | None = None,
 ) -> Replay | Skipped:
-    """Replay [start, end] (plus context sessions each side) of ``close`` (dates x symbols) at severity scale
-    ``scale`` around c = max(``drift``, the window's mean) per symbol (module docstring); :class:`Skipped` says why it
-    cannot be. ``bars``: the (high, low) panels aligned with ``close`` (``MarketData.high`` / ``low``), whose
-    sessions in the window the replay carries, transformed like the closes (module docstring)."""
+    """Replay the window [start, end] of recorded closes at a severity scale (module docstring).
+
+    Each symbol's log price is mapped to ``trend + k (log P - trend) - (k^2 - 1) v / 2 * s``, with s the
+    sessions since its first close in the block, the trend the line through that close at slope
+    c = max(drift, the window's mean daily log return) and v the sample variance of its daily log returns
+    over the window. The block starts one session before the window where there is one, to anchor the
+    first day's return. The symbols kept are those with a close on at
+    least ``min_coverage`` of the event's sessions (business days beyond the data count as missing);
+    context sessions extend the window only as far as every kept symbol has data.
+
+    Parameters
+    ----------
+    close : DataFrame of float, sessions x symbols
+        Recorded closes (NaN where a symbol has none), indexed by session.
+    start, end : Timestamp
+        The event's first and last day.
+    scale : float
+        k, the severity scale (0.5 moderate, 1.0 severe: the recorded closes, 1.5 extreme).
+    drift : Series of float
+        Each symbol's long-run drift, mean daily log return (missing: 0).
+    context_days : int, default 0
+        Sessions of context added each side of the window.
+    min_coverage : float, default 0.95
+        Fraction of the event's sessions a symbol needs a close on.
+    symbols : list of str, optional
+        The candidate symbols (default: every column of ``close``).
+    bars : tuple of (DataFrame, DataFrame), optional
+        The (high, low) panels aligned with ``close`` (``MarketData.high`` / ``low``); the replay carries
+        their sessions in the window, transformed like the closes.
+
+    Returns
+    -------
+    Replay or Skipped
+        The replay: ``prices`` and ``returns`` (simple daily returns; 0 on a symbol's first close in the
+        block, NaN without a close) of shape (n_sessions, n_kept), float64; or why it cannot be: the window lies outside
+        the data, holds fewer than two sessions of it, none of ``symbols`` is in the data, or no symbol
+        reaches ``min_coverage``.
+    """
+    selected = _select_window(close, start, end, context_days, min_coverage, symbols)
+    if isinstance(selected, Skipped):
+        return selected
+    i0, i1, candidates, chosen, coverage = selected
     calendar = close.index
-    first, last = calendar[0], calendar[-1]
-    if end < first or start > last:
-        return Skipped(f"window {start.date()}..{end.date()} lies outside the market data ({first.date()}..{last.date()})")
-    i0 = max(int(calendar.searchsorted(start, "left")) - context_days, 0)
-    i1 = min(int(calendar.searchsorted(end, "right")) - 1 + context_days, len(calendar) - 1)
-    if i1 <= i0:
-        return Skipped(f"window {start.date()}..{end.date()} holds fewer than two trading days of the market data")
-    candidates = [s for s in (symbols or close.columns) if s in close.columns]
-    if not candidates:
-        return Skipped(f"none of its symbols ({', '.join(symbols or [])}) is in the market data")
-    coverage = _coverage(close.iloc[i0 : i1 + 1][candidates], start, end, first, last)
-    chosen = [s for s in candidates if coverage[s] >= min_coverage]
-    if not chosen:
-        best = coverage.idxmax()
-        return Skipped(
-            f"no symbol covers at least {min_coverage:.0%} of the window {start.date()}..{end.date()} "
-            f"(best: {best} with {coverage[best]:.0%}; data {first.date()}..{last.date()})"
-        )
-    # Context sessions extend the window only as far as every chosen symbol has data.
-    seen = close[chosen].notna().to_numpy()
-    first_rows = np.argmax(seen, axis=0)
-    last_rows = len(seen) - 1 - np.argmax(seen[::-1], axis=0)
-    e0 = int(calendar.searchsorted(start, "left"))
-    e1 = int(calendar.searchsorted(end, "right")) - 1
-    i0 = max(i0, min(int(first_rows.max()), e0))
-    i1 = min(i1, max(int(last_rows.min()), e1))
     window = close.iloc[i0 : i1 + 1][candidates]
     block = close.iloc[max(i0 - 1, 0) : i1 + 1][chosen].to_numpy(np.float64)
     has_anchor_row = i0 > 0
@@ -144,6 +174,41 @@ def replay_window(
     return Replay(dates, chosen, returns, prices, {s: round(float(coverage[s]), 4) for s in chosen}, high=high, low=low)
 
 
+def _select_window(close: pd.DataFrame, start: pd.Timestamp, end: pd.Timestamp, context_days: int,
+                   min_coverage: float, symbols: list[str] | None
+                   ) -> tuple[int, int, list[str], list[str], pd.Series] | Skipped:
+    """The rows [i0, i1] of ``close`` to replay, the candidate and chosen symbols and the candidates'
+    coverage (:func:`replay_window`), or why there are none."""
+    calendar = close.index
+    first, last = calendar[0], calendar[-1]
+    if end < first or start > last:
+        return Skipped(f"window {start.date()}..{end.date()} lies outside the market data ({first.date()}..{last.date()})")
+    i0 = max(int(calendar.searchsorted(start, "left")) - context_days, 0)
+    i1 = min(int(calendar.searchsorted(end, "right")) - 1 + context_days, len(calendar) - 1)
+    if i1 <= i0:
+        return Skipped(f"window {start.date()}..{end.date()} holds fewer than two trading days of the market data")
+    candidates = [s for s in (symbols or close.columns) if s in close.columns]
+    if not candidates:
+        return Skipped(f"none of its symbols ({', '.join(symbols or [])}) is in the market data")
+    coverage = _coverage(close.iloc[i0 : i1 + 1][candidates], start, end, first, last)
+    chosen = [s for s in candidates if coverage[s] >= min_coverage]
+    if not chosen:
+        best = coverage.idxmax()
+        return Skipped(
+            f"no symbol covers at least {min_coverage:.0%} of the window {start.date()}..{end.date()} "
+            f"(best: {best} with {coverage[best]:.0%}; data {first.date()}..{last.date()})"
+        )
+    # Context sessions extend the window only as far as every chosen symbol has data.
+    seen = close[chosen].notna().to_numpy()
+    first_rows = np.argmax(seen, axis=0)
+    last_rows = len(seen) - 1 - np.argmax(seen[::-1], axis=0)
+    e0 = int(calendar.searchsorted(start, "left"))
+    e1 = int(calendar.searchsorted(end, "right")) - 1
+    i0 = max(i0, min(int(first_rows.max()), e0))
+    i1 = min(i1, max(int(last_rows.min()), e1))
+    return i0, i1, candidates, chosen, coverage
+
+
 def _replay_bars(bars, first, last, chosen: list[str], scaled_map, anchor: np.ndarray, has_anchor_row: bool):
     """(high, low) float32 (T, N) of the replayed sessions [first, last] of the (high, low) panels ``bars``
     through the closes' ``scaled_map``; NaN on a symbol's first row (``anchor``: no previous close in the
@@ -161,14 +226,35 @@ def _replay_bars(bars, first, last, chosen: list[str], scaled_map, anchor: np.nd
 
 
 def market_bars(market) -> tuple[pd.DataFrame, pd.DataFrame] | None:
-    """The market data's (high, low) panels for :func:`replay_window`, or None when it has no bar."""
+    """The market data's bar panels for :func:`replay_window`.
+
+    Parameters
+    ----------
+    market : MarketData
+        Read for its ``high`` and ``low`` attributes (DataFrames aligned with ``close``).
+
+    Returns
+    -------
+    tuple of (DataFrame, DataFrame) or None
+        (high, low); None when the market data has no ``low``.
+    """
     low = getattr(market, "low", None)
     return None if low is None else (market.high, low)
 
 
 def bar_metadata(replay: Replay) -> dict:
-    """``bar_symbols``: the symbols with a recorded bar on at least one session of the replay (their
-    ``high`` / ``low`` columns; the others have closes only)."""
+    """The replay's ``bar_symbols`` metadata.
+
+    Parameters
+    ----------
+    replay : Replay
+
+    Returns
+    -------
+    dict
+        ``{"bar_symbols": [...]}``: the symbols with a recorded low on at least one session of the replay
+        (their ``high`` / ``low`` columns; the others have closes only).
+    """
     if replay.low is None:
         return {"bar_symbols": []}
     has = np.isfinite(replay.low).any(axis=0)
@@ -176,6 +262,21 @@ def bar_metadata(replay: Replay) -> dict:
 
 
 def portfolio_volatility(history_returns: pd.DataFrame, symbols: list[str]) -> float:
-    """Long-run annualised volatility of the equal-weight portfolio of ``symbols``."""
+    """Long-run annualised volatility of the equal-weight, daily rebalanced portfolio of ``symbols`` (those
+    with a return on each day, :func:`~scenarios_assets.core.models.scenario.portfolio_returns`).
+
+    Parameters
+    ----------
+    history_returns : DataFrame of float, sessions x symbols
+        Simple daily returns over the whole history (its first row, the NaN of the first difference, is
+        dropped).
+    symbols : list of str
+        The portfolio's symbols.
+
+    Returns
+    -------
+    float
+        Sample standard deviation (ddof=1) of the portfolio's daily returns times ``sqrt(252)``, a fraction.
+    """
     port = portfolio_returns(history_returns[symbols].to_numpy(np.float64)[1:])
     return float(np.std(port, ddof=1) * np.sqrt(ANNUALISATION))
