@@ -78,5 +78,10 @@ def sessions_between(first, last, name: str = DEFAULT_CALENDAR) -> np.ndarray:
 
 
 def calendar_name(config: dict) -> str:
-    """The configured trading calendar (``data.trading_calendar``)."""
-    return str((config.get("data") or {}).get("trading_calendar") or DEFAULT_CALENDAR)
+    """The configured trading calendar (``data.trading_calendar``) of a config mapping."""
+    return configured_calendar((config.get("data") or {}).get("trading_calendar"))
+
+
+def configured_calendar(name: str | None) -> str:
+    """The trading calendar named ``name`` (``data.trading_calendar``), ``DEFAULT_CALENDAR`` when unset."""
+    return str(name or DEFAULT_CALENDAR)

@@ -27,6 +27,7 @@ A universe whose symbols all keep the primary calendar's sessions over the horiz
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -45,10 +46,16 @@ CONVENTION = (
 
 
 def symbol_calendars(symbols: list[str], config: dict, seven_day: list[str] | None = None) -> dict[str, str]:
-    """symbol -> calendar name for ``symbols``: ``data.symbol_calendars`` where configured, ``24/7`` for a
-    seven-day symbol of the data (``MarketData.report["seven_day_symbols"]``), else ``data.trading_calendar``."""
-    primary = calendar_name(config)
+    """symbol -> calendar name for ``symbols`` from a config mapping (:func:`calendars_of`)."""
     configured = (config.get("data") or {}).get("symbol_calendars") or {}
+    return calendars_of(symbols, calendar_name(config), configured, seven_day)
+
+
+def calendars_of(symbols: list[str], primary: str, configured: Mapping[str, str],
+                 seven_day: list[str] | None = None) -> dict[str, str]:
+    """symbol -> calendar name for ``symbols``: ``configured`` (``data.symbol_calendars``) where it names one,
+    ``24/7`` for a seven-day symbol of the data (``MarketData.report["seven_day_symbols"]``), else ``primary``
+    (``data.trading_calendar``)."""
     seven = set(seven_day or [])
     return {s: str(configured.get(s) or (SEVEN_DAY if s in seven else primary)) for s in symbols}
 

@@ -56,9 +56,9 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from scenarios_assets.core.data.exchange_calendar import calendar_name, sessions_after
+from scenarios_assets.core.data.exchange_calendar import configured_calendar, sessions_after
 from scenarios_assets.core.data.market import constant_columns
-from scenarios_assets.core.data.session_layout import CONVENTION, SessionLayout, symbol_calendars
+from scenarios_assets.core.data.session_layout import CONVENTION, SessionLayout, calendars_of
 from scenarios_assets.core.engines.replay import portfolio_volatility
 from scenarios_assets.core.engines.shocks import (
     estimate_beta,
@@ -711,13 +711,15 @@ def prepare_inputs(ctx: GenerationContext, definitions: list[StressDefinition]) 
         recent = col.iloc[-5:].dropna() if len(col) else col
         rates0[tenor] = float(recent.iloc[-1]) if len(recent) else None
     horizon = max((d.horizon_days for d in definitions), default=1)
-    dates = pd.DatetimeIndex(sessions_after(anchor.date, horizon, calendar_name(ctx.config)))
+    primary = configured_calendar(ctx.settings.data.trading_calendar)
+    dates = pd.DatetimeIndex(sessions_after(anchor.date, horizon, primary))
     return StressInputs(
         anchor, exposures, daily_vol, hist_corr, np.linalg.cholesky(hist_corr), average_correlation(hist_corr),
         defensive, vix0, rates0, dates, np.array([s == market.reference.name for s in anchor.symbols]) | flat,
         tuple(sym for sym, f in zip(anchor.symbols, flat) if f),
-        symbol_calendars(list(anchor.symbols), ctx.config, market.report.get("seven_day_symbols")),
-        calendar_name(ctx.config),
+        calendars_of(list(anchor.symbols), primary, ctx.settings.data.symbol_calendars,
+                     market.report.get("seven_day_symbols")),
+        primary,
     )
 
 
