@@ -98,13 +98,10 @@ def replay_window(
 ) -> Replay | Skipped:
     """Replay the window [start, end] of recorded closes at a severity scale (module docstring).
 
-    Each symbol's log price is mapped to ``trend + k (log P - trend) - (k^2 - 1) v / 2 * s``, with s the
-    sessions since its first close in the block, the trend the line through that close at slope
-    c = max(drift, the window's mean daily log return) and v the sample variance of its daily log returns
-    over the window. The block starts one session before the window where there is one, to anchor the
-    first day's return. The symbols kept are those with a close on at
-    least ``min_coverage`` of the event's sessions (business days beyond the data count as missing);
-    context sessions extend the window only as far as every kept symbol has data.
+    Log prices map to ``trend + k (log P - trend) - (k^2 - 1) v / 2 * s``: s sessions since a symbol's first
+    close, trend the line through it at slope c = max(drift, the window's mean daily log return), v the
+    variance of its daily log returns. Symbols need a close on ``min_coverage`` of the event's sessions
+    (business days beyond the data count as missing); context stops where a kept symbol's data does.
 
     Parameters
     ----------
@@ -121,18 +118,16 @@ def replay_window(
     min_coverage : float, default 0.95
         Fraction of the event's sessions a symbol needs a close on.
     symbols : list of str, optional
-        The candidate symbols (default: every column of ``close``).
+        Candidates (default: every column of ``close``).
     bars : tuple of (DataFrame, DataFrame), optional
-        The (high, low) panels aligned with ``close`` (``MarketData.high`` / ``low``); the replay carries
-        their sessions in the window, transformed like the closes.
+        (high, low) panels aligned with ``close``, carried for the window's sessions, mapped like the closes.
 
     Returns
     -------
     Replay or Skipped
-        The replay: ``prices`` and ``returns`` (simple daily returns; 0 on a symbol's first close in the
-        block, NaN without a close) of shape (n_sessions, n_kept), float64; or why it cannot be: the window lies outside
-        the data, holds fewer than two sessions of it, none of ``symbols`` is in the data, or no symbol
-        reaches ``min_coverage``.
+        ``prices`` and ``returns`` (simple daily; 0 on a symbol's first close in the block, NaN without
+        one) of shape (n_sessions, n_kept), float64; or why not: the window is outside the data or holds
+        under two of its sessions, no symbol of ``symbols`` is in the data or reaches ``min_coverage``.
     """
     selected = _select_window(close, start, end, context_days, min_coverage, symbols)
     if isinstance(selected, Skipped):
@@ -163,15 +158,22 @@ def replay_window(
         return trend + scale * (log_x - trend) - drag * (steps - anchor)
 
     prices = np.exp(scaled_map(log_p))
-    returns = np.full_like(prices, np.nan)
-    returns[1:] = prices[1:] / prices[:-1] - 1.0
-    returns[anchor, cols] = 0.0
-    returns[~valid] = np.nan
+    returns = _simple_returns(prices, anchor, valid)
     high, low = _replay_bars(bars, calendar[max(i0 - 1, 0)], calendar[i1], chosen, scaled_map, anchor, has_anchor_row)
     if has_anchor_row:  # the session before the window only anchors the first day's return
         prices, returns = prices[1:], returns[1:]
     dates = window.index.to_numpy().astype("datetime64[D]")
     return Replay(dates, chosen, returns, prices, {s: round(float(coverage[s]), 4) for s in chosen}, high=high, low=low)
+
+
+def _simple_returns(prices: np.ndarray, anchor: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    """Simple returns (T, N) of the block's ``prices``: 0 on each symbol's first close (row ``anchor``), NaN
+    where it has none (``valid`` False)."""
+    returns = np.full_like(prices, np.nan)
+    returns[1:] = prices[1:] / prices[:-1] - 1.0
+    returns[anchor, np.arange(prices.shape[1])] = 0.0
+    returns[~valid] = np.nan
+    return returns
 
 
 def _select_window(close: pd.DataFrame, start: pd.Timestamp, end: pd.Timestamp, context_days: int,

@@ -442,7 +442,7 @@ def build_scenario(defn: StressDefinition, severity: str, inputs: StressInputs, 
     Parameters
     ----------
     defn : StressDefinition
-        The test (its figures are the ``severe`` calibration, sourced in ``reference/stress_tests.yaml``).
+        The test; its figures are the ``severe`` calibration.
     severity : str
         ``moderate``, ``severe`` or ``extreme`` (k = 0.5 / 1.0 / 1.5, :func:`~scenarios_assets.core.engines.shocks.scaled`).
     inputs : StressInputs
@@ -450,21 +450,26 @@ def build_scenario(defn: StressDefinition, severity: str, inputs: StressInputs, 
     cfg : StressConfig
         ``noise``, ``common_noise`` and ``intraday_minutes``.
     base_seed : int
-        The config's seed; the noise is seeded per test (CRC-32 of its key) and per severity, or with the
-        ``severe`` key for every severity with ``common_noise``.
+        The config's seed; the noise is seeded per test (CRC-32 of its key) and per severity (the ``severe``
+        key for every severity with ``common_noise``).
 
     Returns
     -------
     Scenario
-        ``horizon_days`` sessions after the anchor of simple returns and prices, laid out on each symbol's calendar where they differ; ``extra``: the liquidity multipliers
-        and a flash crash's session-1 ``high`` / ``low``; ``metadata``: the applied shocks, the factor paths
-        (VIX, rates, credit, USD, liquidity, volatility multiplier), the noise and the sources.
+        ``horizon_days`` sessions after the anchor (simple returns, prices), on each symbol's calendar;
+        ``extra``: liquidity multipliers, a flash crash's session-1 ``high`` / ``low``; ``metadata``: the
+        applied shocks, the factor paths (VIX, rates, credit, USD, liquidity, volatility), noise, sources.
 
     Raises
     ------
     ScenarioInputError
-        A correlation breakdown outside the horizon, a flash crash without an ``intraday`` block or with an
+        A correlation breakdown outside the horizon; a flash crash without an ``intraday`` block or with an
         impossible timing.
+
+    References
+    ----------
+    Each test's figures and their public sources: ``reference/stress_tests.yaml`` (``sources``, carried into
+    ``metadata["sources"]``); betas and sector exposures: ``reference/sectors.yaml``.
     """
     anchor = inputs.anchor
     horizon = int(defn.horizon_days)
@@ -479,19 +484,16 @@ def build_scenario(defn: StressDefinition, severity: str, inputs: StressInputs, 
     seed = scenario_seed(base_seed, FAMILY, noise_severity, zlib.crc32(defn.key.encode()) & 0x7FFFFFFF)
     log_path, correction = _log_path(defn, severity, inputs, frac[:, None] * shocks[None, :], (intensity, vol_path),
                                      applied, seed if cfg.noise else None)
-
     log_prices = np.log(anchor.prices)[None, :] + log_path
     prices = np.exp(log_prices)
     steps = np.diff(np.vstack([np.log(anchor.prices)[None, :], log_prices]), axis=0)
     returns = np.expm1(steps)
     dates = inputs.dates[:horizon]
-
     factor_paths, extra = _factor_paths(defn, severity, inputs, frac, intensity, vol_path, applied, n)
-    if defn.intraday:
-        extra.update(intraday_bar(_intraday_path_of(defn, severity, int(cfg.intraday_minutes)), log_path, anchor.prices))
     metadata = _scenario_metadata(defn, severity, inputs, shocks, applied, factor_paths,
                                   _noise_metadata(cfg, noise_severity, (defn.full_shock_day, horizon), correction))
     if defn.intraday:
+        extra.update(intraday_bar(_intraday_path_of(defn, severity, int(cfg.intraday_minutes)), log_path, anchor.prices))
         metadata["intraday"] = _intraday_metadata(defn, severity, int(cfg.intraday_minutes))
     dates, returns, prices, extra, calendars = _on_symbol_calendars(
         inputs, dates.to_numpy().astype("datetime64[D]"), returns, prices, extra, seed,
