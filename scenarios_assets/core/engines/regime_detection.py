@@ -189,7 +189,16 @@ def drawdown_bears(close: pd.Series, min_decline: float) -> pd.Series:
 
 
 def bear_rule(cfg: RegimeConfig) -> str:
-    """The configured bear rule (``drawdown`` or ``trend``).
+    """The configured bear rule.
+
+    Parameters
+    ----------
+    cfg : RegimeConfig
+
+    Returns
+    -------
+    str
+        ``drawdown`` or ``trend``.
 
     Raises
     ------
@@ -240,8 +249,22 @@ def raw_regimes(features: pd.DataFrame, cfg: RegimeConfig) -> pd.DataFrame:
 def min_segment_days(cfg: RegimeConfig, regime: str) -> int:
     """Minimum sessions of a segment of ``regime``.
 
-    ``cfg.min_regime_days[regime]`` (the seed's), except drawdown bears, which the depth of the fall
-    defines: 2 (a segment needs a return).
+    Parameters
+    ----------
+    cfg : RegimeConfig
+    regime : str
+        One of :data:`REGIME_TYPES`.
+
+    Returns
+    -------
+    int
+        ``cfg.min_regime_days[regime]`` (the seed's), except for drawdown bears, which the depth of the fall
+        defines: 2 (a segment needs a return).
+
+    Raises
+    ------
+    ScenarioInputError
+        Unknown ``bear_rule``.
     """
     if regime == "bear" and bear_rule(cfg) == "drawdown":
         return 2

@@ -63,7 +63,17 @@ def baseline_correlation(log_returns: pd.DataFrame, symbols: list[str], anchor: 
 
 
 def average_correlation(corr: np.ndarray) -> float:
-    """Mean off-diagonal entry of a correlation matrix of shape (n, n); 0 for n <= 1."""
+    """Mean off-diagonal entry of a correlation matrix.
+
+    Parameters
+    ----------
+    corr : ndarray of shape (n, n), float64
+
+    Returns
+    -------
+    float
+        The mean pairwise correlation; 0 for n <= 1.
+    """
     n = corr.shape[0]
     return float((corr.sum() - n) / (n * n - n)) if n > 1 else 0.0
 

@@ -153,6 +153,10 @@ class StressDefinition:
 def load_stress_tests() -> list[StressDefinition]:
     """Every stress test of ``reference/stress_tests.yaml``, in catalog order.
 
+    Returns
+    -------
+    list of StressDefinition
+
     Raises
     ------
     ScenarioInputError
