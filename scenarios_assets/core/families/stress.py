@@ -14,13 +14,14 @@ stay finite and positive whatever the shock:
   towards the stress correlation with weight ``w(t) = |f(t)|`` (the intensity). The noise is a bridge
   pinned to zero at the profile's full-shock session and at the horizon, so the calibrated trough and
   end state are exactly the documented figures, and it is kept inside the band of the calibrated path
-  (:func:`~scenarios_assets.core.engines.stress_noise.bounded_noise`): a symbol never goes below its calibrated lowest level (the trough: noise never
-  deepens it) nor more than NOISE_TOLERANCE (1 % in log) above its highest level (the anchor for a
-  falling symbol), so its deepest point is the calibrated one and its max drawdown within 1 pp of it (a
-  path without a calibrated fall stays within +-0.5 %). The equal-weight portfolio is then pinned and banded
-  the same way (:func:`~scenarios_assets.core.engines.stress_noise.pin_portfolio`) by a common daily factor on the symbols other than the reference
-  index, which moves them off their banded paths (Credit Spread Widening: up to 8 % in log at severe, 11 %
-  at extreme); the index keeps its band exactly.
+  (:func:`~scenarios_assets.core.engines.stress_noise.bounded_noise`): a symbol never goes below its
+  calibrated lowest level (the trough: noise never deepens it) nor more than NOISE_TOLERANCE (1 % in log)
+  above its highest level (the anchor for a falling symbol), so its deepest point is the calibrated one and
+  its max drawdown within 1 pp of it (a path without a calibrated fall stays within +-0.5 %). The
+  equal-weight portfolio is then pinned and banded the same way
+  (:func:`~scenarios_assets.core.engines.stress_noise.pin_portfolio`) by a common daily factor on the
+  symbols other than the reference index, which moves them off their banded paths (Credit Spread
+  Widening: up to 8 % in log at severe, 11 % at extreme); the index keeps its band exactly.
   The noise room shrinks smoothly (``room * tanh(noise / room)``) toward the band's edges.
 
 The numerics are engines: the severity scaling, the profiles and the flash crashes' minute path in
