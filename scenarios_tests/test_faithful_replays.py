@@ -15,7 +15,8 @@ import pytest
 
 from scenarios_assets.reference import load_reference
 from scenarios_assets.core.families.historical import generate_historical
-from scenarios_assets.core.families.regime import drawdown_bears, generate_regimes
+from scenarios_assets.core.engines.regime_detection import drawdown_bears
+from scenarios_assets.core.families.regime import generate_regimes
 from scenarios_assets.core.models.severity import SEVERITIES
 
 BEARS = {

@@ -13,7 +13,8 @@ import pytest
 
 from scenarios_assets.core.models.severity import SEVERITIES
 from scenarios_assets.core.library.storage import TIMESERIES_SCHEMA, timeseries_table
-from scenarios_assets.core.families.stress import bounded_noise, generate_stress
+from scenarios_assets.core.engines.stress_noise import bounded_noise
+from scenarios_assets.core.families.stress import generate_stress
 
 PLAIN = {"generation": {"stress": {"noise": False}}}
 

@@ -8,24 +8,23 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from scenarios_assets.core.models.config import default_config
+from scenarios_assets.core.models.config import ScenarioConfig, default_config
 from scenarios_assets.core.data.market import build_market_data, read_ohlcv, validate_ohlcv
 from scenarios_assets.core.data.paths import BUNDLED_OHLCV
-from scenarios_assets.core.families.regime import (
+from scenarios_assets.core.engines.regime_detection import (
     REGIME_TYPES,
-    min_segment_days,
     classify,
     fill_gaps,
     find_segments,
-    generate_regimes,
-    regime_definitions,
+    min_segment_days,
     regime_features,
     smooth_mask,
 )
+from scenarios_assets.core.families.regime import generate_regimes, regime_definitions
 from scenarios_assets.core.library.validation import validate_set
 
-CFG = default_config()["generation"]["regime"]
-MIN_DAYS = CFG["min_regime_days"]
+CFG = ScenarioConfig.from_mapping(default_config()).generation.regime
+MIN_DAYS = CFG.min_regime_days
 
 
 @pytest.fixture(scope="module")

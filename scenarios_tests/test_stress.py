@@ -8,14 +8,13 @@ import pytest
 
 from scenarios_assets.core.models.errors import ScenarioInputError
 from scenarios_assets.core.models.severity import SEVERITIES
+from scenarios_assets.core.engines.shocks import intraday_path
+from scenarios_assets.core.engines.stress_noise import correlated_noise, pin_bridge
 from scenarios_assets.core.families.stress import (
     StressDefinition,
     build_scenario,
-    correlated_noise,
     generate_stress,
-    intraday_path,
     load_stress_tests,
-    pin_bridge,
     prepare_inputs,
     symbol_exposures,
 )
@@ -235,7 +234,7 @@ def test_extreme_shocks_keep_prices_positive(make_ctx):
         "volatility_multiplier": 20.0, "correlation": 0.9, "sources": {"equity.market": "test only"},
     })
     inputs = prepare_inputs(ctx, [crash])
-    s = build_scenario(crash, "extreme", inputs, ctx.config["generation"]["stress"], ctx.seed)
+    s = build_scenario(crash, "extreme", inputs, ctx.settings.generation.stress, ctx.seed)
     assert np.isfinite(s.prices).all() and (s.prices > 0).all() and (s.returns > -1).all()
 
 

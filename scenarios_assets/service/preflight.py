@@ -41,7 +41,7 @@ def preflight(plan: Plan) -> str:
         check_scheduler(plan.dask_scheduler)
     generation = plan.config["generation"]
     load_events(generation["historical"]["include_full_cycles"], generation["historical"]["events"])
-    select_definitions(generation["stress"])
+    select_definitions(generation["stress"]["include"])
 
     source = market_source(plan.settings.get("market_data"))
     rows = check_footprint(plan, source)  # loading alone may not fit: checked on the source's row count first

@@ -141,7 +141,7 @@ def sessions_between(first, last, name: str = DEFAULT_CALENDAR) -> np.ndarray:
 
 
 def calendar_name(config: dict) -> str:
-    """The configured trading calendar (``data.trading_calendar``).
+    """The configured trading calendar (``data.trading_calendar``) of a config mapping.
 
     Parameters
     ----------
@@ -153,4 +153,20 @@ def calendar_name(config: dict) -> str:
     str
         ``data.trading_calendar``, or :data:`DEFAULT_CALENDAR` (``XNYS``) when it is not set.
     """
-    return str((config.get("data") or {}).get("trading_calendar") or DEFAULT_CALENDAR)
+    return configured_calendar((config.get("data") or {}).get("trading_calendar"))
+
+
+def configured_calendar(name: str | None) -> str:
+    """The trading calendar named ``name``, :data:`DEFAULT_CALENDAR` (``XNYS``) when unset.
+
+    Parameters
+    ----------
+    name : str or None
+        ``data.trading_calendar`` of the typed config.
+
+    Returns
+    -------
+    str
+        The calendar name.
+    """
+    return str(name or DEFAULT_CALENDAR)

@@ -27,6 +27,7 @@ A universe whose symbols all keep the primary calendar's sessions over the horiz
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -45,7 +46,7 @@ CONVENTION = (
 
 
 def symbol_calendars(symbols: list[str], config: dict, seven_day: list[str] | None = None) -> dict[str, str]:
-    """Symbol -> calendar name for ``symbols``.
+    """Symbol -> calendar name for ``symbols`` from a config mapping (:func:`calendars_of`).
 
     Parameters
     ----------
@@ -59,11 +60,33 @@ def symbol_calendars(symbols: list[str], config: dict, seven_day: list[str] | No
     Returns
     -------
     dict of str to str
-        ``data.symbol_calendars`` where configured, ``24/7`` for a seven-day symbol, else
-        ``data.trading_calendar`` (default ``XNYS``); names are not checked here.
+        See :func:`calendars_of`.
     """
-    primary = calendar_name(config)
     configured = (config.get("data") or {}).get("symbol_calendars") or {}
+    return calendars_of(symbols, calendar_name(config), configured, seven_day)
+
+
+def calendars_of(symbols: list[str], primary: str, configured: Mapping[str, str],
+                 seven_day: list[str] | None = None) -> dict[str, str]:
+    """Symbol -> calendar name for ``symbols``.
+
+    Parameters
+    ----------
+    symbols : list of str
+        The universe.
+    primary : str
+        ``data.trading_calendar``: the calendar of every symbol not named otherwise.
+    configured : Mapping of str to str
+        ``data.symbol_calendars``.
+    seven_day : list of str, optional
+        The seven-day symbols of the data (``MarketData.report["seven_day_symbols"]``).
+
+    Returns
+    -------
+    dict of str to str
+        ``configured`` where it names a calendar, ``24/7`` for a seven-day symbol, else ``primary``; names
+        are not checked here.
+    """
     seven = set(seven_day or [])
     return {s: str(configured.get(s) or (SEVEN_DAY if s in seven else primary)) for s in symbols}
 

@@ -7,21 +7,28 @@ marked ``projected`` that runs past the market data replays its observed start a
 
 from __future__ import annotations
 
+import zlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import pandas as pd
 
-from scenarios_assets.reference import load_reference
-from scenarios_assets.core.models.errors import ScenarioInputError
+from scenarios_assets.core.data.exchange_calendar import configured_calendar
+from scenarios_assets.core.engines.projection import project_event
 from scenarios_assets.core.engines.replay import Replay, bar_metadata, market_bars, portfolio_volatility, replay_window
+from scenarios_assets.core.families.context import GenerationContext
+from scenarios_assets.core.models.errors import ScenarioInputError
 from scenarios_assets.core.models.scenario import Scenario, ScenarioSet, Skipped, scenario_id
-from scenarios_assets.core.models.severity import Severity
+from scenarios_assets.core.models.severity import Severity, scenario_seed
+from scenarios_assets.reference import load_reference
 
 FAMILY = "historical"
 
 
 @dataclass(frozen=True)
 class Event:
+    """One event (or full market cycle) of ``reference/historical_events.yaml``."""
+
     key: str
     name: str
     kind: str  # event | full_cycle
@@ -37,6 +44,7 @@ class Event:
 
     @classmethod
     def from_record(cls, rec: dict) -> "Event":
+        """The event of one catalog record (dates as timestamps, ``symbols`` as a tuple or None)."""
         return cls(
             key=rec["key"],
             name=rec["name"],
@@ -53,10 +61,25 @@ class Event:
         )
 
 
-def load_events(include_full_cycles: bool, keys: list[str] | None = None) -> list[Event]:
-    """The catalog's events (full cycles only with ``include_full_cycles``); with ``keys``
-    (``generation.historical.events``) only those, which must exist. Raises ScenarioInputError naming
-    unknown keys and the known ones."""
+def load_events(include_full_cycles: bool, keys: Sequence[str] | None = None) -> list[Event]:
+    """The catalog's events, in catalog order.
+
+    Parameters
+    ----------
+    include_full_cycles : bool
+        Also the full market cycles (``kind: full_cycle``).
+    keys : sequence of str, optional
+        ``generation.historical.events``: only these (empty or None: all).
+
+    Returns
+    -------
+    list of Event
+
+    Raises
+    ------
+    ScenarioInputError
+        A key that is not in the catalog (the message names it and the known ones).
+    """
     events = [Event.from_record(r) for r in load_reference("historical_events")["events"]]
     if keys:
         known = [e.key for e in events]
@@ -70,15 +93,72 @@ def load_events(include_full_cycles: bool, keys: list[str] | None = None) -> lis
     return [e for e in events if e.kind == "event" or include_full_cycles]
 
 
-def generate_historical(ctx) -> ScenarioSet:
-    """One scenario per catalog event at ``ctx.severity``; events that cannot be replayed are reported."""
-    cfg = ctx.config["generation"]["historical"]
+def _event_scenario(ctx: GenerationContext, event: Event, replay: Replay) -> Scenario:
+    """The scenario of one replayed event at ``ctx.severity``."""
+    cfg, market, severity = ctx.settings.generation.historical, ctx.market, Severity(ctx.severity)
+    return Scenario(
+        id=scenario_id(FAMILY, event.key, severity.value),
+        name=event.name,
+        family=FAMILY,
+        scenario_type=event.scenario_type,
+        severity=severity.value,
+        dates=replay.dates,
+        symbols=replay.symbols,
+        returns=replay.returns,
+        prices=replay.prices,
+        projected=replay.projected,
+        extra=replay.bars,
+        portfolio_intraday=False,
+        metadata={
+            "event_key": event.key,
+            "kind": event.kind,
+            "description": event.description,
+            "event_start": str(event.start.date()),
+            "event_end": str(event.end.date()),
+            "context_days": int(cfg.include_context_days),
+            "replay_scale": severity.replay_scale,
+            "nominal_volatility_multiplier": event.volatility_multiplier,
+            "key_events": event.key_events,
+            "coverage": replay.coverage,
+            "excluded_symbols": sorted(set(event.symbols or market.symbols) - set(replay.symbols)),
+            "projected": event.projected,
+            "source": event.source,
+            "calibration_source": f"replay of market data {market.data_version} ({market.source})",
+            **bar_metadata(replay),
+            **replay.metadata,
+        },
+    )
+
+
+def generate_historical(ctx: GenerationContext) -> ScenarioSet:
+    """One scenario per catalog event at ``ctx.severity``: its window replayed on every symbol that covers it.
+
+    Parameters
+    ----------
+    ctx : GenerationContext
+        The market data, ``generation.historical`` (events, full cycles, context sessions, coverage), the
+        seed and the severity.
+
+    Returns
+    -------
+    ScenarioSet
+        One scenario per replayed event (:func:`~scenarios_assets.core.engines.replay.replay_window` at the
+        severity's scale, with ``include_context_days`` sessions each side; a ``projected`` event that runs
+        past the data: its observed start replayed and the rest simulated); ``skipped``: the events that
+        could not be, with the reason.
+
+    Raises
+    ------
+    ScenarioInputError
+        An unknown key in ``generation.historical.events``.
+    """
+    cfg = ctx.settings.generation.historical
     severity = Severity(ctx.severity)
     market = ctx.market
     drift = market.long_run_drift()
     history = market.close.pct_change(fill_method=None)
     scenarios, skipped = [], []
-    events = load_events(cfg["include_full_cycles"], cfg["events"])
+    events = load_events(cfg.include_full_cycles, cfg.events)
     for event in events:
         replay = replay_window(
             market.close,
@@ -86,51 +166,20 @@ def generate_historical(ctx) -> ScenarioSet:
             event.end,
             severity.replay_scale,
             drift,
-            context_days=int(cfg["include_context_days"]),
-            min_coverage=float(cfg["min_coverage"]),
+            context_days=int(cfg.include_context_days),
+            min_coverage=float(cfg.min_coverage),
             symbols=list(event.symbols) if event.symbols else None,
             bars=market_bars(market),
         )
         if isinstance(replay, Skipped) and event.projected:  # runs past the data: replay its start, simulate the rest
-            replay = _projected_replay(ctx, event, severity, drift, cfg, replay)
+            replay = _projected_replay(ctx, event, severity, drift, replay)
         if isinstance(replay, Skipped):
             reason = replay.reason
             if event.projected:
                 reason = f"projected beyond the market data: {reason}"
             skipped.append({"name": event.name, "key": event.key, "reason": reason, "projected": event.projected})
             continue
-        scenario = Scenario(
-            id=scenario_id(FAMILY, event.key, severity.value),
-            name=event.name,
-            family=FAMILY,
-            scenario_type=event.scenario_type,
-            severity=severity.value,
-            dates=replay.dates,
-            symbols=replay.symbols,
-            returns=replay.returns,
-            prices=replay.prices,
-            projected=replay.projected,
-            extra=replay.bars,
-            portfolio_intraday=False,
-            metadata={
-                "event_key": event.key,
-                "kind": event.kind,
-                "description": event.description,
-                "event_start": str(event.start.date()),
-                "event_end": str(event.end.date()),
-                "context_days": int(cfg["include_context_days"]),
-                "replay_scale": severity.replay_scale,
-                "nominal_volatility_multiplier": event.volatility_multiplier,
-                "key_events": event.key_events,
-                "coverage": replay.coverage,
-                "excluded_symbols": sorted(set(event.symbols or market.symbols) - set(replay.symbols)),
-                "projected": event.projected,
-                "source": event.source,
-                "calibration_source": f"replay of market data {market.data_version} ({market.source})",
-                **bar_metadata(replay),
-                **replay.metadata,
-            },
-        )
+        scenario = _event_scenario(ctx, event, replay)
         scenario.set_volatility_multiplier(portfolio_volatility(history, replay.symbols))
         scenarios.append(scenario)
     return ScenarioSet(
@@ -144,17 +193,11 @@ def generate_historical(ctx) -> ScenarioSet:
     )
 
 
-def _projected_replay(ctx, event: Event, severity: Severity, drift: pd.Series, cfg: dict,
-                     reason: Skipped) -> Replay | Skipped:
+def _projected_replay(ctx: GenerationContext, event: Event, severity: Severity, drift: pd.Series,
+                      reason: Skipped) -> Replay | Skipped:
     """A projected event: its observed start replayed, the rest simulated with the GARCH engine
     (:func:`scenarios_assets.core.engines.projection.project_event`); :class:`Skipped` says why it cannot be."""
-    import zlib
-
-    from scenarios_assets.core.data.exchange_calendar import calendar_name
-    from scenarios_assets.core.engines.projection import project_event
-    from scenarios_assets.core.families.stochastic import workers_of
-    from scenarios_assets.core.models.severity import scenario_seed
-
+    cfg = ctx.settings.generation.historical
     projection = project_event(
         ctx.market,
         start=event.start,
@@ -163,12 +206,12 @@ def _projected_replay(ctx, event: Event, severity: Severity, drift: pd.Series, c
         seed=scenario_seed(ctx.seed, FAMILY, severity.value, zlib.crc32(event.key.encode())),  # by key, not order
         scale=severity.replay_scale,
         drift=drift,
-        context_days=int(cfg["include_context_days"]),
-        min_coverage=float(cfg["min_coverage"]),
+        context_days=cfg.include_context_days,
+        min_coverage=cfg.min_coverage,
         mc_cfg=ctx.settings.generation.stochastic.monte_carlo,
         symbols=list(event.symbols) if event.symbols else None,
-        workers=workers_of(ctx),
-        calendar=calendar_name(ctx.config),
+        workers=max(1, ctx.settings.performance.workers),
+        calendar=configured_calendar(ctx.settings.data.trading_calendar),
         reference=ctx.settings.data.reference_symbol,
     )
     if isinstance(projection, Skipped):

@@ -14,14 +14,19 @@ stay finite and positive whatever the shock:
   towards the stress correlation with weight ``w(t) = |f(t)|`` (the intensity). The noise is a bridge
   pinned to zero at the profile's full-shock session and at the horizon, so the calibrated trough and
   end state are exactly the documented figures, and it is kept inside the band of the calibrated path
-  (:func:`bounded_noise`): a symbol never goes below its calibrated lowest level (the trough: noise never
-  deepens it) nor more than NOISE_TOLERANCE (1 % in log) above its highest level (the anchor for a
-  falling symbol), so its deepest point is the calibrated one and its max drawdown within 1 pp of it (a
-  path without a calibrated fall stays within +-0.5 %). The equal-weight portfolio is then pinned and banded
-  the same way (:func:`pin_portfolio`) by a common daily factor on the symbols other than the reference
-  index, which moves them off their banded paths (Credit Spread Widening: up to 8 % in log at severe, 11 %
-  at extreme); the index keeps its band exactly.
+  (:func:`~scenarios_assets.core.engines.stress_noise.bounded_noise`): a symbol never goes below its
+  calibrated lowest level (the trough: noise never deepens it) nor more than NOISE_TOLERANCE (1 % in log)
+  above its highest level (the anchor for a falling symbol), so its deepest point is the calibrated one and
+  its max drawdown within 1 pp of it (a path without a calibrated fall stays within +-0.5 %). The
+  equal-weight portfolio is then pinned and banded the same way
+  (:func:`~scenarios_assets.core.engines.stress_noise.pin_portfolio`) by a common daily factor on the
+  symbols other than the reference index, which moves them off their banded paths (Credit Spread
+  Widening: up to 8 % in log at severe, 11 % at extreme); the index keeps its band exactly.
   The noise room shrinks smoothly (``room * tanh(noise / room)``) toward the band's edges.
+
+The numerics are engines: the severity scaling, the profiles and the flash crashes' minute path in
+:mod:`scenarios_assets.core.engines.shocks`, the noise in :mod:`scenarios_assets.core.engines.stress_noise`.
+This module holds the definitions, the start state, the exposures and the assembly of a scenario.
 
 The flash crashes' intraday low is in the daily data: session 1 carries ``high`` and ``low`` columns (the
 minute path of ``metadata.intraday`` scaled to each symbol's close), and the scenario's max drawdown
@@ -46,32 +51,54 @@ calendar where they differ (:mod:`scenarios_assets.core.data.session_layout`).
 from __future__ import annotations
 
 import zlib
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 
-from scenarios_assets.reference import load_reference
-from scenarios_assets.core.data.exchange_calendar import calendar_name, sessions_after
-from scenarios_assets.core.data.session_layout import CONVENTION, SessionLayout, symbol_calendars
-from scenarios_assets.core.models.errors import ScenarioInputError
-from scenarios_assets.core.engines.replay import portfolio_volatility
+from scenarios_assets.core.data.exchange_calendar import configured_calendar, sessions_after
 from scenarios_assets.core.data.market import constant_columns
-from scenarios_assets.core.models.scenario import Scenario, ScenarioSet, _jsonable, scenario_id
+from scenarios_assets.core.data.session_layout import CONVENTION, SessionLayout, calendars_of
+from scenarios_assets.core.engines.replay import portfolio_volatility
+from scenarios_assets.core.engines.shocks import (
+    estimate_beta,
+    intraday_bar,
+    intraday_depth,
+    intraday_path,
+    liquidity_path,
+    profile_path,
+    scaled,
+)
+from scenarios_assets.core.engines.stress_noise import (
+    MAX_CORRELATION,
+    NOISE_TOLERANCE,
+    average_correlation,
+    baseline_correlation,
+    bounded_noise,
+    correlated_noise,
+    pin_bridge,
+    pin_portfolio,
+)
+from scenarios_assets.core.families.context import GenerationContext
+from scenarios_assets.core.models.config import StressConfig
+from scenarios_assets.core.models.errors import ScenarioInputError
+from scenarios_assets.core.models.scenario import Scenario, ScenarioSet, jsonable, scenario_id
 from scenarios_assets.core.models.severity import REPLAY_SCALE, scenario_rng, scenario_seed
 from scenarios_assets.core.models.units import TRADING_DAYS_PER_YEAR as ANNUALISATION
+from scenarios_assets.reference import load_reference
 
 FAMILY = "stress"
 SCENARIO_TYPE = "STRESS"
 NOISE_SEVERITY = "severe"  # the seed key of the common random numbers
-NOISE_TOLERANCE = 0.01  # log room of the noise above a symbol's highest calibrated level (module docstring)
-MAX_CORRELATION = 0.95
 
 
 # --- definitions ----------------------------------------------------------------------------------
 
 @dataclass(frozen=True)
 class StressDefinition:
+    """One stress test of ``reference/stress_tests.yaml`` (fields and scaling rules in its header)."""
+
     key: str
     name: str
     kind: str  # parametric | named
@@ -100,6 +127,13 @@ class StressDefinition:
 
     @classmethod
     def from_record(cls, rec: dict) -> "StressDefinition":
+        """The definition of one catalog record.
+
+        Raises
+        ------
+        ScenarioInputError
+            An unknown field, or a profile that does not start at [0, 0] and rise in days within the horizon.
+        """
         known = set(cls.__dataclass_fields__)
         unknown = set(rec) - known
         if unknown:
@@ -118,82 +152,26 @@ class StressDefinition:
 
 
 def load_stress_tests() -> list[StressDefinition]:
-    return [StressDefinition.from_record(r) for r in load_reference("stress_tests")["stress_tests"]]
+    """Every stress test of ``reference/stress_tests.yaml``, in catalog order.
 
+    Returns
+    -------
+    list of StressDefinition
 
-def scaled(value, severity: str, rule: str, base: float = 0.0) -> float:
-    """The value of a severe-anchored number at ``severity`` (rules in the catalog header)."""
-    if isinstance(value, dict):
-        return float(value[severity])
-    k = REPLAY_SCALE[severity]
-    value = float(value)
-    if rule == "log_return":  # simple return: scale its log
-        return float(np.expm1(k * np.log1p(value)))
-    if rule == "multiplier":  # 1 + k (m - 1)
-        return 1.0 + k * (value - 1.0)
-    if rule == "log_multiplier":  # exp(k log m)
-        return float(np.exp(k * np.log(value)))
-    if rule == "toward":  # from a base level measured in the data
-        return base + k * (value - base)
-    if rule == "linear":
-        return k * value
-    raise ValueError(f"unknown scaling rule {rule}")
-
-
-def intraday_depth(intraday: dict, severity: str) -> float:
-    """The intraday fall (a positive fraction) at ``severity``: its log scales like an equity shock."""
-    depth = intraday["depth"]
-    if isinstance(depth, dict):
-        return float(depth[severity])
-    return -scaled(-float(depth), severity, "log_return")
-
-
-# --- time profiles --------------------------------------------------------------------------------
-
-def profile_path(knots: tuple[tuple[float, float], ...], horizon: int) -> np.ndarray:
-    """Fraction of the full shock at sessions 1..horizon (linear between knots, flat after the last)."""
-    days, fractions = zip(*knots)
-    return np.interp(np.arange(1, horizon + 1, dtype=np.float64), days, fractions)
-
-
-def liquidity_path(multiplier: float, days: int, recovery_days: int, horizon: int) -> np.ndarray:
-    """A multiplier held for ``days`` sessions from session 1, back to 1 (log-linear) over ``recovery_days``."""
-    t = np.arange(1, horizon + 1, dtype=np.float64)
-    weight = np.clip(1.0 - (t - days) / max(recovery_days, 1), 0.0, 1.0)
-    return np.exp(np.log(multiplier) * weight)
-
-
-def intraday_path(
-    depth: float,
-    start_minute: int,
-    trough_minute: int,
-    recovery_by_close: float,
-    half_life: float,
-    minutes: int = 390,
-) -> np.ndarray:
-    """Level of a beta-1 symbol relative to the previous close at minutes 0..``minutes`` of the crash session.
-
-    Open at the previous close, flat until ``start_minute``, log-linear fall of ``depth`` to
-    ``trough_minute``, then an exponential rebound (half-life ``half_life`` minutes) normalised to reach
-    the close, which keeps ``1 - recovery_by_close`` of the log fall.
+    Raises
+    ------
+    ScenarioInputError
+        An invalid record (:meth:`StressDefinition.from_record`).
     """
-    if not 0 <= start_minute < trough_minute < minutes:
-        raise ScenarioInputError(f"intraday path: need 0 <= start_minute < trough_minute < {minutes}")
-    m = np.arange(minutes + 1, dtype=np.float64)
-    trough = np.log1p(-depth)
-    close = (1.0 - recovery_by_close) * trough
-    falling = np.clip((m - start_minute) / (trough_minute - start_minute), 0.0, 1.0) * trough
-    rate = np.log(2.0) / half_life
-    span = minutes - trough_minute
-    decay = (np.exp(-rate * (m - trough_minute)) - np.exp(-rate * span)) / (1.0 - np.exp(-rate * span))
-    rebound = close + (trough - close) * decay
-    return np.exp(np.where(m <= trough_minute, falling, rebound))
+    return [StressDefinition.from_record(r) for r in load_reference("stress_tests")["stress_tests"]]
 
 
 # --- universe, anchor, exposures ------------------------------------------------------------------
 
 @dataclass(frozen=True)
 class Anchor:
+    """The start state of every stress path: the anchor session, its symbols and their closes."""
+
     date: pd.Timestamp
     symbols: list[str]
     prices: np.ndarray  # (N,) closes at the anchor
@@ -202,7 +180,29 @@ class Anchor:
 
 
 def anchor_state(close: pd.DataFrame, anchor_date: str | None, min_share: float) -> Anchor:
-    """The start state of every stress path (see the module docstring)."""
+    """The start state of every stress path (module docstring).
+
+    Parameters
+    ----------
+    close : DataFrame of float, sessions x symbols
+        Closing prices (NaN where a symbol has none).
+    anchor_date : str or None
+        ``generation.stress.anchor_date`` (YYYY-MM-DD): the last session on or before it; None: the last
+        session on which at least ``min_share`` of the symbols have a close.
+    min_share : float
+        Fraction of the symbols (``generation.stress.anchor_min_share``).
+
+    Returns
+    -------
+    Anchor
+        The symbols with a close on the anchor session and those closes; the others with their last date.
+
+    Raises
+    ------
+    ScenarioInputError
+        ``anchor_date`` is not a date or precedes the data, no session reaches ``min_share``, or no symbol
+        has a close on the anchor session.
+    """
     present = close.notna()
     if anchor_date:
         try:
@@ -237,6 +237,8 @@ def anchor_state(close: pd.DataFrame, anchor_date: str | None, min_share: float)
 
 @dataclass(frozen=True)
 class Exposures:
+    """How each symbol of the anchor takes the shocks: its beta to the market shock and its sector weights."""
+
     betas: np.ndarray  # (N,)
     sectors: list[str]
     weights: dict[str, np.ndarray]  # sector -> (N,) exposure of each symbol to the sector
@@ -247,10 +249,28 @@ class Exposures:
 def symbol_exposures(
     symbols: list[str], log_returns: pd.DataFrame, reference: pd.Series, constant: np.ndarray | None = None
 ) -> Exposures:
-    """Betas and sector exposures from reference/sectors.yaml; unknown symbols take the documented default.
+    """Betas and sector exposures from ``reference/sectors.yaml``; unknown symbols take the documented default.
 
-    ``constant``: (N,) bool, symbols whose price never moved up to the anchor (``market.constant_columns``):
-    beta 0 and no sector exposure, so no shock reaches them (a cash-like instrument, whatever its entry)."""
+    A symbol without a beta in the catalog gets :func:`~scenarios_assets.core.engines.shocks.estimate_beta`
+    on the reference index over ``beta_window_days`` (the catalog default's ``fallback_beta`` with fewer than
+    ``min_beta_days`` common returns).
+
+    Parameters
+    ----------
+    symbols : list of str
+        N symbols, in order.
+    log_returns : DataFrame of float64, sessions x symbols
+        Daily log returns.
+    reference : Series of float
+        Closes of the reference index.
+    constant : ndarray of shape (N,), bool, optional
+        Symbols whose price never moved up to the anchor (``market.constant_columns``): beta 0 and no sector
+        exposure, so no shock reaches them (a cash-like instrument, whatever its entry).
+
+    Returns
+    -------
+    Exposures
+    """
     catalog = load_reference("sectors")
     known, default = catalog["symbols"], catalog["default"]
     ref = np.log(reference).diff()
@@ -263,7 +283,7 @@ def symbol_exposures(
             entry = {"sector": default["sector"], "beta": default["beta"]}
         beta = entry.get("beta")
         if beta is None:
-            beta = _estimate_beta(log_returns[sym], ref, int(default["beta_window_days"]), int(default["min_beta_days"]))
+            beta = estimate_beta(log_returns[sym], ref, int(default["beta_window_days"]), int(default["min_beta_days"]))
             beta = float(default["fallback_beta"]) if beta is None else beta
         betas.append(float(beta))
         sectors.append(entry["sector"])
@@ -276,150 +296,6 @@ def symbol_exposures(
         for sector in weights:
             weights[sector] = np.where(constant, 0.0, weights[sector])
     return Exposures(beta, sectors, weights, defaults, constant)
-
-
-def _estimate_beta(returns: pd.Series, reference: pd.Series, window: int, min_days: int) -> float | None:
-    both = pd.concat([returns, reference], axis=1, join="inner").dropna().iloc[-window:]
-    if len(both) < min_days:
-        return None
-    x, y = both.iloc[:, 1].to_numpy(), both.iloc[:, 0].to_numpy()
-    return round(float(np.cov(y, x)[0, 1] / np.var(x, ddof=1)), 2)
-
-
-# --- noise ----------------------------------------------------------------------------------------
-
-def baseline_correlation(log_returns: pd.DataFrame, symbols: list[str], anchor: pd.Timestamp, lookback: int) -> np.ndarray:
-    """Correlation of daily log returns over ``lookback`` sessions up to the anchor, made positive definite."""
-    window = log_returns.loc[:anchor, symbols].iloc[-lookback:]
-    corr = window.corr(min_periods=max(lookback // 4, 20)).to_numpy()
-    n = len(symbols)
-    off = corr[~np.eye(n, dtype=bool)]
-    mean_off = float(np.nanmean(off)) if np.isfinite(off).any() else 0.0
-    corr = np.where(np.isfinite(corr), corr, mean_off)
-    np.fill_diagonal(corr, 1.0)
-    values, vectors = np.linalg.eigh(corr)
-    corr = (vectors * np.clip(values, 1e-6, None)) @ vectors.T
-    d = np.sqrt(np.diag(corr))
-    return corr / np.outer(d, d)
-
-
-def average_correlation(corr: np.ndarray) -> float:
-    n = corr.shape[0]
-    return float((corr.sum() - n) / (n * n - n)) if n > 1 else 0.0
-
-
-def correlated_noise(
-    rng: np.random.Generator,
-    horizon: int,
-    hist_chol: np.ndarray,
-    weight: np.ndarray,
-    within: np.ndarray,
-    across: np.ndarray,
-    groups: np.ndarray,
-) -> np.ndarray:
-    """Standard normal (T, N) draws with correlation ``(1 - w_t) C_hist + w_t C_t``.
-
-    ``C_t`` has ``within[t]`` between symbols of the same group (``groups`` 0/1) and ``across[t]`` between
-    groups (|across| <= within; one group means a uniform correlation ``within``). Built as two
-    independent parts, so no per-day factorisation is needed.
-    """
-    n = hist_chol.shape[0]
-    e_hist = rng.standard_normal((horizon, n)) @ hist_chol.T
-    u = rng.standard_normal((horizon, 2))
-    idio = rng.standard_normal((horizon, n))
-    rho_w = np.clip(within, 0.0, MAX_CORRELATION)[:, None]
-    c = np.where(rho_w[:, 0] > 0, np.clip(across / np.maximum(within, 1e-12), -1.0, 1.0), 1.0)
-    factor_a = u[:, 0]
-    factor_b = c * u[:, 0] + np.sqrt(1.0 - c**2) * u[:, 1]
-    factor = np.where(groups[None, :] == 1, factor_b[:, None], factor_a[:, None])
-    e_target = np.sqrt(rho_w) * factor + np.sqrt(1.0 - rho_w) * idio
-    w = np.clip(weight, 0.0, 1.0)[:, None]
-    return np.sqrt(1.0 - w) * e_hist + np.sqrt(w) * e_target
-
-
-def pin_bridge(cum: np.ndarray, pin_day: int) -> np.ndarray:
-    """Cumulative noise (T, N) at sessions 1..T, shifted to be 0 at session ``pin_day`` and at T."""
-    horizon = cum.shape[0]
-    t = np.arange(1, horizon + 1, dtype=np.float64)[:, None]
-    out = np.empty_like(cum)
-    p = min(max(pin_day, 1), horizon)
-    at_pin = cum[p - 1]
-    out[:p] = cum[:p] - (t[:p] / p) * at_pin
-    if p < horizon:
-        rest = cum[p:] - at_pin
-        out[p:] = rest - ((t[p:] - p) / (horizon - p)) * rest[-1]
-    return out
-
-
-def bounded_noise(deterministic: np.ndarray, noise: np.ndarray, tolerance: float = NOISE_TOLERANCE) -> np.ndarray:
-    """Cumulative log noise (T, N) kept inside the band of the calibrated log path ``deterministic`` (T, N).
-
-    Per symbol the band is [lo, hi]. A path that falls (below -``tolerance``): lo = its lowest calibrated level
-    min(D), hi = max(0, max(D)) + ``tolerance``, so its deepest point is the calibrated one and its drawdown at
-    most ``tolerance`` (log) deeper. Any other path: [-``tolerance`` / 2, max(0, max(D)) + ``tolerance`` / 2], a
-    drawdown of at most ``tolerance``. Noise toward an edge is squashed to ``room * tanh(noise / room)`` with
-    ``room`` the distance to that edge, so it is nearly unchanged far from the edges and vanishes at them.
-    """
-    d_min = deterministic.min(axis=0)
-    falls = d_min < -tolerance
-    lo = np.where(falls, d_min, -tolerance / 2.0)
-    hi = np.maximum(deterministic.max(axis=0), 0.0) + np.where(falls, tolerance, tolerance / 2.0)
-    down = np.maximum(deterministic - lo, 0.0)
-    up = np.maximum(hi - deterministic, 0.0)
-    room = np.where(noise >= 0, up, down)
-    safe = np.where(room > 0, room, 1.0)
-    return np.where(room > 0, room * np.tanh(noise / safe), 0.0)
-
-
-def pin_portfolio(log_path: np.ndarray, calibrated: np.ndarray, pin_day: int,
-                  unshifted: np.ndarray | None) -> tuple[np.ndarray, float]:
-    """Log paths (T, N) whose equal-weight, daily rebalanced portfolio keeps the calibrated path's trough.
-
-    Day-to-day dispersion between symbols earns a rebalanced portfolio a rebalancing return (about half
-    the cross-sectional variance per session: 2.6 pp by the trough of Credit Spread Widening), so with every
-    symbol pinned the portfolio would end shallower than calibrated. The portfolio's own noise (its log path
-    less the calibrated portfolio's) is bridged to zero at ``pin_day`` and the horizon and kept in the
-    calibrated portfolio's band (:func:`bounded_noise`); a common daily factor on the symbols not in
-    ``unshifted`` (N,) bool (the reference index, already exact) makes the portfolio follow that path
-    exactly. Returns the paths and the largest absolute shift given to a symbol (log).
-    """
-    gross = np.exp(np.diff(log_path, axis=0, prepend=0.0))
-    calibrated_gross = np.exp(np.diff(calibrated, axis=0, prepend=0.0))
-    portfolio = np.cumsum(np.log(gross.mean(axis=1)))
-    target_portfolio = np.cumsum(np.log(calibrated_gross.mean(axis=1)))
-    noise = pin_bridge((portfolio - target_portfolio)[:, None], pin_day)
-    target = target_portfolio + bounded_noise(target_portfolio[:, None], noise)[:, 0]
-    shifted = ~np.asarray(unshifted, dtype=bool)
-    if not shifted.any():
-        return log_path, 0.0
-    n = log_path.shape[1]
-    target_gross = np.exp(np.diff(target, prepend=0.0))
-    fixed_sum = gross[:, ~shifted].sum(axis=1)
-    factor = (n * target_gross - fixed_sum) / gross[:, shifted].sum(axis=1)
-    if not (factor > 0).all():  # the index alone would exceed the target (not reachable in the catalog's tests)
-        return log_path, 0.0
-    shift = np.cumsum(np.log(factor))
-    out = log_path.copy()
-    out[:, shifted] += shift[:, None]
-    return out, float(np.abs(shift).max())
-
-
-def intraday_bar(defn: "StressDefinition", severity: str, log_path: np.ndarray, anchor_prices: np.ndarray,
-                 minutes: int) -> dict[str, np.ndarray]:
-    """``high`` and ``low`` (T, N) float32 prices of a flash crash: session 1 from the minute path scaled to
-    each symbol's session-1 close (log scale = the symbol's session-1 log move / the path's close log move),
-    NaN on the other sessions (no bar range is modelled there)."""
-    path = _intraday_path_of(defn, severity, minutes)
-    close_move = float(np.log(path[-1]))
-    day1 = log_path[0]  # (N,) session-1 log move of each symbol from its anchor close
-    scale = day1 / close_move if close_move != 0 else np.zeros_like(day1)
-    low1 = np.minimum(day1, scale * np.log(path.min()))
-    high1 = np.maximum(np.maximum(day1, 0.0), scale * np.log(path.max()))  # the open is the previous close
-    high = np.full(log_path.shape, np.nan, dtype=np.float32)
-    low = np.full(log_path.shape, np.nan, dtype=np.float32)
-    high[0] = anchor_prices * np.exp(high1)
-    low[0] = anchor_prices * np.exp(low1)
-    return {"high": high, "low": low}
 
 
 # --- one scenario ---------------------------------------------------------------------------------
@@ -446,7 +322,31 @@ class StressInputs:
 
 
 def symbol_shocks(defn: StressDefinition, severity: str, ex: Exposures) -> tuple[np.ndarray, dict]:
-    """Full log shock of each symbol and the applied figures."""
+    """Full log shock of each symbol at ``severity``, and the applied figures.
+
+    ``beta log(1 + market)`` (unscaled with ``beta_scaled: false``; for a flash crash the log close of its
+    minute path), plus each sector's ``log(1 + shock)`` times the symbol's weight in it, plus a rotation out
+    of the ``from`` sectors into the ``to`` ones (else ``proxy_to``); zero for constant prices.
+
+    Parameters
+    ----------
+    defn : StressDefinition
+    severity : str
+    ex : Exposures
+        N symbols.
+
+    Returns
+    -------
+    shocks : ndarray of shape (N,), float64
+        Log shock at full intensity.
+    applied : dict
+        The scaled figures (``equity_market``, ``equity_sectors``, ``rotation``), for the metadata.
+
+    Raises
+    ------
+    ScenarioInputError
+        A flash crash without an ``intraday`` block.
+    """
     equity = defn.equity
     applied: dict = {}
     if equity.get("market") == "intraday":
@@ -525,11 +425,11 @@ def _noise_correlation(defn: StressDefinition, severity: str, inputs: StressInpu
     return within, across, corr_weight, groups
 
 
-def _noise_metadata(cfg: dict, noise_severity: str, pinned: tuple[int, int], correction: float) -> dict:
+def _noise_metadata(cfg: StressConfig, noise_severity: str, pinned: tuple[int, int], correction: float) -> dict:
     """How the noise of a stress path was drawn and bounded (``pinned``: the sessions it is pinned to zero)."""
     return {
-        "enabled": bool(cfg["noise"]),
-        "common_across_severities": bool(cfg["common_noise"]),
+        "enabled": bool(cfg.noise),
+        "common_across_severities": bool(cfg.common_noise),
         "seed_severity_key": noise_severity,
         "pinned_sessions": list(pinned),
         "portfolio_correction_max": round(correction, 6),
@@ -540,66 +440,69 @@ def _noise_metadata(cfg: dict, noise_severity: str, pinned: tuple[int, int], cor
     }
 
 
-def build_scenario(defn: StressDefinition, severity: str, inputs: StressInputs, cfg: dict, base_seed: int) -> Scenario:
-    anchor, ex = inputs.anchor, inputs.exposures
+def build_scenario(defn: StressDefinition, severity: str, inputs: StressInputs, cfg: StressConfig,
+                   base_seed: int) -> Scenario:
+    """One stress test at one severity, from the anchor state (module docstring).
+
+    Parameters
+    ----------
+    defn : StressDefinition
+        The test; its figures are the ``severe`` calibration.
+    severity : str
+        ``moderate``, ``severe`` or ``extreme`` (k = 0.5 / 1.0 / 1.5, :func:`~scenarios_assets.core.engines.shocks.scaled`).
+    inputs : StressInputs
+        :func:`prepare_inputs`.
+    cfg : StressConfig
+        ``noise``, ``common_noise`` and ``intraday_minutes``.
+    base_seed : int
+        The config's seed; the noise is seeded per test (CRC-32 of its key) and per severity (the ``severe``
+        key for every severity with ``common_noise``).
+
+    Returns
+    -------
+    Scenario
+        ``horizon_days`` sessions after the anchor (simple returns, prices), on each symbol's calendar;
+        ``extra``: liquidity multipliers, a flash crash's session-1 ``high`` / ``low``; ``metadata``: the
+        applied shocks, the factor paths (VIX, rates, credit, USD, liquidity, volatility), noise, sources.
+
+    Raises
+    ------
+    ScenarioInputError
+        A correlation breakdown outside the horizon; a flash crash without an ``intraday`` block or with an
+        impossible timing.
+
+    References
+    ----------
+    Each test's figures and their public sources: ``reference/stress_tests.yaml`` (``sources``, carried into
+    ``metadata["sources"]``); betas and sector exposures: ``reference/sectors.yaml``.
+    """
+    anchor = inputs.anchor
     horizon = int(defn.horizon_days)
     n = len(anchor.symbols)
     frac = profile_path(defn.profile, horizon)
     intensity = np.clip(np.abs(frac), 0.0, 1.0)
-    shocks, applied = symbol_shocks(defn, severity, ex)
-    log_path = frac[:, None] * shocks[None, :]
-
+    shocks, applied = symbol_shocks(defn, severity, inputs.exposures)
     vol_mult = scaled(defn.volatility_multiplier, severity, "multiplier")
     vol_path = 1.0 + (vol_mult - 1.0) * intensity
     applied["volatility_multiplier"] = vol_mult
-
-    within, across, corr_weight, groups = _noise_correlation(defn, severity, inputs, intensity, applied)
-
-    index = zlib.crc32(defn.key.encode()) & 0x7FFFFFFF
-    noise_severity = NOISE_SEVERITY if cfg["common_noise"] else severity
-    seed = scenario_seed(base_seed, FAMILY, noise_severity, index)
-    correction = 0.0
-    if cfg["noise"]:
-        z = correlated_noise(scenario_rng(seed), horizon, inputs.hist_chol, corr_weight, within, across, groups)
-        daily = z * inputs.daily_vol[None, :] * vol_path[:, None]
-        calibrated = log_path
-        log_path = calibrated + bounded_noise(calibrated, pin_bridge(np.cumsum(daily, axis=0), defn.full_shock_day))
-        log_path, correction = pin_portfolio(log_path, calibrated, defn.full_shock_day, inputs.unshifted)
-
+    noise_severity = NOISE_SEVERITY if cfg.common_noise else severity
+    seed = scenario_seed(base_seed, FAMILY, noise_severity, zlib.crc32(defn.key.encode()) & 0x7FFFFFFF)
+    log_path, correction = _log_path(defn, severity, inputs, frac[:, None] * shocks[None, :], (intensity, vol_path),
+                                     applied, seed if cfg.noise else None)
     log_prices = np.log(anchor.prices)[None, :] + log_path
     prices = np.exp(log_prices)
     steps = np.diff(np.vstack([np.log(anchor.prices)[None, :], log_prices]), axis=0)
     returns = np.expm1(steps)
     dates = inputs.dates[:horizon]
-
     factor_paths, extra = _factor_paths(defn, severity, inputs, frac, intensity, vol_path, applied, n)
+    metadata = _scenario_metadata(defn, severity, inputs, shocks, applied, factor_paths,
+                                  _noise_metadata(cfg, noise_severity, (defn.full_shock_day, horizon), correction))
     if defn.intraday:
-        extra.update(intraday_bar(defn, severity, log_path, anchor.prices, int(cfg["intraday_minutes"])))
-    metadata = {
-        "stress_key": defn.key,
-        "kind": defn.kind,
-        "description": defn.description,
-        "anchor_date": str(anchor.date.date()),
-        "anchor_rule": anchor.rule,
-        "anchor_prices": dict(zip(anchor.symbols, np.round(anchor.prices, 6).tolist())),
-        "excluded_symbols": anchor.excluded,
-        "horizon_days": horizon,
-        "full_shock_day": defn.full_shock_day,
-        "severity_scale": REPLAY_SCALE[severity],
-        "shocks": applied,
-        "symbol_full_shock": {s: float(np.expm1(v)) for s, v in zip(anchor.symbols, shocks)},
-        "profile": [list(k) for k in defn.profile],
-        "factor_paths": factor_paths,
-        "noise": _noise_metadata(cfg, noise_severity, (defn.full_shock_day, horizon), correction),
-        "sources": defn.sources,
-        "source": f"reference/stress_tests.yaml:{defn.key} - " + _headline_source(defn),
-        "calibration_source": "volatility and baseline correlation from market data up to the anchor date",
-    }
-    if defn.intraday:
-        metadata["intraday"] = _intraday_metadata(defn, severity, int(cfg["intraday_minutes"]))
+        extra.update(intraday_bar(_intraday_path_of(defn, severity, int(cfg.intraday_minutes)), log_path, anchor.prices))
+        metadata["intraday"] = _intraday_metadata(defn, severity, int(cfg.intraday_minutes))
     dates, returns, prices, extra, calendars = _on_symbol_calendars(
         inputs, dates.to_numpy().astype("datetime64[D]"), returns, prices, extra, seed,
-        inputs.daily_vol if cfg["noise"] else np.zeros(n))
+        inputs.daily_vol if cfg.noise else np.zeros(n))
     return Scenario(
         id=scenario_id(FAMILY, defn.key, severity),
         name=defn.name,
@@ -610,11 +513,54 @@ def build_scenario(defn: StressDefinition, severity: str, inputs: StressInputs, 
         symbols=list(anchor.symbols),
         returns=returns,
         prices=prices,
-        seed=seed if cfg["noise"] else None,
+        seed=seed if cfg.noise else None,
         metadata=metadata,
         extra=extra,
         calendars=calendars,
     )
+
+
+def _log_path(defn: StressDefinition, severity: str, inputs: StressInputs, calibrated: np.ndarray,
+              intensity_and_volatility: tuple[np.ndarray, np.ndarray], applied: dict,
+              seed: int | None) -> tuple[np.ndarray, float]:
+    """The (T, N) cumulative log path from the anchor: ``calibrated`` (profile x full shocks) plus, with a
+    ``seed``, the correlated noise pinned and banded around it, the portfolio pinned too; and the largest
+    portfolio correction (log). ``intensity_and_volatility``: |f(t)| and the volatility multiplier path (T,)."""
+    intensity, vol_path = intensity_and_volatility
+    within, across, corr_weight, groups = _noise_correlation(defn, severity, inputs, intensity, applied)
+    if seed is None:
+        return calibrated, 0.0
+    z = correlated_noise(scenario_rng(seed), int(defn.horizon_days), inputs.hist_chol, corr_weight, within, across,
+                         groups)
+    daily = z * inputs.daily_vol[None, :] * vol_path[:, None]
+    log_path = calibrated + bounded_noise(calibrated, pin_bridge(np.cumsum(daily, axis=0), defn.full_shock_day))
+    return pin_portfolio(log_path, calibrated, defn.full_shock_day, inputs.unshifted)
+
+
+def _scenario_metadata(defn: StressDefinition, severity: str, inputs: StressInputs, shocks: np.ndarray,
+                       applied: dict, factor_paths: dict, noise: dict) -> dict:
+    """A stress scenario's metadata (without the flash crashes' ``intraday`` block)."""
+    anchor = inputs.anchor
+    return {
+        "stress_key": defn.key,
+        "kind": defn.kind,
+        "description": defn.description,
+        "anchor_date": str(anchor.date.date()),
+        "anchor_rule": anchor.rule,
+        "anchor_prices": dict(zip(anchor.symbols, np.round(anchor.prices, 6).tolist())),
+        "excluded_symbols": anchor.excluded,
+        "horizon_days": int(defn.horizon_days),
+        "full_shock_day": defn.full_shock_day,
+        "severity_scale": REPLAY_SCALE[severity],
+        "shocks": applied,
+        "symbol_full_shock": {s: float(np.expm1(v)) for s, v in zip(anchor.symbols, shocks)},
+        "profile": [list(k) for k in defn.profile],
+        "factor_paths": factor_paths,
+        "noise": noise,
+        "sources": defn.sources,
+        "source": f"reference/stress_tests.yaml:{defn.key} - " + _headline_source(defn),
+        "calibration_source": "volatility and baseline correlation from market data up to the anchor date",
+    }
 
 
 def _on_symbol_calendars(inputs: StressInputs, dates: np.ndarray, returns: np.ndarray, prices: np.ndarray,
@@ -716,10 +662,33 @@ def _intraday_metadata(defn: StressDefinition, severity: str, minutes: int) -> d
 
 # --- the family -----------------------------------------------------------------------------------
 
-def prepare_inputs(ctx, definitions: list[StressDefinition]) -> StressInputs:
-    cfg = ctx.config["generation"]["stress"]
+def prepare_inputs(ctx: GenerationContext, definitions: list[StressDefinition]) -> StressInputs:
+    """What every stress path of a family run needs, measured once from the market data up to the anchor.
+
+    Parameters
+    ----------
+    ctx : GenerationContext
+        The market data, the economic series (``vix``, rate tenors) and ``generation.stress``.
+    definitions : list of StressDefinition
+        The selected tests (their longest horizon and their rate tenors).
+
+    Returns
+    -------
+    StressInputs
+        The anchor, the exposures, each symbol's daily volatility of log returns (the median of the others
+        without two returns, zero for a constant price), the baseline correlation over
+        ``correlation_lookback_days`` and its Cholesky factor, the defensive block, the VIX at the anchor
+        (else the reference index's realised volatility in VIX points), the rates at the anchor, the
+        sessions after it and the symbols' calendars.
+
+    Raises
+    ------
+    ScenarioInputError
+        No usable anchor (:func:`anchor_state`).
+    """
+    cfg = ctx.settings.generation.stress
     market = ctx.market
-    anchor = anchor_state(market.close, cfg["anchor_date"], float(cfg["anchor_min_share"]))
+    anchor = anchor_state(market.close, cfg.anchor_date, float(cfg.anchor_min_share))
     log_returns = market.log_returns()
     history = log_returns.loc[: anchor.date, anchor.symbols]
     flat = constant_columns(history.to_numpy(np.float64))
@@ -730,7 +699,7 @@ def prepare_inputs(ctx, definitions: list[StressDefinition]) -> StressInputs:
     measured = np.isfinite(daily_vol) & (daily_vol > 0)
     fallback = float(np.median(daily_vol[measured])) if measured.any() else 0.01
     daily_vol = np.where(flat, 0.0, np.where(measured, daily_vol, fallback))
-    hist_corr = baseline_correlation(log_returns, anchor.symbols, anchor.date, int(cfg["correlation_lookback_days"]))
+    hist_corr = baseline_correlation(log_returns, anchor.symbols, anchor.date, int(cfg.correlation_lookback_days))
     groups = load_reference("sectors")["groups"]
     defensive = np.array(
         [(sec in groups["defensive"]) or (sym in groups["defensive_symbols"]) for sym, sec in zip(anchor.symbols, exposures.sectors)],
@@ -749,19 +718,37 @@ def prepare_inputs(ctx, definitions: list[StressDefinition]) -> StressInputs:
         recent = col.iloc[-5:].dropna() if len(col) else col
         rates0[tenor] = float(recent.iloc[-1]) if len(recent) else None
     horizon = max((d.horizon_days for d in definitions), default=1)
-    dates = pd.DatetimeIndex(sessions_after(anchor.date, horizon, calendar_name(ctx.config)))
+    primary = configured_calendar(ctx.settings.data.trading_calendar)
+    dates = pd.DatetimeIndex(sessions_after(anchor.date, horizon, primary))
     return StressInputs(
         anchor, exposures, daily_vol, hist_corr, np.linalg.cholesky(hist_corr), average_correlation(hist_corr),
         defensive, vix0, rates0, dates, np.array([s == market.reference.name for s in anchor.symbols]) | flat,
         tuple(sym for sym, f in zip(anchor.symbols, flat) if f),
-        symbol_calendars(list(anchor.symbols), ctx.config, market.report.get("seven_day_symbols")),
-        calendar_name(ctx.config),
+        calendars_of(list(anchor.symbols), primary, ctx.settings.data.symbol_calendars,
+                     market.report.get("seven_day_symbols")),
+        primary,
     )
 
 
-def select_definitions(cfg: dict) -> list[StressDefinition]:
+def select_definitions(include: Sequence[str] | None) -> list[StressDefinition]:
+    """The stress tests of ``generation.stress.include`` (catalog order), or all of them when it is empty.
+
+    Parameters
+    ----------
+    include : sequence of str or None
+        Stress-test keys.
+
+    Returns
+    -------
+    list of StressDefinition
+
+    Raises
+    ------
+    ScenarioInputError
+        An unknown key (the message lists the known ones), or an invalid catalog record.
+    """
     definitions = load_stress_tests()
-    include = list(cfg["include"] or [])
+    include = list(include or [])
     if include:
         known = [d.key for d in definitions]
         unknown = [k for k in include if k not in known]
@@ -773,10 +760,27 @@ def select_definitions(cfg: dict) -> list[StressDefinition]:
     return definitions
 
 
-def generate_stress(ctx) -> ScenarioSet:
-    """Every selected stress test at ``ctx.severity``, from the last available market state."""
-    cfg = ctx.config["generation"]["stress"]
-    definitions = select_definitions(cfg)
+def generate_stress(ctx: GenerationContext) -> ScenarioSet:
+    """Every selected stress test at ``ctx.severity``, from the last available market state.
+
+    Parameters
+    ----------
+    ctx : GenerationContext
+        The market data, the economic series, ``generation.stress``, the seed and the severity.
+
+    Returns
+    -------
+    ScenarioSet
+        One scenario per selected test (:func:`build_scenario`); ``metadata``: the anchor, the symbols and
+        their exposures, the calendars, the baseline correlation, the anchor VIX and the noise settings.
+
+    Raises
+    ------
+    ScenarioInputError
+        An unknown key in ``generation.stress.include``, no usable anchor, or an invalid definition.
+    """
+    cfg = ctx.settings.generation.stress
+    definitions = select_definitions(cfg.include)
     inputs = prepare_inputs(ctx, definitions)
     history = ctx.market.close.pct_change(fill_method=None)
     baseline_vol = portfolio_volatility(history, inputs.anchor.symbols)
@@ -797,8 +801,8 @@ def generate_stress(ctx) -> ScenarioSet:
         "symbol_calendars": (own := {s: c for s, c in (inputs.calendars or {}).items() if c != inputs.primary_calendar}),
         "session_layout": CONVENTION if own else "single calendar",
         "severity_scale": REPLAY_SCALE[ctx.severity],
-        "noise": bool(cfg["noise"]),
-        "common_noise": bool(cfg["common_noise"]),
+        "noise": bool(cfg.noise),
+        "common_noise": bool(cfg.common_noise),
         "exposures": {
             sym: {"sector": sector, "beta": beta}
             for sym, sector, beta in zip(inputs.anchor.symbols, inputs.exposures.sectors, inputs.exposures.betas.tolist())
@@ -816,5 +820,5 @@ def generate_stress(ctx) -> ScenarioSet:
         scenarios=scenarios,
         data_version=ctx.market.data_version,
         config_hash=ctx.config_hash,
-        metadata=_jsonable(metadata),
+        metadata=jsonable(metadata),
     )

@@ -188,7 +188,7 @@ class Scenario:
             "max_drawdown": _round(self.max_drawdown),
             "seed": self.seed,
             "validation": self.validation,
-            "metadata": _jsonable(metadata),
+            "metadata": jsonable(metadata),
         }
 
 
@@ -526,13 +526,16 @@ def _round(value: float | None, digits: int = 6) -> float | None:
     return round(value, digits) if np.isfinite(value) else None
 
 
-def _jsonable(value):
+def jsonable(value: Any) -> Any:
+    """``value`` with JSON types only, for metadata: dict keys as strings, tuples as lists, floats rounded to 6
+    digits (non-finite ones as None), numpy scalars as Python ones, timestamps as ``YYYY-MM-DD``; other values
+    unchanged."""
     if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
+        return {str(k): jsonable(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
+        return [jsonable(v) for v in value]
     if isinstance(value, (np.floating, float)):
-        return _round(value)
+        return _round(float(value))
     if isinstance(value, np.integer):
         return int(value)
     if isinstance(value, (np.bool_,)):
