@@ -232,3 +232,37 @@ def test_no_function_over_80_lines_of_code():
     found = long_functions()
     assert set(found) <= set(LONG_FUNCTIONS), {k: v for k, v in found.items() if k not in LONG_FUNCTIONS}
     assert set(found) == set(LONG_FUNCTIONS), f"now short, remove: {sorted(set(LONG_FUNCTIONS) - set(found))}"
+
+
+def test_no_private_name_is_imported_from_another_module():
+    """A leading underscore means "this module's own": another module of the package that needs it gets a public
+    name (e.g. ``models.scenario.jsonable``, ``engines.calibration.years_offset``)."""
+    found = []
+    for name, path in MODULES.items():
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("scenarios_assets"):
+                found += [f"{name} imports {node.module}.{a.name}" for a in node.names
+                          if a.name.startswith("_") and not a.name.startswith("__")]
+    assert not found, found
+
+
+def test_family_traits_come_from_the_registry():
+    """The family list is the registry's: every per-family set check is named by a FamilySpec and every name a
+    spec gives is a registered check; the footprint estimate and the tail statistics read the specs (regime,
+    a replay family, counts in the footprint: a hand-written list once spelled it 'regimes' and left it out)."""
+    from scenarios_assets.core.families.registry import FAMILY_SPECS
+    from scenarios_assets.core.library import footprint
+    from scenarios_assets.core.library.validation import SET_CHECKS, SetStats, checks_for
+    from scenarios_assets.core.models.config import default_config
+
+    per_family = {c.name for c in SET_CHECKS if c.per_family}
+    named = {name for spec in FAMILY_SPECS.values() for name in spec.set_checks}
+    assert named == per_family
+    assert [c.name for c in checks_for("regime")][-1] == "regime_types_found"
+    assert "statistical_validity" not in {c.name for c in checks_for("historical")}
+    assert [f for f, spec in FAMILY_SPECS.items() if spec.simulated] == ["monte_carlo", "bootstrap"]
+    assert SetStats("bootstrap", "severe").simulated and not SetStats("stress", "severe").simulated
+    sizes = footprint.Sizes(sessions=1000, symbols=10, universe={}, rows=None)
+    for family in FAMILY_SPECS:
+        est = footprint.estimate(default_config(), [family], ["severe"], sizes, save_timeseries=True)
+        assert est.disk > 0 and any(k.startswith(family) for k in est.disk_parts), family

@@ -201,7 +201,7 @@ def test_a_wide_long_panel_is_refused_on_its_load():
     with 4 GiB available the request is refused before the data is read."""
     sizes = footprint.Sizes(18_000_000, 9_000, 2_000)
     config = load_config(None)
-    est = footprint.estimate(config, ["historical", "regimes", "monte_carlo", "bootstrap", "stress"], ["moderate"],
+    est = footprint.estimate(config, ["historical", "regime", "monte_carlo", "bootstrap", "stress"], ["moderate"],
                              sizes, save_timeseries=True)
     measured = 4499.5 * footprint.MIB
     assert measured <= est.memory <= 1.6 * measured

@@ -9,76 +9,84 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from scenarios_assets.core.families.bootstrap import stream_bootstrap
 from scenarios_assets.core.families.context import GenerationContext
+from scenarios_assets.core.families.historical import generate_historical
+from scenarios_assets.core.families.monte_carlo import stream_monte_carlo
+from scenarios_assets.core.families.regime import generate_regimes
+from scenarios_assets.core.families.stress import generate_stress
 from scenarios_assets.core.models.config import section_hash
 from scenarios_assets.core.models.scenario import ScenarioSet, ScenarioStream
 
 
 @dataclass(frozen=True)
 class FamilySpec:
-    family: str  # the `family` field of each scenario
-    asset_name: str  # asset key scenarios/<asset_name>
-    config_section: str  # scenarios_pipeline.generation.<section>
-    cli_types: tuple[str, ...]  # --type values that select it (besides `all`)
-    generate: Callable[[GenerationContext], ScenarioSet | ScenarioStream]  # a small set whole, or a stream
+    """One scenario family: everything the layers above derive from it (asset, ``--type`` values, checks,
+    footprint).
+
+    Attributes
+    ----------
+    family : str
+        The ``family`` field of each scenario.
+    asset_name : str
+        Its asset key is ``scenarios/<asset_name>``.
+    config_section : str
+        ``scenarios_pipeline.generation.<section>`` holds its settings.
+    cli_types : tuple of str
+        ``--type`` values that select it (besides ``all``).
+    generate : callable
+        ``GenerationContext -> ScenarioSet | ScenarioStream``: a small set whole, or a stream of chunks.
+    description : str
+        One sentence for the asset's description.
+    simulated : bool
+        Its returns are drawn (Monte Carlo, bootstrap): paths by the thousand, in chunks, whose tails and
+        correlation structure are checked (``library.validation``) and whose memory and disk grow with the
+        path count (``library.footprint``); otherwise a replay or a defined shock over the panel.
+    set_checks : tuple of str
+        The family-specific set checks (names of ``library.validation.SET_CHECKS`` marked ``per_family``) it
+        gets besides the common ones.
+    """
+
+    family: str
+    asset_name: str
+    config_section: str
+    cli_types: tuple[str, ...]
+    generate: Callable[[GenerationContext], ScenarioSet | ScenarioStream]
     description: str
-
-
-def _historical(ctx: GenerationContext) -> ScenarioSet:
-    from scenarios_assets.core.families.historical import generate_historical
-
-    return generate_historical(ctx)
-
-
-def _regimes(ctx: GenerationContext) -> ScenarioSet:
-    from scenarios_assets.core.families.regime import generate_regimes
-
-    return generate_regimes(ctx)
-
-
-def _stress(ctx: GenerationContext) -> ScenarioSet:
-    from scenarios_assets.core.families.stress import generate_stress
-
-    return generate_stress(ctx)
-
-
-def _monte_carlo(ctx: GenerationContext) -> ScenarioStream:
-    from scenarios_assets.core.families.monte_carlo import stream_monte_carlo
-
-    return stream_monte_carlo(ctx)
-
-
-def _bootstrap(ctx: GenerationContext) -> ScenarioStream:
-    from scenarios_assets.core.families.bootstrap import stream_bootstrap
-
-    return stream_bootstrap(ctx)
+    simulated: bool = False
+    set_checks: tuple[str, ...] = ()
 
 
 FAMILY_SPECS: dict[str, FamilySpec] = {
     spec.family: spec
     for spec in [
         FamilySpec(
-            "historical", "historical", "historical", ("historical",), _historical,
+            "historical", "historical", "historical", ("historical",), generate_historical,
             "Named historical events and (optionally) full cycles, replayed at three severities.",
+            set_checks=("events_accounted",),
         ),
         FamilySpec(
-            "regime", "regimes", "regime", ("regime",), _regimes,
+            "regime", "regimes", "regime", ("regime",), generate_regimes,
             "Bull, bear, high-volatility and ranging segments of the S&P 500 (and configured indices), replayed "
             "at three severities.",
+            set_checks=("regime_types_found",),
         ),
         FamilySpec(
-            "monte_carlo", "monte_carlo", "stochastic", ("stochastic", "monte_carlo"), _monte_carlo,
+            "monte_carlo", "monte_carlo", "stochastic", ("stochastic", "monte_carlo"), stream_monte_carlo,
             "Monte Carlo paths: GJR-GARCH(1,1,1)-t (default), GBM or filtered historical simulation with correlated "
             "innovations, calibrated per severity.",
+            simulated=True, set_checks=("statistical_validity", "correlation_stability"),
         ),
         FamilySpec(
-            "bootstrap", "bootstrap", "stochastic", ("stochastic", "bootstrap"), _bootstrap,
+            "bootstrap", "bootstrap", "stochastic", ("stochastic", "bootstrap"), stream_bootstrap,
             "Circular or stationary block bootstrap of whole historical dates; severe/extreme draw high-volatility "
             "blocks.",
+            simulated=True, set_checks=("statistical_validity", "correlation_stability"),
         ),
         FamilySpec(
-            "stress", "stress", "stress", ("stress",), _stress,
+            "stress", "stress", "stress", ("stress",), generate_stress,
             "Four parametric and twelve named stress tests from the last market state, at three calibrated severities.",
+            set_checks=("events_accounted",),
         ),
     ]
 }

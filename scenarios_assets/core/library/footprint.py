@@ -16,7 +16,7 @@ Every factor is a size the code allocates, times a per-unit figure measured on t
 - *the set's checks* (``validation.SetStats``): ``SCENARIO_STATS_BYTES`` per path of a slice;
 - *the Monte Carlo fit*: symbols^2 x 8 B x ``CALIBRATION_MATRICES`` (correlations, their Cholesky factors,
   the severity variants);
-- *replays* (historical, regimes, stress): sessions x symbols x ``REPLAY_BYTES_PER_PANEL_CELL``;
+- *replays* (historical, regime, stress: every family whose spec is not ``simulated``): sessions x symbols x ``REPLAY_BYTES_PER_PANEL_CELL``;
 - *disk*: time-series rows x ``TIMESERIES_BYTES_PER_ROW`` (float32 returns and prices, zstd), per path and
   symbol ``RECORD_BYTES_PER_PATH_SYMBOL`` (metrics row, JSON record, metadata entry), per path and day
   ``PORTFOLIO_BYTES_PER_PATH_DAY``, and ``REPORT_BYTES`` for the report and its charts.
@@ -35,6 +35,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from scenarios_assets.core.families.registry import FAMILY_SPECS
 from scenarios_assets.core.models.errors import ScenarioInputError
 from scenarios_assets.core.library.store import is_remote
 
@@ -68,8 +69,6 @@ RECORD_BYTES_PER_PATH_SYMBOL = 320  # metrics row 93 B + records.jsonl 115 B + s
 RECORD_ONLY_BYTES_PER_PATH_SYMBOL = 230  # without time series: the records and the metadata only
 PORTFOLIO_BYTES_PER_PATH_DAY = 5.0
 REPORT_BYTES = 1 * MIB  # report and charts: 0.5 MB for a stochastic-only build, 2.4 MB for the default library
-STOCHASTIC = ("monte_carlo", "bootstrap")
-REPLAYS = ("historical", "regimes", "stress")
 
 # Where each limit is set, named in the refusal line.
 MEMORY_SETTING = "--memory-limit GIB (env SCENARIOS_MEMORY_LIMIT_GIB, config performance.memory_limit_gib)"
@@ -193,7 +192,7 @@ def estimate(config: dict, families: list[str], severities: list[str], sizes: Si
     disk: dict[str, int] = {}
     n_sev = len(severities)
     for family in families:
-        if family in STOCHASTIC:
+        if FAMILY_SPECS[family].simulated:
             n, t = _slice_count(config, family), _horizon(config, family)
             symbols = sizes.universe.get(family, sizes.symbols)
             paths = min(n, chunk_paths(config, family, symbols))
@@ -206,7 +205,7 @@ def estimate(config: dict, families: list[str], severities: list[str], sizes: Si
             if save_timeseries:
                 per_slice += int(n * t * symbols * TIMESERIES_BYTES_PER_ROW + n * t * PORTFOLIO_BYTES_PER_PATH_DAY)
             disk[f"{family}: {n:,} paths x {t} days x {symbols:,} symbols x {n_sev} severit{'y' if n_sev == 1 else 'ies'}"] = per_slice * n_sev
-        elif family in REPLAYS:
+        else:  # replays and defined shocks: about one row per session x symbol
             cells = sizes.sessions * sizes.symbols
             steps[f"{family}: replays over {sizes.sessions:,} sessions x {sizes.symbols:,} symbols"] = cells * REPLAY_BYTES_PER_PANEL_CELL
             if save_timeseries:

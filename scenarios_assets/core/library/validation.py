@@ -2,8 +2,8 @@
 
 Each check returns ``{"passed": bool, "value": float, "threshold": ..., "blocking": bool, "detail": str}``.
 Blocking checks guard unusable output (non-finite values, non-positive prices, a broken calendar);
-the others are warnings. Families add checks by registering them in ``SET_CHECKS`` with the families
-they apply to.
+the others are warnings. A family-specific check is registered in ``SET_CHECKS`` as ``per_family`` and
+named in the ``set_checks`` of the families' ``FamilySpec`` (``core.families.registry``).
 
 Which family gets which check (see ``SET_CHECKS``):
 
@@ -43,7 +43,7 @@ import numpy as np
 
 from scenarios_assets.core.engines.tails import TAIL_SIGMA, standardised_columns, student_t_rate
 from scenarios_assets.core.families.context import GenerationContext
-from scenarios_assets.core.families.registry import family_stream
+from scenarios_assets.core.families.registry import FAMILY_SPECS, family_stream
 from scenarios_assets.core.models.scenario import Scenario, ScenarioSet, ScenarioStream
 
 MIN_COVERAGE = 0.95
@@ -51,7 +51,6 @@ TAIL_TOLERANCE = 2.0  # observed/expected exceedance ratio accepted either way
 MIN_CORRELATION_STABILITY = 0.8  # where the family claims to keep the historical structure (moderate)
 MIN_STRESSED_CORRELATION_STABILITY = 0.5  # severe/extreme move correlations on purpose; below this the structure is lost
 MIN_UNIQUE_SCENARIOS = 50
-TAIL_FAMILIES = ("monte_carlo", "bootstrap")  # families whose returns are generated (statistical_validity)
 REQUIRED_REGIMES = {"bull": ("bull",), "bear": ("bear",), "neutral": ("ranging", "neutral")}
 
 
@@ -279,7 +278,7 @@ class SetStats:
     Parameters
     ----------
     family : str
-        The family's name (its tail statistics are gathered for :data:`TAIL_FAMILIES` only).
+        The family's name (tail statistics are gathered for a ``FamilySpec.simulated`` family only).
     severity : str
         Severity level name.
     correlation_paths : int, optional
@@ -290,6 +289,8 @@ class SetStats:
 
     def __init__(self, family: str, severity: str, correlation_paths: int | None = None, offset: int = 0):
         self.family, self.severity = family, severity
+        spec = FAMILY_SPECS.get(family)
+        self.simulated = spec is not None and spec.simulated
         self.offset = offset  # index in the set of this object's first scenario (a chunk's statistics)
         self.ids: list[str] = []
         self.scenario_validation: list[dict] = []
@@ -325,7 +326,7 @@ class SetStats:
         self.max_drawdowns.append(float(s.max_drawdown))
         if s.metadata.get("regime"):
             self.regime_labels.add(str(s.metadata["regime"]))
-        if self.family in TAIL_FAMILIES:
+        if self.simulated:
             z = standardised_columns(s.returns)
             self.tail_total += z.size
             self.tail_beyond += int(np.count_nonzero(np.abs(z) > TAIL_SIGMA))
@@ -722,15 +723,15 @@ class SetCheck:
         A failure makes the output unusable: downstream assets do not run.
     description : str
         One line, for the Dagster check specs.
-    families : tuple of str, optional
-        The families it applies to; None: every family.
+    per_family : bool, default False
+        Only for the families whose ``FamilySpec.set_checks`` name it; otherwise every family gets it.
     """
 
     name: str
     fn: Callable[[SetStats], dict]
     blocking: bool  # a failure makes the output unusable: downstream assets do not run
     description: str
-    families: tuple[str, ...] | None = None  # None: every family
+    per_family: bool = False
 
 
 SET_CHECKS: list[SetCheck] = [
@@ -740,16 +741,16 @@ SET_CHECKS: list[SetCheck] = [
     SetCheck("trading_calendar", _aggregate("trading_calendar"), True, "dates increase and fall on weekdays (each symbol on its calendar's sessions where calendars differ)"),
     SetCheck("non_negative_volume", _aggregate("non_negative_volume"), True, "volumes and their multipliers are >= 0"),
     SetCheck("coverage", _aggregate("coverage"), False, f"each symbol has data on >= {MIN_COVERAGE:.0%} of days"),
-    SetCheck("events_accounted", events_accounted, False, "every catalog event is generated or reported skipped", ("historical", "stress")),
+    SetCheck("events_accounted", events_accounted, False, "every catalog event is generated or reported skipped", True),
     SetCheck(
         "statistical_validity", statistical_validity, False,
-        f"share of returns beyond {TAIL_SIGMA:g} sigma within x{TAIL_TOLERANCE:g} of the expected share", ("monte_carlo", "bootstrap"),
+        f"share of returns beyond {TAIL_SIGMA:g} sigma within x{TAIL_TOLERANCE:g} of the expected share", True,
     ),
     SetCheck(
         "correlation_stability", correlation_stability, False,
-        f"the historical correlation structure is kept (stability >= {MIN_CORRELATION_STABILITY})", ("monte_carlo", "bootstrap"),
+        f"the historical correlation structure is kept (stability >= {MIN_CORRELATION_STABILITY})", True,
     ),
-    SetCheck("regime_types_found", regime_types_found, False, "bull, bear, high-volatility and ranging segments were found", ("regime",)),
+    SetCheck("regime_types_found", regime_types_found, False, "bull, bear, high-volatility and ranging segments were found", True),
 ]
 
 
@@ -764,9 +765,12 @@ def checks_for(family: str) -> list[SetCheck]:
     Returns
     -------
     list of SetCheck
-        The checks whose ``families`` is None or holds ``family``.
+        The common checks and the per-family ones its ``FamilySpec.set_checks`` names (an unregistered
+        family: the common ones).
     """
-    return [c for c in SET_CHECKS if c.families is None or family in c.families]
+    spec = FAMILY_SPECS.get(family)
+    named = spec.set_checks if spec is not None else ()
+    return [c for c in SET_CHECKS if not c.per_family or c.name in named]
 
 
 def set_validation(st: SetStats) -> dict[str, dict]:
