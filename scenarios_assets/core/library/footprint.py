@@ -35,8 +35,12 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from scenarios_assets.core.engines.calibration import calibration_window
 from scenarios_assets.core.families.registry import FAMILY_SPECS
-from scenarios_assets.core.models.errors import ScenarioInputError
+from scenarios_assets.core.families.stochastic import chunk_size
+from scenarios_assets.core.models.config import BootstrapConfig, MonteCarloConfig, ScenarioConfig
+from scenarios_assets.core.models.errors import CalibrationError, ScenarioInputError
+from scenarios_assets.core.library.metrics import BLOCK_CELLS
 from scenarios_assets.core.library.store import is_remote
 
 GIB = 1024**3
@@ -126,12 +130,17 @@ class Estimate:
     disk_driver: str
 
 
+def _paths_config(config: dict, family: str) -> MonteCarloConfig | BootstrapConfig:
+    """The typed settings of a simulated family (``generation.stochastic.<family>``)."""
+    return getattr(ScenarioConfig.from_mapping(config).generation.stochastic, family)
+
+
 def _slice_count(config: dict, family: str) -> int:
-    return int(config["generation"]["stochastic"][family]["num_scenarios"])
+    return _paths_config(config, family).num_scenarios
 
 
 def _horizon(config: dict, family: str) -> int:
-    return int(config["generation"]["stochastic"][family]["time_horizon_days"])
+    return _paths_config(config, family).time_horizon_days
 
 
 def chunk_paths(config: dict, family: str, symbols: int) -> int:
@@ -152,9 +161,7 @@ def chunk_paths(config: dict, family: str, symbols: int) -> int:
     int
         Paths per chunk.
     """
-    from scenarios_assets.core.families.stochastic import chunk_size
-
-    return chunk_size(_horizon(config, family), symbols, config["performance"].get("paths_per_chunk"))
+    return chunk_size(_horizon(config, family), symbols, ScenarioConfig.from_mapping(config).performance.paths_per_chunk)
 
 
 def estimate(config: dict, families: list[str], severities: list[str], sizes: Sizes,
@@ -185,8 +192,6 @@ def estimate(config: dict, families: list[str], severities: list[str], sizes: Si
     Estimate
         Peak memory and disk, bytes, with their parts.
     """
-    from scenarios_assets.core.library.metrics import BLOCK_CELLS
-
     panel = sizes.sessions * sizes.symbols * 8 * PANEL_ARRAYS
     steps: dict[str, int] = {}
     disk: dict[str, int] = {}
@@ -247,15 +252,15 @@ def market_sizes(market, config: dict, rows: int | None) -> Sizes:
     Sizes
         The panel's sessions and symbols, and each stochastic family's universe size.
     """
-    from scenarios_assets.core.engines.calibration import calibration_window
-    from scenarios_assets.core.models.errors import CalibrationError
-
+    stochastic = ScenarioConfig.from_mapping(config).generation.stochastic
     universe = {}
-    for family, years_key, min_sessions in (("monte_carlo", "fit_window_years", 250), ("bootstrap", "history_years", 20)):
-        cfg = config["generation"]["stochastic"][family]
+    windows = (("monte_carlo", stochastic.monte_carlo.fit_window_years, 250),
+               ("bootstrap", stochastic.bootstrap.history_years, 20))
+    for family, years, min_sessions in windows:
+        cfg = getattr(stochastic, family)
         try:
-            window = calibration_window(market.close, years=cfg[years_key], min_coverage=float(cfg["min_coverage"]),
-                                        min_symbols_share=float(cfg["min_symbols_share"]), end=cfg["calibration_end"],
+            window = calibration_window(market.close, years=years, min_coverage=cfg.min_coverage,
+                                        min_symbols_share=cfg.min_symbols_share, end=cfg.calibration_end,
                                         min_sessions=min_sessions)
             universe[family] = len(window.symbols)
         except (CalibrationError, ValueError, KeyError):
