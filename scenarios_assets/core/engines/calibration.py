@@ -146,7 +146,15 @@ class StressProfile:
     drift_scale: float
 
     def as_dict(self) -> dict:
-        """The profile as recorded in the set metadata (with the volatility floor, sqrt of the variance floor)."""
+        """The profile as recorded in the set metadata (with the volatility floor, sqrt of the variance floor).
+
+        Returns
+        -------
+        dict
+            ``variance_quantile``, ``variance_floor``, ``volatility_floor`` (sqrt of the variance floor,
+            rounded to 6 decimals: the minimum ratio of stressed to average volatility),
+            ``correlation_quantile`` and ``drift_scale``.
+        """
         return {
             "variance_quantile": self.variance_quantile,
             "variance_floor": self.variance_floor,
@@ -210,7 +218,14 @@ class CalibrationWindow:
         return len(self.log_returns)
 
     def describe(self) -> dict:
-        """The window as recorded in the set metadata (``calibration_window``)."""
+        """The window as recorded in the set metadata (``calibration_window``).
+
+        Returns
+        -------
+        dict
+            ``start`` and ``end`` (ISO dates), ``sessions`` (T), ``symbols`` (N), ``end_rule`` and
+            ``excluded_symbols`` (symbol -> coverage, fraction of the window's sessions).
+        """
         return {
             "start": str(self.start.date()),
             "end": str(self.end.date()),
@@ -221,7 +236,23 @@ class CalibrationWindow:
         }
 
     def start_state(self, data_end: pd.Timestamp, first_date) -> dict:
-        """How the paths start (set metadata ``start_state``): date, rule and the shift from the data's end."""
+        """How the paths start (set metadata ``start_state``): date, rule and the shift from the data's end.
+
+        Parameters
+        ----------
+        data_end : pandas.Timestamp
+            The market data's last date (anything ``pandas.Timestamp`` takes).
+        first_date : date-like
+            The first simulated date (recorded as ``str(first_date)``, e.g. a ``numpy.datetime64[D]``).
+
+        Returns
+        -------
+        dict
+            ``date`` (the window's end, ISO), ``first_simulated_date``, ``rule``, ``market_data_end``,
+            ``shift_from_market_data_end_days`` (calendar days from the window's end to ``data_end``) and
+            ``closes_before_start_date`` (symbol -> ISO date of its last close, for the symbols without a
+            close on the window's end).
+        """
         stale = {s: d for s, d in self.last_close_date.items() if d != str(self.end.date())}
         return {
             "date": str(self.end.date()),

@@ -96,7 +96,16 @@ class GarchFit:
         return self.alpha + self.gamma / 2.0 + self.beta
 
     def summary(self) -> dict:
-        """Medians of the parameters and counts of failed, over-persistent and heavy-tailed fits."""
+        """Medians of the parameters and counts of failed, over-persistent and heavy-tailed fits.
+
+        Returns
+        -------
+        dict
+            ``volatility_model``; the medians of alpha, gamma, beta, the persistence and nu, and the least
+            nu; ``fits_not_converged``, ``persistence_above_cap`` (persistence above ``MAX_PERSISTENCE``)
+            and ``nu_below_min_dof`` (nu below ``MIN_DOF``) as symbol counts. Unitless coefficients (no
+            percent scale); floats and ints.
+        """
         return {
             "volatility_model": self.volatility_model,
             "alpha_median": float(np.median(self.alpha)),
@@ -111,7 +120,14 @@ class GarchFit:
         }
 
     def by_symbol(self) -> dict:
-        """The parameters of each symbol (symbol -> mu, omega, alpha, gamma, beta, nu, persistence, converged)."""
+        """The parameters of each symbol (symbol -> mu, omega, alpha, gamma, beta, nu, persistence, converged).
+
+        Returns
+        -------
+        dict
+            Symbol -> dict of floats ``mu`` (percent daily log return), ``omega`` (percent squared),
+            ``alpha``, ``gamma``, ``beta``, ``nu``, ``persistence``, and the bool ``converged``.
+        """
         return {
             s: {
                 "mu": float(self.mu[i]),

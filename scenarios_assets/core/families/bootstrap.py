@@ -105,6 +105,13 @@ class BootstrapProfile:
     block_vol_quantile: float | None
 
     def as_dict(self) -> dict:
+        """The profile as recorded in the set metadata (``severity_profile``).
+
+        Returns
+        -------
+        dict
+            ``pool`` and ``block_vol_quantile``.
+        """
         return {"pool": self.pool, "block_vol_quantile": self.block_vol_quantile}
 
 
@@ -118,7 +125,27 @@ BOOTSTRAP_SEVERITY: dict[str, BootstrapProfile] = {
 def severity_pool(close: pd.DataFrame, window: CalibrationWindow, cfg: BootstrapConfig, severity: str,
                   block_size: int) -> Pool:
     """The pool of ``severity`` (``BOOTSTRAP_SEVERITY``): the history window, or the stress pool's blocks at or
-    above the profile's volatility quantile (extreme: never below the severe threshold)."""
+    above the profile's volatility quantile (extreme: never below the severe threshold).
+
+    Parameters
+    ----------
+    close : DataFrame of shape (n_dates, n_symbols), float
+        Daily closes of the market data, dates x symbols (the stress pool reaches before the window).
+    window : CalibrationWindow
+        The history window and universe.
+    cfg : BootstrapConfig
+        Reads ``stress_history_years`` (the stress pool's longest span, years).
+    severity : {"moderate", "severe", "extreme"}
+        Selects the :class:`BootstrapProfile` of ``BOOTSTRAP_SEVERITY``.
+    block_size : int
+        Sessions per block (the span of the block volatility).
+
+    Returns
+    -------
+    Pool
+        The pool's rows (daily simple returns, (H, N) float32), their dates and the allowed block starts
+        (:func:`~scenarios_assets.core.engines.blocks.build_pool`).
+    """
     profile = BOOTSTRAP_SEVERITY[severity]
     if profile.pool == "history":
         return build_pool(close, window, block_size, vol_quantile=None, stress_history_years=cfg.stress_history_years)
@@ -179,7 +206,42 @@ def _history_window(ctx: GenerationContext, cfg: BootstrapConfig) -> Calibration
 
 def stream_bootstrap(ctx: GenerationContext, indices: Iterable[int] | None = None) -> ScenarioStream:
     """Block-bootstrap paths of ``ctx.severity``: scenarios ``indices`` (default 0..num_scenarios-1), drawn
-    lazily one chunk of paths at a time from a pool built once."""
+    lazily one chunk of paths at a time from a pool built once.
+
+    A history window the data cannot supply (:class:`~scenarios_assets.core.models.errors.CalibrationError`)
+    gives an empty stream whose ``skipped`` entry says why; a disabled family an empty stream with metadata
+    ``{"disabled": True}``.
+
+    Parameters
+    ----------
+    ctx : GenerationContext
+        The market data, the config (``generation.stochastic.bootstrap``, ``performance``,
+        ``data.trading_calendar``), the seed and the severity.
+    indices : iterable of int, optional
+        The scenario indices to generate; None: 0 .. ``num_scenarios`` - 1.
+
+    Returns
+    -------
+    ScenarioStream
+        The scenarios in chunks (``plan`` says how they are made); ``finish`` adds
+        ``seasonal_fallback_positions``, VaR/CVaR, the medians and ``correlation_stability`` to the metadata.
+
+    Raises
+    ------
+    ScenarioInputError
+        An unknown severity, an unsupported ``sampling_method``, a negative ``num_scenarios``,
+        ``time_horizon_days`` below 2, ``block_size_days`` below 1 or an unknown calendar.
+
+    References
+    ----------
+    Politis, D. & Romano, J. (1992). A circular block-resampling procedure for stationary data. In LePage, R. &
+    Billard, L. (eds.), Exploring the Limits of Bootstrap, Wiley, 263-270.
+    Politis, D. & Romano, J. (1994). The stationary bootstrap. Journal of the American Statistical Association
+    89:1303-1313.
+    Politis, D. & White, H. (2004). Econometric Reviews 23:53-70, and Patton, A., Politis, D. & White, H.
+    (2009). Econometric Reviews 28:372-375 (the automatic block length, ``block_size_days: null``).
+    Rockafellar, R. T. & Uryasev, S. (2000). Journal of Risk 2(3):21-41 (CVaR).
+    """
     cfg = ctx.settings.generation.stochastic.bootstrap
     disabled = disabled_set(ctx, FAMILY, cfg.enabled)
     if disabled is not None:
@@ -262,7 +324,32 @@ class BootstrapChunks:
 def bootstrap_chunk(model: BootstrapChunks, part: list[int]) -> tuple[list[Scenario], set[int]]:
     """The scenarios ``part`` of a bootstrap set, and the path positions whose seasonal starts fell back to
     the nearest phases (their union over the chunks is the set's count). Path i's blocks come from
-    ``scenario_seed(seed, family, severity, i)`` alone, so any chunking gives the same paths."""
+    ``scenario_seed(seed, family, severity, i)`` alone, so any chunking gives the same paths.
+
+    Parameters
+    ----------
+    model : BootstrapChunks
+        What every chunk of the set reads (the pool, last closes, seed, severity, horizon, block rule, dates).
+    part : list of int
+        The scenario indices of this chunk (S of them).
+
+    Returns
+    -------
+    scenarios : list of Scenario
+        One per index of ``part``, in order: daily simple returns (fractions, whole pool dates) and prices,
+        (T, N) float32 views of the chunk's (S, T, N) arrays (laid out on the symbols' own sessions with a
+        non-identity layout); the metadata records each block's start date (and length, ``stationary``).
+    fallback_positions : set of int
+        The path positions whose seasonal starts have fallen back to the nearest phases so far (those
+        :class:`~scenarios_assets.core.engines.blocks.SeasonalStarts` has recorded in this process); empty
+        without ``preserve_seasonality``.
+
+    Raises
+    ------
+    ScenarioInputError
+        ``block_size`` below 1 or an unknown ``method``
+        (:func:`~scenarios_assets.core.engines.blocks.draw_block_indices`).
+    """
     seeds = [scenario_seed(model.seed, FAMILY, model.severity, i) for i in part]
     rows = np.empty((len(part), model.horizon), dtype=np.int64)
     meta = []

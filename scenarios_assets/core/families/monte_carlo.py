@@ -79,7 +79,14 @@ MODEL_KEYS = {"garch": "garch", "gbm": "gbm", "historical_distribution": "fhs"} 
 
 class IndexDays:
     """The reference index's worst simulated day and its days at the circuit breaker, accumulated over the
-    streamed chunks (order-independent, so any chunking gives the same figures)."""
+    streamed chunks (order-independent, so any chunking gives the same figures).
+
+    Parameters
+    ----------
+    pm : PathModel
+        The calibrated model: ``pm.reference`` (the reference index's column, or None) and ``pm.floor`` (each
+        symbol's lowest daily log return; the index's is the circuit breaker, log(1 - 0.20)).
+    """
 
     def __init__(self, pm: PathModel):
         self.column = pm.reference
@@ -89,7 +96,16 @@ class IndexDays:
         self.paths_at_floor = 0
 
     def add(self, log_returns: np.ndarray) -> None:
-        """Count one chunk of (S, T, N) simulated daily log returns."""
+        """Count one chunk of (S, T, N) simulated daily log returns.
+
+        A day counts as at the circuit breaker when the index's daily log return is at most the floor plus
+        1e-6. Nothing is counted without a reference index or for an empty chunk.
+
+        Parameters
+        ----------
+        log_returns : ndarray of shape (S, T, N), float32
+            Daily log returns of the chunk's paths (:func:`~scenarios_assets.core.engines.simulation.simulate_log_returns`).
+        """
         if self.column is None or self.floor is None or log_returns.size == 0:
             return
         index = log_returns[:, :, self.column].astype(np.float64)
@@ -99,13 +115,27 @@ class IndexDays:
         self.paths_at_floor += int((hits > 0).sum())
 
     def merge(self, other: IndexDays) -> None:
-        """Fold in the figures of another chunk (min of the worst day, sums of the counts: exact in any order)."""
+        """Fold in the figures of another chunk (min of the worst day, sums of the counts: exact in any order).
+
+        Parameters
+        ----------
+        other : IndexDays
+            One chunk's figures (:func:`monte_carlo_chunk`).
+        """
         self.worst = min(self.worst, other.worst)
         self.at_floor += other.at_floor
         self.paths_at_floor += other.paths_at_floor
 
     def metadata(self) -> dict:
-        """``index_worst_day`` (daily simple return) and the counts at the circuit breaker (empty without an index)."""
+        """``index_worst_day`` (daily simple return) and the counts at the circuit breaker (empty without an index).
+
+        Returns
+        -------
+        dict
+            ``index_worst_day`` (the lowest simulated daily simple return of the index, fraction),
+            ``index_days_at_circuit_breaker`` (path-days) and ``index_paths_at_circuit_breaker`` (paths with
+            at least one such day); empty without a reference index or before any day was counted.
+        """
         if self.column is None or not math.isfinite(self.worst):
             return {}
         return {
@@ -137,7 +167,23 @@ class MonteCarloChunks:
 def monte_carlo_chunk(model: MonteCarloChunks, part: list[int]) -> tuple[list[Scenario], IndexDays]:
     """The scenarios ``part`` (indices into the set) of a Monte Carlo set, and the reference index's figures
     over them (merged in chunk order by :meth:`IndexDays.merge`). Path i's draws come from
-    ``scenario_seed(seed, family, severity, i)`` alone, so any chunking gives the same paths."""
+    ``scenario_seed(seed, family, severity, i)`` alone, so any chunking gives the same paths.
+
+    Parameters
+    ----------
+    model : MonteCarloChunks
+        What every chunk of the set reads (the calibrated path model, seed, severity, horizon and dates).
+    part : list of int
+        The scenario indices of this chunk (S of them).
+
+    Returns
+    -------
+    scenarios : list of Scenario
+        One per index of ``part``, in order: daily simple returns (fractions) and prices, (T, N) float32 views
+        of the chunk's (S, T, N) arrays (laid out on the symbols' own sessions with a non-identity layout).
+    index_days : IndexDays
+        The reference index's worst day and days at the circuit breaker over the chunk.
+    """
     pm = model.pm
     seeds = [scenario_seed(model.seed, FAMILY, model.severity, i) for i in part]
     log_r = simulate_log_returns(pm, seeds, model.horizon)
@@ -185,7 +231,39 @@ def _set_metadata(ctx: GenerationContext, cfg: MonteCarloConfig, window: Calibra
 
 def stream_monte_carlo(ctx: GenerationContext, indices: Iterable[int] | None = None) -> ScenarioStream:
     """Monte Carlo paths of ``ctx.severity``: scenarios ``indices`` (default 0..num_scenarios-1), calibrated
-    once and simulated lazily, one chunk of paths at a time."""
+    once and simulated lazily, one chunk of paths at a time.
+
+    A calibration the data cannot support (:class:`~scenarios_assets.core.models.errors.CalibrationError`)
+    gives an empty stream whose ``skipped`` entry says why; a disabled family an empty stream with metadata
+    ``{"disabled": True}``.
+
+    Parameters
+    ----------
+    ctx : GenerationContext
+        The market data, the config (``generation.stochastic.monte_carlo``, ``performance``,
+        ``data.trading_calendar``, ``data.reference_symbol``), the seed and the severity.
+    indices : iterable of int, optional
+        The scenario indices to generate; None: 0 .. ``num_scenarios`` - 1.
+
+    Returns
+    -------
+    ScenarioStream
+        The scenarios in chunks (``plan`` says how they are made); ``finish`` adds VaR/CVaR, the medians,
+        ``correlation_stability`` and the reference index's days at the circuit breaker to the metadata.
+
+    Raises
+    ------
+    ScenarioInputError
+        An unknown severity, a negative ``num_scenarios``, ``time_horizon_days`` below 2, an unsupported
+        model setting (:func:`~scenarios_assets.core.engines.calibration.calibrate`) or an unknown calendar.
+
+    References
+    ----------
+    Bollerslev (1986) J. Econometrics 31:307-327; Bollerslev (1987) Rev. Econ. Stat. 69:542-547 (Student-t
+    GARCH); Glosten, Jagannathan & Runkle (1993) J. Finance 48:1779-1801 (GJR-GARCH); Barone-Adesi,
+    Giannopoulos & Vosper (1999) J. Futures Markets 19:583-602 (filtered historical simulation); Rockafellar &
+    Uryasev (2000) J. Risk 2(3):21-41 (CVaR).
+    """
     cfg = ctx.settings.generation.stochastic.monte_carlo
     disabled = disabled_set(ctx, FAMILY, cfg.enabled)
     if disabled is not None:

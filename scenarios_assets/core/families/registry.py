@@ -31,7 +31,8 @@ class FamilySpec:
     asset_name : str
         Its asset key is ``scenarios/<asset_name>``.
     config_section : str
-        ``scenarios_pipeline.generation.<section>`` holds its settings.
+        Its section ``scenarios_pipeline.generation.<config_section>`` (what :func:`family_config_hash` hashes;
+        Monte Carlo and bootstrap share ``stochastic``).
     cli_types : tuple of str
         ``--type`` values that select it (besides ``all``).
     generate : callable
@@ -101,22 +102,93 @@ def families_for_type(type_: str) -> list[str]:
     """Registered families selected by a ``--type`` value (one of :data:`CLI_TYPES`), in registry order.
 
     ``all`` selects every family; ``stochastic`` both Monte Carlo and bootstrap (each spec's ``cli_types``).
-    Returns an empty list for a value no spec lists."""
+    Returns an empty list for a value no spec lists.
+
+    Parameters
+    ----------
+    type_ : str
+        A ``--type`` value.
+
+    Returns
+    -------
+    list of str
+        Family names (keys of ``FAMILY_SPECS``).
+    """
     return [f for f, spec in FAMILY_SPECS.items() if type_ == "all" or type_ in spec.cli_types]
 
 
 def enabled(spec: FamilySpec, config: dict) -> bool:
-    """Whether the validated config enables the family (``generation.<section>.enabled``, default true)."""
+    """Whether the validated config enables the family (``generation.<section>.enabled``, default true).
+
+    For Monte Carlo and bootstrap this is ``generation.stochastic.enabled``; their own
+    ``stochastic.monte_carlo.enabled`` and ``stochastic.bootstrap.enabled`` are checked by their generators
+    (:func:`scenarios_assets.core.families.stochastic.disabled_set`).
+
+    Parameters
+    ----------
+    spec : FamilySpec
+        The family.
+    config : dict
+        The validated ``scenarios_pipeline`` mapping.
+
+    Returns
+    -------
+    bool
+
+    Raises
+    ------
+    KeyError
+        ``config`` lacks ``generation`` or the family's section.
+    """
     return bool(config["generation"][spec.config_section].get("enabled", True))
 
 
 def family_config_hash(family: str, config: dict) -> str:
-    """The hash of the config a family's output depends on (config.section_hash of its section)."""
+    """The hash of the config a family's output depends on (config.section_hash of its section).
+
+    Parameters
+    ----------
+    family : str
+        A key of ``FAMILY_SPECS``.
+    config : dict
+        The ``scenarios_pipeline`` mapping.
+
+    Returns
+    -------
+    str
+        16 hex digits: the SHA-256 of ``seed``, ``data`` and ``generation.<section>`` as canonical JSON.
+
+    Raises
+    ------
+    KeyError
+        An unknown ``family``, or ``config`` lacks ``seed``, ``data`` or the family's section.
+    """
     return section_hash(config, FAMILY_SPECS[family].config_section)
 
 
 def family_stream(family: str, ctx: GenerationContext) -> ScenarioStream:
-    """The scenarios of one family at ``ctx.severity`` as a stream (a disabled family: an empty one)."""
+    """The scenarios of one family at ``ctx.severity`` as a stream (a disabled family: an empty one).
+
+    Parameters
+    ----------
+    family : str
+        A key of ``FAMILY_SPECS``.
+    ctx : GenerationContext
+        What the generator reads.
+
+    Returns
+    -------
+    ScenarioStream
+        The generator's stream, or its whole set as a stream of one chunk; a family whose section is off
+        gives an empty stream with metadata ``{"disabled": True}``.
+
+    Raises
+    ------
+    KeyError
+        An unknown ``family``.
+    ScenarioInputError
+        Bad input found by the family's generator.
+    """
     spec = FAMILY_SPECS[family]
     if not enabled(spec, ctx.config):
         return ScenarioSet(family, ctx.severity, [], ctx.market.data_version, ctx.config_hash,

@@ -44,22 +44,72 @@ def chunk_size(horizon: int, n_symbols: int, paths_per_chunk: int | None = None)
 
 
 def chunks_of(indices: list[int], size: int) -> list[list[int]]:
-    """Consecutive runs of at most ``size`` scenario indices."""
+    """Consecutive runs of at most ``size`` scenario indices.
+
+    Parameters
+    ----------
+    indices : list of int
+        The scenario indices of the set, in order.
+    size : int
+        Most indices per run (:func:`chunk_size`; at least 1).
+
+    Returns
+    -------
+    list of list of int
+        ``indices`` cut into runs in order; every run but the last holds ``size`` indices (none for an
+        empty ``indices``).
+    """
     return [indices[c0 : c0 + size] for c0 in range(0, len(indices), size)]
 
 
 def paths_per_chunk_of(ctx: GenerationContext) -> int | None:
-    """``performance.paths_per_chunk`` (None: by size, :func:`chunk_size`)."""
+    """``performance.paths_per_chunk`` (None: by size, :func:`chunk_size`).
+
+    Parameters
+    ----------
+    ctx : GenerationContext
+        Reads ``ctx.settings.performance.paths_per_chunk``.
+
+    Returns
+    -------
+    int or None
+        The configured paths per chunk; None when it is not set or 0.
+    """
     return ctx.settings.performance.paths_per_chunk or None
 
 
 def workers_of(ctx: GenerationContext) -> int:
-    """``performance.workers``, at least 1."""
+    """``performance.workers``, at least 1.
+
+    Parameters
+    ----------
+    ctx : GenerationContext
+        Reads ``ctx.settings.performance.workers``.
+
+    Returns
+    -------
+    int
+        The configured worker count (1 when it is not set or 0), at least 1.
+    """
     return max(1, int(ctx.settings.performance.workers or 1))
 
 
 def disabled_set(ctx: GenerationContext, family: str, enabled: bool) -> ScenarioSet | None:
     """The empty disabled set of ``family`` when it (``enabled``) or ``generation.stochastic`` is off, else None.
+
+    Parameters
+    ----------
+    ctx : GenerationContext
+        Reads ``ctx.severity``, ``generation.stochastic.enabled``, the data version and the config hash.
+    family : str
+        The family's name (``monte_carlo`` or ``bootstrap``).
+    enabled : bool
+        The family section's own ``enabled``.
+
+    Returns
+    -------
+    ScenarioSet or None
+        A set without scenarios and with metadata ``{"disabled": True}``, or None when the family is on.
 
     Raises
     ------
@@ -74,7 +124,24 @@ def disabled_set(ctx: GenerationContext, family: str, enabled: bool) -> Scenario
 
 
 def empty_set(family: str, ctx: GenerationContext, reason: str, **metadata) -> ScenarioSet:
-    """A set without scenarios that says why (``skipped``)."""
+    """A set without scenarios that says why (``skipped``).
+
+    Parameters
+    ----------
+    family : str
+        The family's name (also the skipped entry's ``name``).
+    ctx : GenerationContext
+        Reads the severity, the data version and the config hash.
+    reason : str
+        Why the family has no scenarios (e.g. the calibration error).
+    **metadata
+        The set's metadata.
+
+    Returns
+    -------
+    ScenarioSet
+        No scenarios; ``skipped`` is ``[{"name": family, "reason": reason}]``.
+    """
     return ScenarioSet(
         family=family,
         severity=ctx.severity,
@@ -115,18 +182,57 @@ def scenario_indices(num_scenarios: int, indices: Iterable[int] | None) -> list[
 
 
 def simulated_dates(start_date: pd.Timestamp, horizon: int, calendar: str) -> np.ndarray:
-    """The ``horizon`` sessions of exchange calendar ``calendar`` (e.g. XNYS, or 24/7) after ``start_date``.
+    """The ``horizon`` sessions of exchange calendar ``calendar`` (e.g. XNYS) after ``start_date``.
+
+    Parameters
+    ----------
+    start_date : pandas.Timestamp
+        The paths' start date (the calibration window's end); the sessions are strictly after it.
+    horizon : int
+        Sessions per path (0 or less: none).
+    calendar : str
+        An ``exchange_calendars`` name (``data.trading_calendar``); ``'24/7'`` is not one.
 
     Returns
     -------
     ndarray of shape (horizon,), datetime64[D]
+        The session dates, ascending.
+
+    Raises
+    ------
+    ScenarioInputError
+        ``calendar`` is not an ``exchange_calendars`` name
+        (:func:`scenarios_assets.core.data.exchange_calendar.sessions_after`).
     """
     return sessions_after(start_date, horizon, calendar)
 
 
 def session_layout(ctx: GenerationContext, start_date: pd.Timestamp, dates: np.ndarray, symbols: list[str]) -> SessionLayout:
     """The layout of paths stepping on ``dates`` (the primary calendar's sessions after ``start_date``) on
-    each symbol's calendar (``data.symbol_calendars``; seven-day symbols of the data: '24/7')."""
+    each symbol's calendar (``data.symbol_calendars``; seven-day symbols of the data: '24/7').
+
+    Parameters
+    ----------
+    ctx : GenerationContext
+        Reads the config (``data.symbol_calendars``, ``data.trading_calendar``) and the market data report's
+        ``seven_day_symbols``.
+    start_date : pandas.Timestamp
+        The paths' start date; each symbol's sessions are taken from the next calendar day on.
+    dates : ndarray of shape (T,), datetime64[D]
+        The step dates (:func:`simulated_dates`).
+    symbols : list of str
+        The universe, in column order.
+
+    Returns
+    -------
+    SessionLayout
+        An identity layout when every symbol's sessions over the horizon are ``dates``.
+
+    Raises
+    ------
+    ScenarioInputError
+        An unknown calendar name (:meth:`SessionLayout.build`).
+    """
     calendars = symbol_calendars(symbols, ctx.config, ctx.market.report.get("seven_day_symbols"))
     return SessionLayout.build(start_date, dates, symbols, calendars, calendar_name(ctx.config))
 
@@ -205,17 +311,69 @@ def make_scenarios(
 
 
 def metadata_window(window: CalibrationWindow) -> str:
-    """``start..end (N symbols)`` of a calibration window."""
+    """``start..end (N symbols)`` of a calibration window.
+
+    Parameters
+    ----------
+    window : CalibrationWindow
+        The calibration (or history) window.
+
+    Returns
+    -------
+    str
+        ``YYYY-MM-DD..YYYY-MM-DD (N symbols)``: the ISO start and end dates and the universe's size.
+    """
     return f"{window.start.date()}..{window.end.date()} ({len(window.symbols)} symbols)"
 
 
 def risk_metadata(stats, levels: list[float]) -> dict:
     """VaR/CVaR and medians across the paths of the streamed set ``stats`` (``core.library.validation.SetStats``;
-    :func:`scenarios_assets.core.engines.risk.risk_metadata`)."""
+    :func:`scenarios_assets.core.engines.risk.risk_metadata`).
+
+    Parameters
+    ----------
+    stats : SetStats
+        Reads each path's equal-weight portfolio ``total_returns``, annualised ``volatilities`` and
+        ``max_drawdowns`` (lists of float, fractions).
+    levels : list of float
+        Confidence levels in (0, 1) (``confidence_levels``).
+
+    Returns
+    -------
+    dict
+        ``num_scenarios``, ``value_at_risk``, ``conditional_value_at_risk`` (level -> loss, positive fraction),
+        ``risk_measure`` and the medians.
+
+    Raises
+    ------
+    ScenarioInputError
+        A level outside (0, 1).
+
+    References
+    ----------
+    Rockafellar, R. T. & Uryasev, S. (2000). Optimization of conditional value-at-risk. Journal of Risk
+    2(3):21-41.
+    """
     return risk.risk_metadata(stats.total_returns, stats.volatilities, stats.max_drawdowns, levels)
 
 
 def stability_metadata(historical_simple: np.ndarray, stats) -> dict:
     """correlation_stability of the streamed set ``stats`` (``SetStats``) against the history's daily simple
-    returns (T, N) (:func:`scenarios_assets.core.engines.risk.stability_metadata`)."""
+    returns (T, N) (:func:`scenarios_assets.core.engines.risk.stability_metadata`).
+
+    Parameters
+    ----------
+    historical_simple : ndarray of shape (T, N), float64
+        Daily simple returns (fractions) of the calibration or history window.
+    stats : SetStats
+        Reads ``correlation_sample()``: the simulated daily simple returns pooled over scenarios and days,
+        ndarray of shape (rows, N), float32, or None without scenarios (the history is then compared with
+        itself).
+
+    Returns
+    -------
+    dict
+        ``correlation_stability`` (1 - mean absolute off-diagonal difference), its measure,
+        ``historical_mean_correlation`` and ``simulated_mean_correlation``.
+    """
     return risk.stability_metadata(historical_simple, stats.correlation_sample())
