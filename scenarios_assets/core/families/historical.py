@@ -44,7 +44,19 @@ class Event:
 
     @classmethod
     def from_record(cls, rec: dict) -> "Event":
-        """The event of one catalog record (dates as timestamps, ``symbols`` as a tuple or None)."""
+        """The event of one record of ``reference/historical_events.yaml``.
+
+        Parameters
+        ----------
+        rec : dict
+            The record (``key``, ``name``, ``kind``, ``scenario_type``, ``start``, ``end``, ``description``,
+            ``source``; optional ``symbols``, ``volatility_multiplier``, ``key_events``, ``projected``).
+
+        Returns
+        -------
+        Event
+            Dates as timestamps, ``symbols`` as a tuple or None.
+        """
         return cls(
             key=rec["key"],
             name=rec["name"],

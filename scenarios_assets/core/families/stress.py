@@ -127,7 +127,17 @@ class StressDefinition:
 
     @classmethod
     def from_record(cls, rec: dict) -> "StressDefinition":
-        """The definition of one catalog record.
+        """The definition of one record of ``reference/stress_tests.yaml``.
+
+        Parameters
+        ----------
+        rec : dict
+            The record as the YAML file holds it.
+
+        Returns
+        -------
+        StressDefinition
+            The typed definition.
 
         Raises
         ------

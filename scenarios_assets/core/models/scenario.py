@@ -527,9 +527,19 @@ def _round(value: float | None, digits: int = 6) -> float | None:
 
 
 def jsonable(value: Any) -> Any:
-    """``value`` with JSON types only, for metadata: dict keys as strings, tuples as lists, floats rounded to 6
-    digits (non-finite ones as None), numpy scalars as Python ones, timestamps as ``YYYY-MM-DD``; other values
-    unchanged."""
+    """``value`` with JSON types only, for metadata.
+
+    Parameters
+    ----------
+    value : Any
+        A metadata value: dicts, lists and tuples are converted recursively.
+
+    Returns
+    -------
+    Any
+        Dict keys as strings, tuples as lists, floats rounded to 6 digits (non-finite ones as None), numpy
+        scalars as Python ones, timestamps as ``YYYY-MM-DD``; other values unchanged.
+    """
     if isinstance(value, dict):
         return {str(k): jsonable(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
