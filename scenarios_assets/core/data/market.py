@@ -469,7 +469,7 @@ class MarketData:
     cell: 0.5 MB each on the bundled 28 symbols x 8,844 sessions), NaN where the source has closes only
     (``data/README.md``, close-only rule), on a forward-filled session and for a folded seven-day row set
     without any bar; None when the source has no bar at all. A folded session's bar spans its folded rows
-    (high: their highest high, low: their lowest low). Replays carry them (``historical.replay_window``).
+    (high: their highest high, low: their lowest low). Replays carry them (``engines.replay.replay_window``).
 
     Parameters
     ----------

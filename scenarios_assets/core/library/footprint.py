@@ -9,8 +9,8 @@ Every factor is a size the code allocates, times a per-unit figure measured on t
   panel pivot): ``MARKET_LOAD_BYTES_PER_ROW`` per input row, the rows counted from the source before it is
   read (a Parquet footer; a CSV's size over its mean line length);
 - *the panel* held by every step: sessions x symbols x 8 B (float64) x ``PANEL_ARRAYS``;
-- *one chunk of stochastic paths* (``monte_carlo.chunk_size``: ``performance.paths_per_chunk`` or about
-  ``monte_carlo.CHUNK_ELEMENTS`` cells): paths x horizon x symbols x ``CHUNK_BYTES_PER_CELL`` (the float32 draws, mixing
+- *one chunk of stochastic paths* (``families.stochastic.chunk_size``: ``performance.paths_per_chunk`` or about
+  ``families.stochastic.CHUNK_ELEMENTS`` cells): paths x horizon x symbols x ``CHUNK_BYTES_PER_CELL`` (the float32 draws, mixing
   factors, returns and prices, the long table and Parquet buffers), plus the metrics block
   (``core.library.metrics.BLOCK_CELLS`` float64 cells x ``METRICS_BLOCK_ARRAYS``);
 - *the set's checks* (``validation.SetStats``): ``SCENARIO_STATS_BYTES`` per path of a slice;
