@@ -229,15 +229,18 @@ def test_the_typed_config_has_exactly_the_yaml_keys_and_is_frozen(tmp_path):
     """ScenarioConfig mirrors default_config.yaml key for key (a key added to one but not the other fails),
     lists become tuples, and nothing can be assigned."""
     import dataclasses
-    import types
+    import pickle
 
-    from scenarios_assets.core.models.config import ScenarioConfig
+    from scenarios_assets.core.models.config import FrozenMapping, ScenarioConfig
 
     typed = ScenarioConfig.from_mapping(default_config())
     assert _typed_keys(typed) == _leaf_keys(default_config())
     mc = typed.generation.stochastic.monte_carlo
     assert (mc.num_scenarios, mc.volatility_model, mc.confidence_levels) == (50, "gjr_garch", (0.95, 0.99))
-    assert isinstance(typed.data.symbol_calendars, types.MappingProxyType)
+    assert isinstance(typed.data.symbol_calendars, FrozenMapping) and typed.data.symbol_calendars == {}
+    with pytest.raises(TypeError):
+        typed.generation.regime.min_regime_days["bull"] = 1  # type: ignore[index]
+    assert pickle.loads(pickle.dumps(typed)) == typed  # multiprocess steps and dask workers receive it
     with pytest.raises(dataclasses.FrozenInstanceError):
         mc.num_scenarios = 5
     user = tmp_path / "c.yaml"

@@ -12,6 +12,6 @@ REFERENCE_DIR = Path(__file__).parent
 
 @cache
 def load_reference(name: str) -> dict:
-    """The parsed YAML catalog ``<name>.yaml`` of this folder."""
+    """The parsed reference definitions ``<name>.yaml`` of this folder."""
     with (REFERENCE_DIR / f"{name}.yaml").open() as fh:
         return yaml.safe_load(fh)

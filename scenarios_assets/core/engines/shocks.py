@@ -4,8 +4,8 @@ A stress path is built in log space from the anchor close, ``log P_i(t) = log P_
 (plus the noise of :mod:`scenarios_assets.core.engines.stress_noise`): ``f(t)`` is a time profile of knots
 [session, fraction] interpolated linearly (:func:`profile_path`), ``S_i`` the symbol's full log shock, a
 beta times the market's log shock plus sector shocks. This module holds the severity scaling of the
-catalog's figures (:func:`scaled`), the profiles (daily, liquidity, the intraday minute path of a flash
-crash and its daily bar) and the beta estimate of a symbol the sector catalog has no beta for.
+reference figures (:func:`scaled`), the profiles (daily, liquidity, the intraday minute path of a flash
+crash and its daily bar) and the beta estimate of a symbol reference/sectors.yaml has no beta for.
 
 The figures themselves and their sources are in ``reference/stress_tests.yaml``; the per-quantity scaling
 rules are in its header.
@@ -24,7 +24,7 @@ from scenarios_assets.core.models.severity import REPLAY_SCALE
 
 
 def scaled(value: float | Mapping[str, Any], severity: str, rule: str, base: float = 0.0) -> float:
-    """The value of a ``severe``-anchored catalog figure at ``severity``.
+    """The value of a ``severe``-anchored reference figure at ``severity``.
 
     With k = ``REPLAY_SCALE[severity]`` (0.5, 1.0, 1.5), by ``rule``:
 
@@ -41,7 +41,7 @@ def scaled(value: float | Mapping[str, Any], severity: str, rule: str, base: flo
     severity : str
         ``moderate``, ``severe`` or ``extreme``.
     rule : str
-        One of the rules above (the catalog header says which quantity takes which).
+        One of the rules above (the file's header says which quantity takes which).
     base : float, default 0.0
         The level the ``toward`` rule scales from (e.g. the VIX or the baseline correlation at the anchor).
 
@@ -78,7 +78,7 @@ def intraday_depth(intraday: Mapping[str, Any], severity: str) -> float:
     Parameters
     ----------
     intraday : mapping
-        The catalog's ``intraday`` block (``depth``: fraction at ``severe``, or per severity).
+        The definition's ``intraday`` block (``depth``: fraction at ``severe``, or per severity).
     severity : str
 
     Returns

@@ -243,7 +243,7 @@ def pin_portfolio(log_path: np.ndarray, calibrated: np.ndarray, pin_day: int,
     target_gross = np.exp(np.diff(target, prepend=0.0))
     fixed_sum = gross[:, ~shifted].sum(axis=1)
     factor = (n * target_gross - fixed_sum) / gross[:, shifted].sum(axis=1)
-    if not (factor > 0).all():  # the index alone would exceed the target (not reachable in the catalog's tests)
+    if not (factor > 0).all():  # the index alone would exceed the target (not reachable in the reference stress tests)
         return log_path, 0.0
     shift = np.cumsum(np.log(factor))
     out = log_path.copy()

@@ -74,7 +74,7 @@ class Event:
 
 
 def load_events(include_full_cycles: bool, keys: Sequence[str] | None = None) -> list[Event]:
-    """The catalog's events, in catalog order.
+    """The events of reference/historical_events.yaml, in file order.
 
     Parameters
     ----------
@@ -90,7 +90,7 @@ def load_events(include_full_cycles: bool, keys: Sequence[str] | None = None) ->
     Raises
     ------
     ScenarioInputError
-        A key that is not in the catalog (the message names it and the known ones).
+        A key that is not in reference/historical_events.yaml (the message names it and the known ones).
     """
     events = [Event.from_record(r) for r in load_reference("historical_events")["events"]]
     if keys:
@@ -143,7 +143,7 @@ def _event_scenario(ctx: GenerationContext, event: Event, replay: Replay) -> Sce
 
 
 def generate_historical(ctx: GenerationContext) -> ScenarioSet:
-    """One scenario per catalog event at ``ctx.severity``: its window replayed on every symbol that covers it.
+    """One scenario per reference event at ``ctx.severity``: its window replayed on every symbol that covers it.
 
     Parameters
     ----------

@@ -230,7 +230,7 @@ def _segment_metadata(ctx: GenerationContext, seg: Segment, index: str, window: 
 
 
 def _rule_text(definitions: dict, regime: str, cfg: RegimeConfig) -> str:
-    """The catalog's rule of ``regime`` (for bear, the configured rule's text)."""
+    """The reference rule of ``regime`` (for bear, the configured rule's text)."""
     if regime == "bear" and bear_rule(cfg) == "trend":
         return definitions["bear"]["rule_trend"]
     return definitions[regime]["rule"]

@@ -33,8 +33,8 @@ minute path of ``metadata.intraday`` scaled to each symbol's close), and the sce
 counts the low (:func:`scenarios_assets.core.models.scenario.path_statistics`). Other sessions have no bar range
 (null).
 
-Severity: the numbers in the catalog are the ``severe`` calibration; moderate and extreme follow the scale
-k = 0.5 / 1.0 / 1.5 of ``severity.REPLAY_SCALE`` with the per-quantity rules documented in the catalog
+Severity: the numbers of reference/stress_tests.yaml are the ``severe`` calibration; moderate and extreme follow the scale
+k = 0.5 / 1.0 / 1.5 of ``severity.REPLAY_SCALE`` with the per-quantity rules documented in that file
 header, unless a number is given per severity. With ``common_noise`` (default) the noise draws are the
 same at every severity (common random numbers, seeded with the ``severe`` key), so severities differ only
 by the calibrated shocks; without it each severity has its own seed.
@@ -162,7 +162,7 @@ class StressDefinition:
 
 
 def load_stress_tests() -> list[StressDefinition]:
-    """Every stress test of ``reference/stress_tests.yaml``, in catalog order.
+    """Every stress test of ``reference/stress_tests.yaml``, in file order.
 
     Returns
     -------
@@ -261,8 +261,8 @@ def symbol_exposures(
 ) -> Exposures:
     """Betas and sector exposures from ``reference/sectors.yaml``; unknown symbols take the documented default.
 
-    A symbol without a beta in the catalog gets :func:`~scenarios_assets.core.engines.shocks.estimate_beta`
-    on the reference index over ``beta_window_days`` (the catalog default's ``fallback_beta`` with fewer than
+    A symbol without a beta in reference/sectors.yaml gets :func:`~scenarios_assets.core.engines.shocks.estimate_beta`
+    on the reference index over ``beta_window_days`` (the file's default ``fallback_beta`` with fewer than
     ``min_beta_days`` common returns).
 
     Parameters
@@ -281,8 +281,8 @@ def symbol_exposures(
     -------
     Exposures
     """
-    catalog = load_reference("sectors")
-    known, default = catalog["symbols"], catalog["default"]
+    table = load_reference("sectors")
+    known, default = table["symbols"], table["default"]
     ref = np.log(reference).diff()
     betas, sectors, defaults = [], [], []
     weights: dict[str, np.ndarray] = {}
@@ -594,7 +594,7 @@ def _headline_source(defn: StressDefinition) -> str:
     for key in ("equity.market", "intraday.depth", "rotation.magnitude", "correlation_breakdown.across", "liquidity.volume_multiplier"):
         if key in defn.sources:
             return defn.sources[key]
-    return next(iter(defn.sources.values()), "see catalog")
+    return next(iter(defn.sources.values()), "see reference/stress_tests.yaml")
 
 
 def _factor_paths(defn, severity, inputs: StressInputs, frac, intensity, vol_path, applied, n) -> tuple[dict, dict]:
@@ -741,7 +741,7 @@ def prepare_inputs(ctx: GenerationContext, definitions: list[StressDefinition]) 
 
 
 def select_definitions(include: Sequence[str] | None) -> list[StressDefinition]:
-    """The stress tests of ``generation.stress.include`` (catalog order), or all of them when it is empty.
+    """The stress tests of ``generation.stress.include`` (file order), or all of them when it is empty.
 
     Parameters
     ----------
@@ -755,7 +755,7 @@ def select_definitions(include: Sequence[str] | None) -> list[StressDefinition]:
     Raises
     ------
     ScenarioInputError
-        An unknown key (the message lists the known ones), or an invalid catalog record.
+        An unknown key (the message lists the known ones), or an invalid record.
     """
     definitions = load_stress_tests()
     include = list(include or [])

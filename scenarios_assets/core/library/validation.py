@@ -509,7 +509,7 @@ def non_empty(ss: SetStats) -> dict:
 
 
 def events_accounted(ss: SetStats) -> dict:
-    """Every catalog event is either replayed or reported as skipped with its reason.
+    """Every reference event (historical events, stress tests) is either replayed or reported as skipped with its reason.
 
     Passes when generated + skipped equals ``metadata["events_in_catalog"]`` and at least one was generated
     (or the family is disabled).
@@ -741,7 +741,7 @@ SET_CHECKS: list[SetCheck] = [
     SetCheck("trading_calendar", _aggregate("trading_calendar"), True, "dates increase and fall on weekdays (each symbol on its calendar's sessions where calendars differ)"),
     SetCheck("non_negative_volume", _aggregate("non_negative_volume"), True, "volumes and their multipliers are >= 0"),
     SetCheck("coverage", _aggregate("coverage"), False, f"each symbol has data on >= {MIN_COVERAGE:.0%} of days"),
-    SetCheck("events_accounted", events_accounted, False, "every catalog event is generated or reported skipped", True),
+    SetCheck("events_accounted", events_accounted, False, "every reference event is generated or reported skipped", True),
     SetCheck(
         "statistical_validity", statistical_validity, False,
         f"share of returns beyond {TAIL_SIGMA:g} sigma within x{TAIL_TOLERANCE:g} of the expected share", True,

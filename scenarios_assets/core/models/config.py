@@ -9,9 +9,8 @@ import copy
 import functools
 import hashlib
 import json
-import types
 import typing
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, fields, is_dataclass
 from pathlib import Path
 from typing import Any
@@ -222,6 +221,40 @@ class ScenarioConfig:
         return _build(cls, config, "scenarios_pipeline")
 
 
+class FrozenMapping(Mapping[str, Any]):
+    """A read-only mapping (an open config mapping such as ``data.symbol_calendars``): hashable, picklable (to
+    multiprocess steps and dask workers, unlike ``types.MappingProxyType``), equal to a dict of the same items.
+
+    Parameters
+    ----------
+    items : Mapping
+        The keys and values, copied.
+    """
+
+    __slots__ = ("_items",)
+
+    def __init__(self, items: Mapping[str, Any]):
+        self._items = dict(items)
+
+    def __getitem__(self, key: str) -> Any:
+        return self._items[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._items)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def __hash__(self) -> int:
+        return hash(tuple(sorted(self._items.items())))
+
+    def __repr__(self) -> str:
+        return f"FrozenMapping({self._items!r})"
+
+    def __reduce__(self):
+        return (FrozenMapping, (self._items,))
+
+
 def _build(cls: type, values: Mapping[str, Any], where: str) -> Any:
     hints = typing.get_type_hints(cls)
     names = {f.name for f in fields(cls)}
@@ -238,7 +271,7 @@ def _convert(hint: Any, value: Any, where: str) -> Any:
     if origin is tuple:
         return tuple(value)
     if origin is Mapping:
-        return types.MappingProxyType(dict(value))
+        return FrozenMapping(value)
     return value
 
 
