@@ -27,6 +27,7 @@ sessions without a recorded bar have none (null).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -71,6 +72,18 @@ class Replay:
     def bars(self) -> dict[str, np.ndarray]:
         """The ``high`` / ``low`` series for ``Scenario.extra`` (empty without a recorded bar)."""
         return {} if self.high is None or self.low is None else {"high": self.high, "low": self.low}
+
+    def scenario_paths(self) -> dict[str, Any]:
+        """The path fields of a ``Scenario`` made from this replay (its recorded bars as ``extra``; the
+        portfolio's intraday low is not derived from symbols' bars of different sessions).
+
+        Returns
+        -------
+        dict
+            ``dates``, ``symbols``, ``returns``, ``prices``, ``projected``, ``extra`` and ``portfolio_intraday``.
+        """
+        return {"dates": self.dates, "symbols": self.symbols, "returns": self.returns, "prices": self.prices,
+                "projected": self.projected, "extra": self.bars, "portfolio_intraday": False}
 
 
 def _coverage(window: pd.DataFrame, start: pd.Timestamp, end: pd.Timestamp, first: pd.Timestamp,

@@ -165,12 +165,7 @@ def _segment_scenario(ctx: GenerationContext, seg: Segment, window: tuple, drift
         family=FAMILY,
         scenario_type=SCENARIO_TYPE,
         severity=severity.value,
-        dates=replay.dates,
-        symbols=replay.symbols,
-        returns=replay.returns,
-        prices=replay.prices,
-        extra=replay.bars,
-        portfolio_intraday=False,
+        **replay.scenario_paths(),
         metadata=_segment_metadata(ctx, seg, seg.index, window, replay, definitions),
     )
 
