@@ -266,3 +266,10 @@ def test_family_traits_come_from_the_registry():
     for family in FAMILY_SPECS:
         est = footprint.estimate(default_config(), [family], ["severe"], sizes, save_timeseries=True)
         assert est.disk > 0 and any(k.startswith(family) for k in est.disk_parts), family
+
+
+def test_every_folder_of_the_package_is_a_regular_package():
+    """A folder without __init__.py is a namespace package: it imports, but `python -m`, hatch and mypy treat it
+    differently from its siblings (scenarios_assets/cli once was one)."""
+    folders = {p.parent for p in PACKAGE.rglob("*.py") if "__pycache__" not in p.parts}
+    assert sorted(str(f.relative_to(PACKAGE)) for f in folders if not (f / "__init__.py").exists()) == []

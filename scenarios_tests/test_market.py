@@ -82,8 +82,13 @@ def test_unknown_symbol_and_bad_dates():
         build_market_data(df, "src", symbols=["AAA", "ZZZ"])
     with pytest.raises(ScenarioInputError, match="end date 2021-01-05 is before start date 2021-02-01"):
         build_market_data(df, "src", start_date="2021-02-01", end_date="2021-01-05")
-    with pytest.raises(ScenarioInputError, match="holds no trading day"):
+    with pytest.raises(ScenarioInputError, match=r"start date 2030-01-01 is after the last session of market data "
+                                                 r"'src' \(2021-01-04\.\.2021-02-12\)"):
         build_market_data(df, "src", start_date="2030-01-01")
+    with pytest.raises(ScenarioInputError, match=r"end date 1980-01-01 is before the first session of market data"):
+        build_market_data(df, "src", end_date="1980-01-01")  # was "date range 2021-01-04..1980-01-01" (reversed)
+    with pytest.raises(ScenarioInputError, match=r"date range 2021-01-09\.\.2021-01-10 holds no trading day"):
+        build_market_data(df, "src", start_date="2021-01-09", end_date="2021-01-10")  # a weekend inside the data
 
 
 def test_short_holes_are_filled_long_gaps_fail():

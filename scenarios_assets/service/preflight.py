@@ -55,7 +55,7 @@ def preflight(plan: Plan) -> str:
         plan.settings["overrides_json"] = json.dumps(overrides, sort_keys=True)
         plan.config["data"]["symbols_universe"] = spelled
     lines = [
-        f"market data {market.source}: {len(market.symbols)} symbols, {market.dates[0].date()}..{market.dates[-1].date()}, "
+        f"market data {market.source}: {len(market.symbols)} symbol{'' if len(market.symbols) == 1 else 's'}, {market.dates[0].date()}..{market.dates[-1].date()}, "
         f"version {market.data_version}"
     ]
     return "\n  ".join(lines + input_notes(market.report))

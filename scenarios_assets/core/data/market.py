@@ -642,10 +642,11 @@ def build_market_data(
         lo = max(lo, hi - pd.DateOffset(years=float(lookback_years)))
     window = (close.index >= lo) & (close.index <= hi)
     if not window.any():
-        raise ScenarioInputError(
-            f"date range {lo.date()}..{hi.date()} holds no trading day of market data '{source}' "
-            f"({close.index[0].date()}..{close.index[-1].date()})"
-        )
+        first, last = close.index[0].date(), close.index[-1].date()
+        what = (f"end date {hi.date()} is before the first session" if hi < close.index[0] else
+                f"start date {lo.date()} is after the last session" if lo > close.index[-1] else
+                f"date range {lo.date()}..{hi.date()} holds no trading day")
+        raise ScenarioInputError(f"{what} of market data '{source}' ({first}..{last})")
     close, volume = close.loc[window], volume.loc[window]
     empty = [s for s in close.columns if close[s].isna().all()]
     close, volume = close.drop(columns=empty), volume.drop(columns=empty)

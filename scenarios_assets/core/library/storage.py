@@ -221,7 +221,7 @@ def summary_text(document: dict, run: dict) -> str:
     lines += ["", "by type: " + ", ".join(f"{t} {n}" for t, n in sorted(by_type.items()))]
     if ranges:
         widest = max((sl.get("symbols_covered", 0) for sl in slices.values()), default=0)
-        lines.append(f"coverage: up to {widest} symbols per slice, {min(r[0] for r in ranges)} .. {max(r[1] for r in ranges)}")
+        lines.append(f"coverage: up to {widest} symbol{'' if widest == 1 else 's'} per slice, {min(r[0] for r in ranges)} .. {max(r[1] for r in ranges)}")
     starts = sorted({(key.split("/")[0], st["date"], st["market_data_end"]) for key, sl in slices.items()
                      if isinstance(st := (sl.get("metadata") or {}).get("start_state"), dict)})
     if starts:  # simulated paths start at their calibration end, which may lie before the data's end

@@ -1,0 +1,2 @@
+"""The command line (``scenarios``): flags -> ``service.GenerationRequest``, printing; ``scenarios builds`` and
+``scenarios load-market-data``."""
