@@ -98,7 +98,7 @@ def overhead(data: Path, work: Path, paths: int, address: str) -> dict:
 
 def correlation_product(symbols: int = 5000, days: int = 252) -> dict:
     """Seconds of one path's correlation product at ``symbols`` symbols ((days, N) @ (N, N) float32, one BLAS
-    thread, as monte_carlo._simulate runs it): the part of a chunk that grows with the square of the universe."""
+    thread, as engines.simulation runs it): the part of a chunk that grows with the square of the universe."""
     import numpy as np
     from threadpoolctl import threadpool_limits
 
