@@ -553,7 +553,7 @@ def test_write_slice_holds_one_chunk_of_paths_at_a_time(make_ctx, tmp_path):
     # 2. Peak traced memory does not grow with the path count (one chunk, plus bounded statistics).
     def peak(paths, chunk):
         stream = family_stream("monte_carlo", ctx(paths, chunk))  # calibration (cached) outside the measure
-        directory = tmp_path / f"p{paths}-{chunk}"
+        directory = tmp_path / f"p{paths}-{chunk}-{len(list(tmp_path.iterdir()))}"
         directory.mkdir()
         gc.collect()
         tracemalloc.start()
@@ -564,7 +564,9 @@ def test_write_slice_holds_one_chunk_of_paths_at_a_time(make_ctx, tmp_path):
             tracemalloc.stop()
 
     path_bytes = path_bytes[0]
-    few, many, whole = peak(30, 10), peak(120, 10), peak(120, 120)
+    # Each measured twice, the lower kept: a one-time allocation (a cache filled or a module imported on first
+    # use, which a full CI run once put in the 120-path measure: +7.7 MB) is not growth with the path count.
+    few, many, whole = (min(peak(p, c), peak(p, c)) for p, c in ((30, 10), (120, 10), (120, 120)))
     print(f"peak traced memory: 30 paths {few / 1e6:.1f} MB, 120 paths {many / 1e6:.1f} MB (chunks of 10), "
           f"120 in one chunk {whole / 1e6:.1f} MB; 120 paths of arrays {120 * path_bytes / 1e6:.1f} MB")
     assert many - few < 0.25 * 90 * path_bytes  # 90 more paths cost less than a quarter of their arrays
