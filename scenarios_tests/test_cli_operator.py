@@ -50,7 +50,7 @@ def test_a_window_ending_before_the_data_says_why(make_ctx):
 
     overrides = {"generation": {"historical": {"include_full_cycles": True}}, "data": {"start_date": "2024-12-01"}}
     ctx = make_ctx("severe", overrides)
-    ctx = make_ctx("severe", overrides, load_configured_market_data(BUNDLED_OHLCV, ctx.config["data"]))
+    ctx = make_ctx("severe", overrides, load_configured_market_data(BUNDLED_OHLCV, ctx.settings.data))
     [reason] = [s["reason"] for s in generate_family("historical", ctx).skipped if s["key"] == "tariff_cycle_2025_2026"]
     assert ("the calibration window 2015-01-31..2025-01-31 holds 41 sessions (at least 250 needed); the market data "
             "starts 2024-12-02") in reason

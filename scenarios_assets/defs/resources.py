@@ -14,7 +14,7 @@ from pathlib import Path
 import dagster as dg
 from dagster import ConfigurableResource, EnvVar, FilesystemIOManager
 
-from scenarios_assets.core.models.config import config_hash
+from scenarios_assets.core.models.config import ScenarioConfig, config_hash
 from scenarios_assets.core.data.config_file import load_config
 from scenarios_assets.core.families.registry import FAMILY_SPECS
 from scenarios_assets.core.data.market import MarketData, load_configured_market_data, market_source
@@ -60,7 +60,7 @@ class ScenarioSettings(ConfigurableResource):
 
     def load_market_data(self) -> MarketData:
         """The validated panel the configured source and selection give (what market_data/ohlcv holds)."""
-        return load_configured_market_data(self.market_data_source(), self.pipeline_config()["data"])
+        return load_configured_market_data(self.market_data_source(), ScenarioConfig.from_mapping(self.pipeline_config()).data)
 
     def economic_data_source(self) -> str:
         return self.economic_data or ECONOMIC_DATA_ENV.get_value() or str(BUNDLED_ECONOMIC)

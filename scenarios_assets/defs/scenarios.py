@@ -27,6 +27,7 @@ from scenarios_assets.core.families.context import GenerationContext
 from scenarios_assets.core.library.assembly import IncompleteLibraryError, build_and_publish, plan_build
 from scenarios_assets.core.data.market import MarketData
 from scenarios_assets.core.library.report import write_report
+from scenarios_assets.core.models.config import ScenarioConfig
 from scenarios_assets.core.models.severity import SEVERITIES
 from scenarios_assets.core.library.slices import SliceManifest, SliceProgress, write_slice
 from scenarios_assets.core.library.store import remove_tree
@@ -117,7 +118,7 @@ def build_family_asset(spec: FamilySpec) -> AssetsDefinition:
         with measured() as figures, chunk_client(context.run.run_config) as client:
             started = time.perf_counter()
             try:
-                manifest = write_slice(family_stream(spec.family, ctx), staging, config["performance"]["save_timeseries"],
+                manifest = write_slice(family_stream(spec.family, ctx), staging, ctx.settings.performance.save_timeseries,
                                        family_config_hash(spec.family, config), progress=progress_logger(context),
                                        client=client)
                 manifest.generation_seconds = time.perf_counter() - started  # calibration included
@@ -209,6 +210,7 @@ def staging_cleanup(context: AssetExecutionContext, out, available: dict, consum
 )
 def catalog(context: AssetExecutionContext, settings: ScenarioSettings, market: MarketData, **family_slices):
     config = settings.pipeline_config()
+    performance = ScenarioConfig.from_mapping(config).performance
     out = settings.output_path()
     phases = Phases(on_start=lambda name: context.log.info(f"catalog: {name.replace('_', ' ')}"))
     with measured() as figures:
@@ -218,7 +220,7 @@ def catalog(context: AssetExecutionContext, settings: ScenarioSettings, market: 
                     family_slices, settings.catalog_families(), settings.catalog_severities(), market.data_version,
                     settings.config_hash(), out, carry_over=bool(settings.families or settings.severities),
                     all_families=list(FAMILY_SPECS), all_severities=list(SEVERITIES),
-                    save_timeseries=bool(config["performance"]["save_timeseries"]), check_only=settings.dry_run,
+                    save_timeseries=performance.save_timeseries, check_only=settings.dry_run,
                     family_hashes={family: family_config_hash(family, config) for family in FAMILY_SPECS},
                 )
         except IncompleteLibraryError as exc:
@@ -237,7 +239,7 @@ def catalog(context: AssetExecutionContext, settings: ScenarioSettings, market: 
         if not settings.dry_run:
             timings = {s.manifest.key: round(s.manifest.generation_seconds, 3) for s in plan.sources if s.origin == "new"}
             run = {"timings": timings, "time": {"market_data": market.report.get("load_seconds")}}
-            final, header = build_and_publish(plan, out, int(config["performance"]["keep_builds"]), run=run,
+            final, header = build_and_publish(plan, out, performance.keep_builds, run=run,
                                               report=report_writer(context, charts, settings.api_base_url()), phases=phases)
             build_id, generated_at = final.name, header["generated_at"]
             with phases.timed("clean_staging"):

@@ -19,7 +19,7 @@ from scenarios_assets.core.data.database import PASSWORD_ENV, split_password
 from scenarios_assets.core.data.paths import DEFAULT_OUTPUT_DIR
 from scenarios_assets.core.data.price_moves import parse_accepted_moves
 from scenarios_assets.core.families.registry import FAMILY_SPECS, enabled, families_for_type
-from scenarios_assets.core.models.config import default_config
+from scenarios_assets.core.models.config import ScenarioConfig, default_config
 from scenarios_assets.core.models.errors import ScenarioInputError
 from scenarios_assets.core.models.severity import SEVERITIES, parse_severities
 
@@ -153,13 +153,14 @@ def build_plan(request: GenerationRequest) -> Plan:
     config = load_config(request.config_file, overrides)
     if request.accept_moves:
         parse_accepted_moves(list(request.accept_moves), "--accept-move")
-        moves = list(dict.fromkeys([*config["data"]["accepted_moves"], *request.accept_moves]))
+        moves = list(dict.fromkeys([*ScenarioConfig.from_mapping(config).data.accepted_moves, *request.accept_moves]))
         overrides.setdefault("data", {})["accepted_moves"] = moves
         config = load_config(request.config_file, overrides)
     families = _families(request.types, config)
     severities = _severities(request.severities)
-    parallel = bool(request.parallel or config["performance"]["parallel"])
-    workers = int(request.workers or config["performance"]["workers"])
+    performance = ScenarioConfig.from_mapping(config).performance
+    parallel = request.parallel or performance.parallel
+    workers = int(request.workers or performance.workers)
     output_dir = check_output_dir(request.output_dir)
     settings = {
         "config_file": str(Path(request.config_file).resolve()) if request.config_file else "",

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 
+from scenarios_assets.core.models.config import ScenarioConfig
 from scenarios_assets.core.models.errors import ScenarioInputError
 from scenarios_assets.service.plan import Plan
 
@@ -39,17 +40,17 @@ def preflight(plan: Plan) -> str:
 
     if plan.dask_scheduler:
         check_scheduler(plan.dask_scheduler)
-    generation = plan.config["generation"]
-    load_events(generation["historical"]["include_full_cycles"], generation["historical"]["events"])
-    select_definitions(generation["stress"]["include"])
+    typed = ScenarioConfig.from_mapping(plan.config)
+    load_events(typed.generation.historical.include_full_cycles, list(typed.generation.historical.events))
+    select_definitions(typed.generation.stress.include)
 
     source = market_source(plan.settings.get("market_data"))
     rows = check_footprint(plan, source)  # loading alone may not fit: checked on the source's row count first
-    market = load_configured_market_data(source, plan.config["data"])
+    market = load_configured_market_data(source, typed.data)
     plan.sizes = market_sizes(market, plan.config, rows)
     check_footprint(plan, source)
     spelled = market.report.get("symbols_requested")
-    if spelled and spelled != plan.config["data"]["symbols_universe"]:  # e.g. spx -> SPX: one config, one hash
+    if spelled and spelled != list(typed.data.symbols_universe):  # e.g. spx -> SPX: one config, one hash
         overrides = json.loads(plan.settings["overrides_json"])
         overrides.setdefault("data", {})["symbols_universe"] = spelled
         plan.settings["overrides_json"] = json.dumps(overrides, sort_keys=True)
@@ -90,7 +91,8 @@ def check_footprint(plan: Plan, source: str) -> int | None:
     sizes = plan.sizes if plan.sizes is not None else footprint.Sizes(rows, 0, 0)
     families = plan.families if plan.sizes is not None else []
     est = footprint.estimate(plan.config, families, plan.severities, sizes,
-                             bool(plan.config["performance"]["save_timeseries"]), bool(plan.settings.get("dry_run")))
+                             ScenarioConfig.from_mapping(plan.config).performance.save_timeseries,
+                             bool(plan.settings.get("dry_run")))
     lim = footprint.limits(plan.config["performance"], plan.output_dir, plan.memory_limit_gib, plan.disk_limit_gib)
     line = footprint.refusal(est, lim, plan.output_dir)
     if line is not None:

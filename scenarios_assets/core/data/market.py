@@ -22,7 +22,7 @@ import pyarrow as pa
 import pyarrow.dataset as pads
 
 from scenarios_assets.core.data.source_calendars import check_weekend_sessions, fold_to_calendar, market_calendar
-from scenarios_assets.core.models.config import default_config
+from scenarios_assets.core.models.config import DataConfig, default_config
 from scenarios_assets.core.data.dates import DateColumnError, parse_date_column
 from scenarios_assets.core.models.errors import ScenarioInputError
 from scenarios_assets.core.data.price_moves import PriceMoveError, check_price_moves, parse_accepted_moves
@@ -802,7 +802,7 @@ def market_source(explicit: str | Path | None = None) -> str:
     return str(explicit or os.environ.get("SCENARIOS_MARKET_DATA") or BUNDLED_OHLCV)
 
 
-def load_configured_market_data(source: str | Path, data_config: dict) -> MarketData:
+def load_configured_market_data(source: str | Path, data: DataConfig) -> MarketData:
     """The panel that a config's ``data`` section selects from ``source``: what ``market_data/ohlcv`` holds
     (the asset, the schedule's freshness check and the CLI's preflight all load it through here).
 
@@ -810,9 +810,9 @@ def load_configured_market_data(source: str | Path, data_config: dict) -> Market
     ----------
     source : str or Path
         As in :func:`load_market_data`.
-    data_config : dict
-        The config's ``data`` section: ``symbols_universe``, ``start_date``, ``end_date``,
-        ``lookback_years``, ``reference_symbol``, ``accepted_moves`` and ``split_check``.
+    data : DataConfig
+        The typed ``data`` section (``ScenarioConfig.data``): ``symbols_universe``, ``start_date``,
+        ``end_date``, ``lookback_years``, ``reference_symbol``, ``accepted_moves`` and ``split_check``.
 
     Returns
     -------
@@ -823,18 +823,16 @@ def load_configured_market_data(source: str | Path, data_config: dict) -> Market
     ------
     ScenarioInputError
         As :func:`load_market_data`.
-    KeyError
-        When ``data_config`` lacks one of the keys above.
     """
     return load_market_data(
         source,
-        symbols=data_config["symbols_universe"] or None,
-        start_date=data_config["start_date"],
-        end_date=data_config["end_date"],
-        lookback_years=data_config["lookback_years"],
-        reference_symbol=data_config["reference_symbol"],
-        accepted_moves=data_config["accepted_moves"],
-        split_check=data_config["split_check"],
+        symbols=list(data.symbols_universe) or None,
+        start_date=data.start_date,
+        end_date=data.end_date,
+        lookback_years=data.lookback_years,
+        reference_symbol=data.reference_symbol,
+        accepted_moves=list(data.accepted_moves),
+        split_check=data.split_check,
     )
 
 

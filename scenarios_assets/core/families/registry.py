@@ -15,7 +15,7 @@ from scenarios_assets.core.families.historical import generate_historical
 from scenarios_assets.core.families.monte_carlo import stream_monte_carlo
 from scenarios_assets.core.families.regime import generate_regimes
 from scenarios_assets.core.families.stress import generate_stress
-from scenarios_assets.core.models.config import section_hash
+from scenarios_assets.core.models.config import ScenarioConfig, section_hash
 from scenarios_assets.core.models.scenario import ScenarioSet, ScenarioStream
 
 
@@ -118,7 +118,7 @@ def families_for_type(type_: str) -> list[str]:
 
 
 def enabled(spec: FamilySpec, config: dict) -> bool:
-    """Whether the validated config enables the family (``generation.<section>.enabled``, default true).
+    """Whether the validated config enables the family (``generation.<section>.enabled``).
 
     For Monte Carlo and bootstrap this is ``generation.stochastic.enabled``; their own
     ``stochastic.monte_carlo.enabled`` and ``stochastic.bootstrap.enabled`` are checked by their generators
@@ -138,9 +138,9 @@ def enabled(spec: FamilySpec, config: dict) -> bool:
     Raises
     ------
     KeyError
-        ``config`` lacks ``generation`` or the family's section.
+        ``config`` lacks a key of the typed config (``ScenarioConfig.from_mapping``).
     """
-    return bool(config["generation"][spec.config_section].get("enabled", True))
+    return bool(getattr(ScenarioConfig.from_mapping(config).generation, spec.config_section).enabled)
 
 
 def family_config_hash(family: str, config: dict) -> str:
